@@ -1,0 +1,62 @@
+"""Settings read from the environment: where the model is, which device, limits and server knobs."""
+from __future__ import absolute_import
+
+import os
+
+SAGEMAKER_MODEL_DIR = "/opt/ml/model"
+
+# Env var names, in one place so the docs, the image and the code agree.
+MODEL_DIR_ENV = "SSD_MODEL_DIR"          # the model baked into the image (never /opt/ml/model)
+CONTEXT_ENV = "SSD_CONTEXT"              # auto | eia | gpu | cpu
+MAX_IMAGE_PIXELS_ENV = "SSD_MAX_IMAGE_PIXELS"
+MAX_IMAGES_ENV = "SSD_MAX_IMAGES_PER_REQUEST"
+DEFAULT_THRESHOLD_ENV = "SSD_DEFAULT_SCORE_THRESHOLD"
+STARTUP_TIMEOUT_ENV = "SSD_STARTUP_TIMEOUT"
+DEFAULT_ACCEPT_ENV = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
+
+DEFAULT_MAX_IMAGE_PIXELS = 64 * 1000 * 1000   # above a 48 MP photo, below a decompression bomb
+DEFAULT_MAX_IMAGES = 16
+DEFAULT_THRESHOLD = 0.5
+
+
+def _int(name, default):
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def _float(name, default):
+    value = os.environ.get(name)
+    return float(value) if value not in (None, "") else default
+
+
+def model_dir_candidates(sagemaker_model_dir=SAGEMAKER_MODEL_DIR):
+    """Where to look for the model, in order: a model.tar.gz SageMaker unpacked, then the baked one."""
+    candidates = [sagemaker_model_dir]
+    baked = os.environ.get(MODEL_DIR_ENV)
+    if baked:
+        candidates.append(baked)
+    return candidates
+
+
+def context_preference():
+    return os.environ.get(CONTEXT_ENV, "auto").strip().lower() or "auto"
+
+
+def max_image_pixels():
+    return _int(MAX_IMAGE_PIXELS_ENV, DEFAULT_MAX_IMAGE_PIXELS)
+
+
+def max_images_per_request():
+    return _int(MAX_IMAGES_ENV, DEFAULT_MAX_IMAGES)
+
+
+def default_score_threshold():
+    return _float(DEFAULT_THRESHOLD_ENV, DEFAULT_THRESHOLD)
+
+
+def default_accept():
+    return os.environ.get(DEFAULT_ACCEPT_ENV, "application/json")
+
+
+def startup_timeout():
+    return _float(STARTUP_TIMEOUT_ENV, 200.0)

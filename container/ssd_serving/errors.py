@@ -1,0 +1,61 @@
+"""Errors as types that carry the HTTP status and JSON body a client gets for them."""
+from __future__ import absolute_import
+
+import json
+
+try:
+    # The stock SageMaker toolkits turn this type into its status code instead of a 500.
+    from sagemaker_inference.errors import BaseInferenceToolkitError as _ToolkitError
+except ImportError:  # serving without the toolkit installed (unit tests, export-only use)
+    _ToolkitError = Exception
+
+
+class InferenceError(_ToolkitError):
+    """An error with an HTTP status; its JSON body is {"error": message}."""
+
+    status_code = 500
+    phrase = "Internal Server Error"
+
+    def __init__(self, message, status_code=None):
+        Exception.__init__(self, message)
+        if status_code is not None:
+            self.status_code = status_code
+        self.error = message
+        # BaseInferenceToolkitError's fields: the toolkit sends `message` as the body.
+        self.message = self.body()
+
+    def body(self):
+        return json.dumps({"error": self.error, "status": self.status_code})
+
+    def __str__(self):
+        return self.error
+
+
+class BadRequestError(InferenceError):
+    """The request's body or parameters cannot be used (400)."""
+    status_code = 400
+    phrase = "Bad Request"
+
+
+class UnsupportedMediaTypeError(InferenceError):
+    """The request's Content-Type is not one we decode (415)."""
+    status_code = 415
+    phrase = "Unsupported Media Type"
+
+
+class NotAcceptableError(InferenceError):
+    """The Accept header asks for a format we do not produce (406)."""
+    status_code = 406
+    phrase = "Not Acceptable"
+
+
+class PayloadTooLargeError(InferenceError):
+    """The image is too large to decode safely (413)."""
+    status_code = 413
+    phrase = "Payload Too Large"
+
+
+class ModelLoadError(InferenceError):
+    """The model cannot be loaded: the server must not report healthy (503)."""
+    status_code = 503
+    phrase = "Service Unavailable"

@@ -1,0 +1,90 @@
+"""The Multi Model Server custom service: load the entry point's model once, answer each request in a batch."""
+from __future__ import absolute_import
+
+import importlib
+import json
+import logging
+import os
+import sys
+
+from .errors import InferenceError
+
+LOG = logging.getLogger(__name__)
+
+ENTRY_POINT_ENV = "SAGEMAKER_PROGRAM"
+DEFAULT_ENTRY_POINT = "inference.py"
+CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
+
+
+def _header(context, index, name):
+    headers = context.get_all_request_header(index) or {}
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else value
+    return None
+
+
+def _error_body(error):
+    return json.dumps({"error": error.error, "status": error.status_code})
+
+
+class DetectionService(object):
+    """Calls the entry point's model_fn once, then input_fn, predict_fn and output_fn per request."""
+
+    def __init__(self):
+        self.entry = None
+        self.model = None
+        self.initialized = False
+
+    def initialize(self, context):
+        module_name = os.environ.get(ENTRY_POINT_ENV, DEFAULT_ENTRY_POINT)
+        if module_name.endswith(".py"):
+            module_name = module_name[:-3]
+        self.entry = importlib.import_module(module_name)
+        model_dir = (context.system_properties or {}).get("model_dir")
+        self.model = self.entry.model_fn(model_dir)
+        self.initialized = True
+
+    def _answer(self, context, index, request):
+        body = request.get("body")
+        if body is None:
+            body = request.get("data")
+        content_type = _header(context, index, "Content-Type")
+        accept = _header(context, index, "Accept")
+        attributes = _header(context, index, CUSTOM_ATTRIBUTES)
+        try:
+            data = self.entry.input_fn(body, content_type, attributes)
+            prediction = self.entry.predict_fn(data, self.model)
+            payload, media = self.entry.output_fn(prediction, accept)
+            context.set_response_content_type(index, media)
+            return payload
+        except InferenceError as error:
+            LOG.info("request %d refused with %d: %s", index, error.status_code, error)
+            return self._fail(context, index, error.status_code, error.phrase, _error_body(error))
+        except Exception as error:  # keep the worker serving; the client learns it was our fault
+            LOG.exception("request %d failed", index)
+            body = json.dumps({"error": "internal error: %s" % (error,), "status": 500})
+            return self._fail(context, index, 500, "Internal Server Error", body)
+
+    @staticmethod
+    def _fail(context, index, status, phrase, body):
+        context.set_response_status(status, phrase, index)
+        context.set_response_content_type(index, "application/json")
+        return body
+
+    def handle(self, data, context):
+        return [self._answer(context, index, request) for index, request in enumerate(data)]
+
+
+_service = DetectionService()
+
+
+def handle(data, context):
+    """MMS entry: `data` is None when MMS only wants the model loaded."""
+    if not _service.initialized:
+        logging.basicConfig(level=logging.INFO, stream=sys.stdout)
+        _service.initialize(context)
+    if data is None:
+        return None
+    return _service.handle(data, context)

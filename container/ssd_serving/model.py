@@ -1,0 +1,187 @@
+"""The served detector: loading the exported graph on the right device, warm-up, and detection."""
+from __future__ import absolute_import
+
+import logging
+import os
+
+import mxnet as mx
+import numpy as np
+
+from . import artifact, environment
+from .errors import ModelLoadError
+from .export import file_sha256
+from .transforms import ssd_val_transform
+
+LOG = logging.getLogger(__name__)
+
+WARMUP_RUNS = 2
+
+
+def find_model_dir(preferred=None):
+    """The first directory holding an exported model: `preferred`, /opt/ml/model, then the baked one."""
+    candidates = ([preferred] if preferred else []) + environment.model_dir_candidates()
+    for candidate in candidates:
+        if artifact.has_model(candidate):
+            return candidate
+    raise ModelLoadError("no exported model found in %s; set %s to a directory written by "
+                         "`python -m ssd_serving.export`" % (", ".join(c for c in candidates if c),
+                                                             environment.MODEL_DIR_ENV))
+
+
+def _has_eia():
+    return hasattr(mx, "eia")
+
+
+def _num_gpus():
+    try:
+        return mx.context.num_gpus()
+    except Exception:  # MXNet builds without CUDA raise instead of returning 0
+        return 0
+
+
+def candidate_contexts(preference=None):
+    """Contexts to try in order. `auto`: EI when this MXNet build has it, then GPU, then CPU."""
+    preference = preference or environment.context_preference()
+    if preference == "cpu":
+        return [("cpu", mx.cpu())]
+    if preference == "gpu":
+        return [("gpu", mx.gpu(0))]
+    if preference == "eia":
+        if not _has_eia():
+            raise ModelLoadError("%s=eia but this MXNet build has no mx.eia() (it needs AWS's "
+                                 "amazonei_mxnet build)" % environment.CONTEXT_ENV)
+        return [("eia", mx.eia())]
+    if preference != "auto":
+        raise ModelLoadError("%s must be auto, eia, gpu or cpu, not %r" % (environment.CONTEXT_ENV, preference))
+    contexts = []
+    if _has_eia():
+        contexts.append(("eia", mx.eia()))
+    if _num_gpus() > 0:
+        contexts.append(("gpu", mx.gpu(0)))
+    contexts.append(("cpu", mx.cpu()))
+    return contexts
+
+
+class Detector(mx.gluon.Block):
+    """A fixed-shape SSD graph plus what it needs to map images in and detections out."""
+
+    def __init__(self, net, meta, model_dir, device_name, ctx, **kwargs):
+        super(Detector, self).__init__(**kwargs)
+        self.net = net
+        self.meta = meta
+        self.model_dir = model_dir
+        self.device_name = device_name
+        self.ctx = ctx
+        self.classes = list(meta["classes"])
+        self.input_width = int(meta["input_width"])
+        self.input_height = int(meta["input_height"])
+
+    @property
+    def info(self):
+        """What responses and logs say about the model: its name and where its weights came from."""
+        weights = self.meta.get("weights", {})
+        return {
+            "name": self.meta["model_name"],
+            "demo": bool(self.meta.get("demo", False)),
+            "weights_source": weights.get("source"),
+            "weights_location": weights.get("location"),
+            "params_sha256": self.meta.get("params_sha256"),
+            "device": self.device_name,
+        }
+
+    def forward(self, x):
+        return self.net(x)
+
+    def preprocess(self, rgb):
+        return ssd_val_transform(rgb, self.input_width, self.input_height,
+                                 self.meta["mean"], self.meta["std"])
+
+    def raw_outputs(self, rgb):
+        """Run the graph on one HxWx3 uint8 RGB image: (class ids, scores, boxes) in the input frame."""
+        x = self.preprocess(rgb)
+        if self.device_name == "gpu":  # EI takes inputs on the CPU and moves them itself
+            x = x.as_in_context(self.ctx)
+        ids, scores, boxes = self.net(x)
+        return ids[0].asnumpy()[:, 0], scores[0].asnumpy()[:, 0], boxes[0].asnumpy()
+
+    def detect(self, rgb, threshold=0.0, top_k=None, class_ids=None, original_size=None):
+        """Detections for one image as dicts, boxes in `original_size` (w, h) pixels, best first.
+
+        `original_size` defaults to the array's own size; it differs when the image was decoded
+        at reduced scale.
+        """
+        height, width = rgb.shape[0], rgb.shape[1]
+        out_width, out_height = original_size or (width, height)
+        ids, scores, boxes = self.raw_outputs(rgb)
+        scale = np.array([out_width / float(self.input_width), out_height / float(self.input_height)] * 2,
+                         dtype=np.float64)
+        keep = (ids >= 0) & (scores >= threshold)
+        if class_ids is not None:
+            keep &= np.isin(ids.astype(np.int64), np.asarray(sorted(class_ids), dtype=np.int64))
+        order = np.argsort(-scores[keep], kind="stable")
+        ids, scores, boxes = ids[keep][order], scores[keep][order], boxes[keep][order]
+        if top_k is not None:
+            ids, scores, boxes = ids[:top_k], scores[:top_k], boxes[:top_k]
+        boxes = boxes.astype(np.float64) * scale
+        boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, out_width)
+        boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0, out_height)
+        detections = []
+        for class_id, score, box in zip(ids, scores, boxes):
+            class_id = int(class_id)
+            detections.append({
+                "class_id": class_id,
+                "label": self.classes[class_id] if class_id < len(self.classes) else str(class_id),
+                "score": float(score),
+                "box": [float(v) for v in box],
+            })
+        return detections
+
+    def warm_up(self, runs=WARMUP_RUNS):
+        """Run the graph so the first request pays no allocation or kernel-selection cost."""
+        dummy = np.zeros((self.input_height, self.input_width, 3), dtype=np.uint8)
+        for _ in range(runs):
+            self.raw_outputs(dummy)
+
+
+def _import_graph(model_dir, meta, ctx):
+    symbol_file = os.path.join(model_dir, meta.get("symbol_file", artifact.SYMBOL_FILE))
+    params_file = os.path.join(model_dir, meta.get("params_file", artifact.PARAMS_FILE))
+    return mx.gluon.SymbolBlock.imports(symbol_file, [meta.get("input_name", "data")], params_file, ctx=ctx)
+
+
+def verify_params(model_dir, meta):
+    """Refuse weights whose checksum differs from the one the export recorded."""
+    expected = meta.get("params_sha256")
+    if not expected:
+        raise ModelLoadError("model metadata in %s records no params_sha256" % model_dir)
+    params_file = os.path.join(model_dir, meta.get("params_file", artifact.PARAMS_FILE))
+    actual = file_sha256(params_file)
+    if actual != expected:
+        raise ModelLoadError("%s has sha256 %s but its metadata says %s: the weights are not the "
+                             "exported ones" % (params_file, actual, expected))
+
+
+def load_detector(model_dir=None, context=None, warm_up=True):
+    """Load the exported model from `model_dir` (or find it) on the best available device."""
+    model_dir = find_model_dir(model_dir)
+    meta = artifact.read_metadata(model_dir)
+    verify_params(model_dir, meta)
+    errors = []
+    for device_name, ctx in candidate_contexts(context):
+        try:
+            net = _import_graph(model_dir, meta, ctx)
+            detector = Detector(net, meta, model_dir, device_name, ctx)
+            if warm_up:
+                detector.warm_up()
+        except ModelLoadError:
+            raise
+        except Exception as err:  # a device that is absent or refuses the graph: try the next one
+            LOG.warning("could not load the model on %s: %s", device_name, err)
+            errors.append("%s: %s" % (device_name, err))
+            continue
+        info = detector.info
+        LOG.info("serving model %s%s from %s on %s; weights: %s (%s), sha256 %s", info["name"],
+                 " (DEMO model trained on synthetic shapes)" if info["demo"] else "", model_dir,
+                 device_name, info["weights_source"], info["weights_location"], info["params_sha256"])
+        return detector
+    raise ModelLoadError("could not load the model from %s on any device: %s" % (model_dir, "; ".join(errors)))

@@ -1,0 +1,253 @@
+"""The server entry point: check the model, configure and start Multi Model Server, watch it, stop it cleanly."""
+from __future__ import absolute_import
+
+import argparse
+import json
+import logging
+import multiprocessing
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+from . import artifact, environment
+from .errors import ModelLoadError
+from .model import find_model_dir, verify_params
+
+LOG = logging.getLogger("ssd_serving.serving")
+
+MODEL_NAME = "model"
+HANDLER = "ssd_serving.handler:handle"
+CODE_DIR_ENV = "SSD_CODE_DIR"  # where the default code/inference.py lives (baked into the image)
+USER_CODE_DIR = os.path.join(environment.SAGEMAKER_MODEL_DIR, "code")
+STOP_GRACE_SECONDS = 20
+
+
+def _port_is_free(port):
+    sock = socket.socket()
+    try:
+        sock.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
+def free_port(low=20000, high=32767):
+    """A free port below 32768: MMS rejects larger ones ("Invalid port number")."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randint(low, high)
+        if _port_is_free(port):
+            return port
+    raise RuntimeError("no free port between %d and %d" % (low, high))
+
+
+def http_port():
+    # SageMaker's own toolkit reads SAGEMAKER_BIND_TO_PORT (default 8080); use its reading.
+    from sagemaker_inference.environment import Environment
+    return int(Environment().http_port)
+
+
+def management_port():
+    """A port for MMS's management API that cannot clash with SageMaker's: its safe range, else any free one."""
+    safe_range = os.environ.get("SAGEMAKER_SAFE_PORT_RANGE")
+    if safe_range and "-" in safe_range:
+        low, high = [int(p) for p in safe_range.split("-", 1)]
+        for port in range(low, min(high, 32767) + 1):
+            if _port_is_free(port):
+                return port
+    return free_port()
+
+
+def workers_and_threads():
+    """Worker count and threads per worker: SAGEMAKER_MODEL_SERVER_WORKERS and OMP_NUM_THREADS win.
+
+    Default: one worker using every core, which gives the lowest single-request latency; more
+    workers trade latency for throughput and each holds its own copy of the model.
+    """
+    cores = multiprocessing.cpu_count()
+    workers = int(os.environ.get("SAGEMAKER_MODEL_SERVER_WORKERS") or 1)
+    threads = int(os.environ.get("OMP_NUM_THREADS") or max(1, cores // workers))
+    return workers, threads
+
+
+def preflight():
+    """Refuse to start (exit with a message) rather than serve a model that cannot load."""
+    model_dir = find_model_dir()
+    meta = artifact.read_metadata(model_dir)
+    verify_params(model_dir, meta)
+    import mxnet as mx
+    try:
+        mx.sym.load(os.path.join(model_dir, meta.get("symbol_file", artifact.SYMBOL_FILE)))
+    except Exception as err:
+        raise ModelLoadError("the graph in %s cannot be read by MXNet %s: %s" % (model_dir, mx.__version__, err))
+    weights = meta.get("weights", {})
+    LOG.info("model %s%s in %s; weights from %s (%s), sha256 %s", meta["model_name"],
+             " (DEMO model trained on synthetic shapes, not a pretrained detector)" if meta.get("demo") else "",
+             model_dir, weights.get("source"), weights.get("location"), meta.get("params_sha256"))
+    return model_dir, meta
+
+
+def _model_server_command():
+    for name in ("multi-model-server", "mxnet-model-server"):
+        path = shutil.which(name) or os.path.join(os.path.dirname(sys.executable), name)
+        if os.path.isfile(path):
+            return path
+    raise RuntimeError("neither multi-model-server nor mxnet-model-server is installed")
+
+
+def _write_model_store(run_dir):
+    store = os.path.join(run_dir, "store")
+    empty = os.path.join(run_dir, "model-files")
+    for path in (store, empty):
+        os.makedirs(path)
+    archiver = shutil.which("model-archiver") or os.path.join(os.path.dirname(sys.executable), "model-archiver")
+    subprocess.check_call([archiver, "--model-name", MODEL_NAME, "--handler", HANDLER, "--model-path", empty,
+                           "--export-path", store, "--archive-format", "no-archive", "-f"])
+    return store
+
+
+def write_config(run_dir, store, port, mgmt_port, workers):
+    config = os.path.join(run_dir, "config.properties")
+    lines = [
+        "inference_address=http://0.0.0.0:%d" % port,
+        "management_address=http://127.0.0.1:%d" % mgmt_port,
+        "model_store=%s" % store,
+        "load_models=ALL",
+        "default_workers_per_model=%d" % workers,
+        # minutes in mxnet-model-server 1.0.5; SageMaker gives up on a request after 60 s anyway
+        "default_response_timeout=2",
+        "decode_input_request=false",
+        "enable_envvars_config=true",
+    ]
+    with open(config, "w") as stream:
+        stream.write("\n".join(lines) + "\n")
+    return config
+
+
+def _python_path():
+    """User code shipped in model.tar.gz comes first, then the baked entry point, then this package."""
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    default_code = os.environ.get(CODE_DIR_ENV) or os.path.join(os.path.dirname(package_root), "code")
+    paths = [p for p in (USER_CODE_DIR, default_code, package_root) if os.path.isdir(p)]
+    if os.environ.get("PYTHONPATH"):
+        paths.append(os.environ["PYTHONPATH"])
+    return os.pathsep.join(paths)
+
+
+def worker_status(mgmt_port, timeout=2.0):
+    """MMS's view of the model's workers, e.g. ['READY'], or None if it does not answer."""
+    try:
+        from urllib.request import urlopen
+        with urlopen("http://127.0.0.1:%d/models/%s" % (mgmt_port, MODEL_NAME), timeout=timeout) as reply:
+            described = json.loads(reply.read().decode("utf-8"))
+    except Exception:
+        return None
+    if isinstance(described, list):  # multi-model-server 1.1 answers a list
+        described = described[0] if described else {}
+    return [worker.get("status") for worker in described.get("workers", [])]
+
+
+class ModelServer(object):
+    """One MMS process group started by us, and only ours, stopped on exit."""
+
+    def __init__(self, port, run_dir=None):
+        self.port = port
+        self.run_dir = run_dir or tempfile.mkdtemp(prefix="ssd-serving-")
+        self.mgmt_port = management_port()
+        self.process = None
+
+    def start(self):
+        workers, threads = workers_and_threads()
+        store = _write_model_store(self.run_dir)
+        config = write_config(self.run_dir, store, self.port, self.mgmt_port, workers)
+        env = dict(os.environ)
+        tmp = os.path.join(self.run_dir, "tmp")
+        os.makedirs(tmp)
+        # MMS keeps its pid file in the temp dir: a private one lets several servers coexist.
+        env.update({"TMPDIR": tmp, "TEMP": tmp, "PYTHONPATH": _python_path(), "OMP_NUM_THREADS": str(threads),
+                    "MXNET_CPU_WORKER_NTHREADS": env.get("MXNET_CPU_WORKER_NTHREADS", "1")})
+        command = [_model_server_command(), "--start", "--foreground", "--mms-config", config,
+                   "--model-store", store]
+        LOG.info("starting %s on port %d with %d worker(s) x %d thread(s)", os.path.basename(command[0]),
+                 self.port, workers, threads)
+        self.process = subprocess.Popen(command, env=env, cwd=self.run_dir, start_new_session=True)
+
+    def wait_ready(self, timeout):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                return False
+            if "READY" in (worker_status(self.mgmt_port) or []):
+                return True
+            time.sleep(0.5)
+        return False
+
+    def stop(self):
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        except OSError:
+            return
+        try:
+            self.process.wait(STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def cleanup(self):
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+def serve(port=None):
+    """Run the server until it stops or SIGTERM arrives; return the exit status."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        preflight()
+    except ModelLoadError as err:
+        LOG.error("not starting: %s", err)
+        return 2
+    server = ModelServer(port or http_port())
+
+    def _terminate(signum, frame):
+        LOG.info("signal %d: stopping the model server", signum)
+        server.stop()
+
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
+    try:
+        server.start()
+        if not server.wait_ready(environment.startup_timeout()):
+            if server.process.poll() is not None:
+                LOG.error("the model server exited with status %d before the model was ready",
+                          server.process.returncode)
+                return 3
+            LOG.error("the model did not become ready within %.0f s; stopping so the endpoint is not "
+                      "reported healthy without a model", environment.startup_timeout())
+            return 3
+        LOG.info("ready: POST http://localhost:%d/invocations, GET /ping", server.port)
+        return server.process.wait()
+    finally:
+        server.stop()
+        server.cleanup()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve"])
+    parser.add_argument("--port", type=int, help="port to serve on (default: SAGEMAKER_BIND_TO_PORT or 8080)")
+    args = parser.parse_args(argv)
+    sys.exit(serve(args.port))
+
+
+if __name__ == "__main__":
+    main()

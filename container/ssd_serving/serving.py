@@ -103,13 +103,13 @@ def _model_server_command():
     raise RuntimeError("neither multi-model-server nor mxnet-model-server is installed")
 
 
-def _write_model_store(run_dir):
+def _write_model_store(run_dir, handler):
     store = os.path.join(run_dir, "store")
     empty = os.path.join(run_dir, "model-files")
     for path in (store, empty):
         os.makedirs(path)
     archiver = shutil.which("model-archiver") or os.path.join(os.path.dirname(sys.executable), "model-archiver")
-    subprocess.check_call([archiver, "--model-name", MODEL_NAME, "--handler", HANDLER, "--model-path", empty,
+    subprocess.check_call([archiver, "--model-name", MODEL_NAME, "--handler", handler, "--model-path", empty,
                            "--export-path", store, "--archive-format", "no-archive", "-f"])
     return store
 
@@ -158,21 +158,23 @@ def worker_status(mgmt_port, timeout=2.0):
 class ModelServer(object):
     """One MMS process group started by us, and only ours, stopped on exit."""
 
-    def __init__(self, port, run_dir=None):
+    def __init__(self, port, run_dir=None, handler=HANDLER, python_path=None):
         self.port = port
+        self.handler = handler
+        self.python_path = python_path or _python_path()
         self.run_dir = run_dir or tempfile.mkdtemp(prefix="ssd-serving-")
         self.mgmt_port = management_port()
         self.process = None
 
     def start(self):
         workers, threads = workers_and_threads()
-        store = _write_model_store(self.run_dir)
+        store = _write_model_store(self.run_dir, self.handler)
         config = write_config(self.run_dir, store, self.port, self.mgmt_port, workers)
         env = dict(os.environ)
         tmp = os.path.join(self.run_dir, "tmp")
         os.makedirs(tmp)
         # MMS keeps its pid file in the temp dir: a private one lets several servers coexist.
-        env.update({"TMPDIR": tmp, "TEMP": tmp, "PYTHONPATH": _python_path(), "OMP_NUM_THREADS": str(threads),
+        env.update({"TMPDIR": tmp, "TEMP": tmp, "PYTHONPATH": self.python_path, "OMP_NUM_THREADS": str(threads),
                     "MXNET_CPU_WORKER_NTHREADS": env.get("MXNET_CPU_WORKER_NTHREADS", "1")})
         command = [_model_server_command(), "--start", "--foreground", "--mms-config", config,
                    "--model-store", store]

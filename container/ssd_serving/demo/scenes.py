@@ -7,7 +7,7 @@ covering pixel columns 3..7 is [3, ., 8, .]).
 Classes: circles (ellipses up to 4:3), squares (rectangles up to 4:3, slightly rotated), triangles and
 five-pointed stars (any rotation). Backgrounds mix colour gradients, smooth colour blotches, stripes,
 noise, and distractors that are not objects: straight lines, arcs, scribbles, small dots and faint
-irregular blobs. Objects are at least ~8% of the short image side and barely overlap, so each one is
+potato-shaped blobs. Objects are at least ~8% of the short image side and barely overlap, so each one is
 findable.
 """
 from __future__ import absolute_import, division
@@ -112,7 +112,7 @@ def _colour_tuple(rng):
 
 
 def _draw_distractors(rng, img):
-    """Clutter that is none of the classes: lines, arcs, scribbles, dots and faint irregular blobs."""
+    """Clutter that is none of the classes: lines, arcs, scribbles, dots and faint potato-shaped blobs."""
     height, width = img.shape[0], img.shape[1]
     short = min(width, height)
     pil = Image.fromarray(img.astype(np.uint8))
@@ -144,17 +144,27 @@ def _draw_distractors(rng, img):
         radius = rng.uniform(0.003, 0.015) * short
         draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=_colour_tuple(rng))
     img = np.asarray(pil, dtype=np.float32).copy()
-    for _ in range(rng.randint(0, 3)):  # faint irregular blobs: jagged, low contrast
+    for _ in range(rng.randint(0, 3)):  # faint potato-shaped blobs: smooth, irregular, low contrast
         radius = rng.uniform(0.05, 0.2) * short
         cx, cy = rng.uniform(0, width), rng.uniform(0, height)
-        count = int(rng.randint(9, 16))
-        angles = np.sort(rng.uniform(0, 2 * math.pi, size=count))
-        radii = radius * rng.uniform(0.35, 1.0, size=count)
-        polygon = [(cx + r * math.cos(a), cy + r * math.sin(a)) for a, r in zip(angles, radii)]
-        mask = Image.new("L", (width, height), 0)
-        ImageDraw.Draw(mask).polygon(polygon, fill=255)
-        alpha = (np.asarray(mask, dtype=np.float32) / 255.0 * rng.uniform(0.15, 0.35))[:, :, None]
-        img = img * (1 - alpha) + _random_colour(rng)[None, None, :] * alpha
+        angles = np.linspace(0, 2 * math.pi, 48, endpoint=False)
+        radii = np.ones_like(angles)
+        for harmonic in (2, 3):
+            radii += rng.uniform(0.1, 0.25) * np.cos(harmonic * angles + rng.uniform(0, 2 * math.pi))
+        radii *= radius
+        stretch = rng.uniform(0.5, 1.0)
+        polygon = [(cx + r * math.cos(a), cy + stretch * r * math.sin(a)) for a, r in zip(angles, radii)]
+        x0 = max(int(min(p[0] for p in polygon)), 0)
+        y0 = max(int(min(p[1] for p in polygon)), 0)
+        x1 = min(int(max(p[0] for p in polygon)) + 1, width)
+        y1 = min(int(max(p[1] for p in polygon)) + 1, height)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        mask = Image.new("L", (x1 - x0, y1 - y0), 0)
+        ImageDraw.Draw(mask).polygon([(px - x0, py - y0) for px, py in polygon], fill=255)
+        alpha = (np.asarray(mask, dtype=np.float32) / 255.0 * rng.uniform(0.12, 0.3))[:, :, None]
+        region = img[y0:y1, x0:x1]
+        region[...] = region * (1 - alpha) + _random_colour(rng)[None, None, :] * alpha
     return img
 
 
@@ -244,7 +254,11 @@ def _paint_object(rng, img, mask_img, x, y):
     region[mask] = np.clip(fill[mask], 0, 255)
     if rng.rand() < 0.35 and min(box_w, box_h) >= 12:  # an outline in another colour
         thickness = int(rng.randint(1, max(2, min(box_w, box_h) // 12) + 1))
-        inner = np.asarray(mask_img.filter(ImageFilter.MinFilter(2 * thickness + 1))) > 127
+        padded = Image.new("L", (box_w + 2 * thickness, box_h + 2 * thickness), 0)
+        padded.paste(mask_img, (thickness, thickness))  # so the erosion also eats the box edges
+        # a square erosion: where the box mean over the (2t+1)^2 neighbourhood stays (near) full
+        inner = np.asarray(padded.filter(ImageFilter.BoxBlur(thickness))) > 250
+        inner = inner[thickness:thickness + box_h, thickness:thickness + box_w]
         edge = mask & ~inner
         region[edge] = _object_colour(rng, region[mask])
 

@@ -1,0 +1,157 @@
+"""Shared fixtures: real photos, the demo model, and a real Multi Model Server on a free port."""
+import io
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONTAINER = os.path.join(ROOT, "container")
+CODE = os.path.join(ROOT, "code")
+DEMO_MODEL = os.path.join(CONTAINER, "models", "demo")
+for path in (CONTAINER, CODE):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+from ssd_serving.serving import free_port  # noqa: E402
+
+
+def photo_paths():
+    """Real photos that ship inside the matplotlib and scikit-image wheels."""
+    import matplotlib
+    import skimage
+    paths = {"grace_hopper": os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")}
+    skimage_data = os.path.join(os.path.dirname(skimage.__file__), "data")
+    for name, file_name in (("astronaut", "astronaut.png"), ("chelsea", "chelsea.png"),
+                            ("coffee", "coffee.png"), ("rocket", "rocket.jpg")):
+        paths[name] = os.path.join(skimage_data, file_name)
+    return dict((k, v) for k, v in paths.items() if os.path.isfile(v))
+
+
+@pytest.fixture(scope="session")
+def photos():
+    paths = photo_paths()
+    assert len(paths) >= 3, "expected real photos in matplotlib's and scikit-image's wheels: %s" % paths
+    return paths
+
+
+@pytest.fixture(scope="session")
+def photo_jpeg(photos):
+    with open(photos["grace_hopper"], "rb") as stream:
+        return stream.read()
+
+
+def encode(rgb, fmt="JPEG", **kwargs):
+    stream = io.BytesIO()
+    Image.fromarray(rgb).save(stream, format=fmt, **kwargs)
+    return stream.getvalue()
+
+
+def iou(a, b):
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def match_objects(boxes, class_ids, detections, classes, min_iou=0.5):
+    """For each true object, the best IoU among detections with its label."""
+    found = []
+    for box, class_id in zip(boxes, class_ids):
+        same = [d for d in detections if d["label"] == classes[int(class_id)]]
+        found.append(max([iou(list(box), d["box"]) for d in same] or [0.0]))
+    return found
+
+
+@pytest.fixture(scope="session")
+def demo_model_dir():
+    assert os.path.isfile(os.path.join(DEMO_MODEL, "model-meta.json")), \
+        "the committed demo model is missing from %s (make demo-model rebuilds it)" % DEMO_MODEL
+    return DEMO_MODEL
+
+
+class RunningServer(object):
+    """`python -m ssd_serving.serving serve` started by a test, and stopped by it."""
+
+    def __init__(self, model_dir, extra_env=None, args=()):
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.log = tempfile.NamedTemporaryFile(prefix="ssd-server-", suffix=".log", delete=False)
+        env = dict(os.environ)
+        env.update({"SSD_MODEL_DIR": model_dir, "SAGEMAKER_BIND_TO_PORT": str(self.port),
+                    "PYTHONPATH": os.pathsep.join([CONTAINER, CODE]), "PYTHONUNBUFFERED": "1",
+                    "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")})
+        env.update(extra_env or {})
+        self.process = subprocess.Popen([sys.executable, "-m", "ssd_serving.serving", "serve"] + list(args),
+                                        env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout=180):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError("server exited with %s:\n%s" % (self.process.returncode, self.output()))
+            try:
+                if requests.get(self.url + "/ping", timeout=2).status_code == 200 and \
+                        "ready:" in self.output():
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        raise AssertionError("server not ready after %ss:\n%s" % (timeout, self.output()))
+
+    def output(self):
+        with open(self.log.name, errors="replace") as stream:
+            return stream.read()
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(40)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        os.unlink(self.log.name)
+
+    def post(self, body, content_type="image/jpeg", **kwargs):
+        headers = kwargs.pop("headers", {})
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        return requests.post(self.url + "/invocations", data=body, headers=headers, timeout=60, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def server(demo_model_dir):
+    running = RunningServer(demo_model_dir)
+    try:
+        yield running.wait_ready()
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def detector(demo_model_dir):
+    from ssd_serving.model import load_detector
+    return load_detector(demo_model_dir)
+
+
+def synthetic_scene(seed, width, height):
+    from ssd_serving.demo import scenes
+    rgb, boxes, class_ids = scenes.make_scene(seed, width, height)
+    return rgb, boxes, class_ids
+
+
+def first_detection_shape_ok(detection, width, height):
+    xmin, ymin, xmax, ymax = detection["box"]
+    return 0 <= xmin <= xmax <= width and 0 <= ymin <= ymax <= height
+
+
+__all__ = ["encode", "iou", "match_objects", "synthetic_scene", "RunningServer", "np"]

@@ -99,7 +99,7 @@ def _model_server_command():
     for name in ("multi-model-server", "mxnet-model-server"):
         path = shutil.which(name) or os.path.join(os.path.dirname(sys.executable), name)
         if os.path.isfile(path):
-            return path
+            return os.path.abspath(path)
     raise RuntimeError("neither multi-model-server nor mxnet-model-server is installed")
 
 
@@ -108,7 +108,8 @@ def _write_model_store(run_dir, handler):
     empty = os.path.join(run_dir, "model-files")
     for path in (store, empty):
         os.makedirs(path)
-    archiver = shutil.which("model-archiver") or os.path.join(os.path.dirname(sys.executable), "model-archiver")
+    archiver = os.path.abspath(shutil.which("model-archiver") or
+                               os.path.join(os.path.dirname(sys.executable), "model-archiver"))
     subprocess.check_call([archiver, "--model-name", MODEL_NAME, "--handler", handler, "--model-path", empty,
                            "--export-path", store, "--archive-format", "no-archive", "-f"])
     return store
@@ -165,6 +166,22 @@ class ModelServer(object):
         self.run_dir = run_dir or tempfile.mkdtemp(prefix="ssd-serving-")
         self.mgmt_port = management_port()
         self.process = None
+        self.stopping = False
+
+    def request_stop(self):
+        """Ask the server's process group to stop; safe inside a signal handler (it does not wait)."""
+        self.stopping = True
+        if self.process is not None and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+            except OSError:
+                pass
+
+    def wait(self):
+        """The server's exit status, once it has exited."""
+        while self.process.poll() is None:
+            time.sleep(0.5)
+        return self.process.returncode
 
     def start(self):
         workers, threads = workers_and_threads()
@@ -184,7 +201,7 @@ class ModelServer(object):
 
     def wait_ready(self, timeout):
         deadline = time.time() + timeout
-        while time.time() < deadline:
+        while time.time() < deadline and not self.stopping:
             if self.process.poll() is not None:
                 return False
             if "READY" in (worker_status(self.mgmt_port) or []):
@@ -222,13 +239,15 @@ def serve(port=None):
 
     def _terminate(signum, frame):
         LOG.info("signal %d: stopping the model server", signum)
-        server.stop()
+        server.request_stop()
 
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, _terminate)
     try:
         server.start()
         if not server.wait_ready(environment.startup_timeout()):
+            if server.stopping:
+                return 0
             if server.process.poll() is not None:
                 LOG.error("the model server exited with status %d before the model was ready",
                           server.process.returncode)
@@ -237,7 +256,8 @@ def serve(port=None):
                       "reported healthy without a model", environment.startup_timeout())
             return 3
         LOG.info("ready: POST http://localhost:%d/invocations, GET /ping", server.port)
-        return server.process.wait()
+        status = server.wait()
+        return 0 if server.stopping else status
     finally:
         server.stop()
         server.cleanup()

@@ -1,0 +1,279 @@
+"""Train the demo SSD on synthetic shape scenes on the CPU and export it (needs GluonCV).
+
+    python -m ssd_serving.demo.train --out container/models/demo [--epochs N] [--seed S]
+
+The network is a GluonCV SSD (gluoncv.model_zoo.ssd.SSD: its anchors, box decoder, per-class
+decoder and NMS) over a small plain conv feature extractor trained from scratch, at a fixed square
+input. Targets come from GluonCV's SSDTargetGenerator and the loss is GluonCV's SSDMultiBoxLoss, as
+in GluonCV's SSD training recipe. Everything is seeded, so the same command gives the same model
+(up to floating-point summation order). The result is exported with ssd_serving.export.
+"""
+from __future__ import absolute_import, division, print_function
+
+import argparse
+import json
+import logging
+import math
+import os
+import random
+import sys
+import time
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon
+from mxnet.gluon import nn
+
+from ssd_serving.demo import scenes
+from ssd_serving.export import export_detector
+from ssd_serving.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+LOG = logging.getLogger("ssd_serving.demo.train")
+
+MODEL_NAME = "ssd_256_demo_shapes"
+INPUT_SIZE = 256
+# feature maps at strides 8, 16, 32, 64 (32x32 .. 4x4 at 256 input)
+STEPS = [8, 16, 32, 64]
+# anchor sizes in input pixels: layer k gets s_k and sqrt(s_k * s_k+1), plus ratios 2 and 1/2 at s_k;
+# objects span ~11..135 input pixels a side after the (aspect-distorting) resize to 256x256
+ANCHOR_SIZES = [16, 32, 64, 112, 180]
+ANCHOR_RATIOS = [[1, 2, 0.5]] * 4
+FEATURE_CHANNELS = (16, 32, 64, 96, 128, 128)
+DEFAULT_SEED = 7
+DEFAULT_EPOCHS = 12
+DEFAULT_TRAIN_COUNT = 4000
+
+
+def _conv_bn_relu(channels, stride):
+    block = nn.HybridSequential(prefix="")
+    block.add(nn.Conv2D(channels, 3, strides=stride, padding=1, use_bias=False))
+    block.add(nn.BatchNorm())
+    block.add(nn.Activation("relu"))
+    return block
+
+
+class TinyFeatures(gluon.HybridBlock):
+    """A plain conv-BN-ReLU backbone returning feature maps at strides 8, 16, 32 and 64."""
+
+    def __init__(self, channels=FEATURE_CHANNELS, **kwargs):
+        # SSD passes pretrained/ctx/root/norm_layer/norm_kwargs; there is nothing pretrained here
+        for key in ("pretrained", "ctx", "root", "norm_layer", "norm_kwargs"):
+            kwargs.pop(key, None)
+        super(TinyFeatures, self).__init__(**kwargs)
+        c1, c2, c3, c4, c5, c6 = channels
+        with self.name_scope():
+            self.stage8 = nn.HybridSequential()
+            self.stage8.add(_conv_bn_relu(c1, 2), _conv_bn_relu(c2, 2), _conv_bn_relu(c3, 2),
+                            _conv_bn_relu(c3, 1))
+            self.stage16 = nn.HybridSequential()
+            self.stage16.add(_conv_bn_relu(c4, 2), _conv_bn_relu(c4, 1))
+            self.stage32 = nn.HybridSequential()
+            self.stage32.add(_conv_bn_relu(c5, 2), _conv_bn_relu(c5, 1))
+            self.stage64 = nn.HybridSequential()
+            self.stage64.add(_conv_bn_relu(c6, 2))
+
+    def hybrid_forward(self, F, x):
+        f8 = self.stage8(x)
+        f16 = self.stage16(f8)
+        f32 = self.stage32(f16)
+        f64 = self.stage64(f32)
+        return [f8, f16, f32, f64]
+
+
+def build_net(classes=scenes.CLASSES, input_size=INPUT_SIZE):
+    """The demo SSD, initialised (uninitialised weights get Xavier), on the CPU."""
+    from gluoncv.model_zoo.ssd import SSD
+    kwargs = dict(network=None, base_size=input_size, features=TinyFeatures, num_filters=None,
+                  sizes=ANCHOR_SIZES, ratios=ANCHOR_RATIOS, steps=STEPS, classes=list(classes),
+                  pretrained=False, anchor_alloc_size=input_size // STEPS[0], ctx=mx.cpu())
+    try:
+        # GluonCV >= 0.6 decodes boxes with contrib.box_decode/amp_multicast unless told not to;
+        # MXNet 1.4.1 has neither, so ask for the plain operators to keep the graph loadable there
+        net = SSD(minimal_opset=True, **kwargs)
+    except TypeError:  # GluonCV 0.5 has no minimal_opset and always uses the plain operators
+        net = SSD(**kwargs)
+    net.initialize(mx.init.Xavier(magnitude=2), ctx=mx.cpu())
+    return net
+
+
+def net_anchors(net, input_size=INPUT_SIZE):
+    with autograd.train_mode():
+        _, _, anchors = net(mx.nd.zeros((1, 3, input_size, input_size)))
+    return anchors
+
+
+def make_pool(seed, count, input_size=INPUT_SIZE, log_every=500):
+    """`count` scenes from data set `seed`, resized to the input size as GluonCV's train transform does.
+
+    Returns uint8 images (count, size, size, 3), boxes padded with -1 (count, M, 4) in input pixels
+    and class ids padded with -1 (count, M).
+    """
+    from gluoncv.data.transforms import image as timage
+    images = np.zeros((count, input_size, input_size, 3), dtype=np.uint8)
+    boxes = -np.ones((count, scenes.MAX_OBJECTS, 4), dtype=np.float32)
+    ids = -np.ones((count, scenes.MAX_OBJECTS), dtype=np.float32)
+    interp_rng = np.random.RandomState([int(seed) & 0xffffffff, 0x1a7e])
+    start = time.time()
+    for index in range(count):
+        rgb, scene_boxes, scene_ids = scenes.scene_at(seed, index)
+        height, width = rgb.shape[:2]
+        # random interpolation, as GluonCV's SSDDefaultTrainTransform resizes
+        resized = timage.imresize(mx.nd.array(rgb, dtype="uint8"), input_size, input_size,
+                                  interp=int(interp_rng.randint(0, 5)))
+        images[index] = resized.asnumpy()
+        count_objects = len(scene_ids)
+        scale = np.array([input_size / width, input_size / height] * 2, dtype=np.float32)
+        boxes[index, :count_objects] = scene_boxes * scale
+        ids[index, :count_objects] = scene_ids
+        if log_every and (index + 1) % log_every == 0:
+            LOG.info("generated %d/%d training scenes (%.0fs)", index + 1, count, time.time() - start)
+    return images, boxes, ids
+
+
+def augment(rng, image, boxes, ids, size):
+    """Random dihedral transform (flips and transpose keep every class what it is) and colour shuffle."""
+    valid = ids >= 0
+    boxes = boxes.copy()
+    b = boxes[valid]
+    if rng.rand() < 0.5:  # horizontal flip
+        image = image[:, ::-1]
+        b = np.stack([size - b[:, 2], b[:, 1], size - b[:, 0], b[:, 3]], axis=1)
+    if rng.rand() < 0.5:  # vertical flip
+        image = image[::-1]
+        b = np.stack([b[:, 0], size - b[:, 3], b[:, 2], size - b[:, 1]], axis=1)
+    if rng.rand() < 0.5:  # transpose (with the flips: all 8 rotations/reflections of the square)
+        image = image.transpose(1, 0, 2)
+        b = b[:, [1, 0, 3, 2]]
+    if rng.rand() < 0.5:  # colour is no clue to the class: permute the channels
+        image = image[:, :, rng.permutation(3)]
+    if rng.rand() < 0.2:
+        image = 255 - image
+    boxes[valid] = b
+    return image, boxes
+
+
+class BatchMaker(object):
+    """Normalised NCHW batches with GluonCV SSD training targets, drawn from the scene pool."""
+
+    def __init__(self, pool, anchors, seed, input_size=INPUT_SIZE, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        from gluoncv.model_zoo.ssd.target import SSDTargetGenerator
+        self.images, self.boxes, self.ids = pool
+        self.anchors = anchors
+        self.size = input_size
+        self.rng = np.random.RandomState([int(seed) & 0xffffffff, 0xba7c4])
+        self.mean = np.array(mean, dtype=np.float32).reshape(1, 1, 1, 3) * 255.0
+        self.std = np.array(std, dtype=np.float32).reshape(1, 1, 1, 3) * 255.0
+        # as SSDDefaultTrainTransform: no sampling here, SSDMultiBoxLoss mines the hard negatives
+        self.target_generator = SSDTargetGenerator(iou_thresh=0.5, stds=(0.1, 0.1, 0.2, 0.2),
+                                                   negative_mining_ratio=-1)
+
+    def epoch(self, batch_size):
+        order = self.rng.permutation(len(self.images))
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            yield self.batch(order[start:start + batch_size])
+
+    def batch(self, indices):
+        images, boxes = [], []
+        for index in indices:
+            image, image_boxes = augment(self.rng, self.images[index], self.boxes[index], self.ids[index],
+                                         self.size)
+            images.append(image)
+            boxes.append(image_boxes)
+        data = (np.stack(images).astype(np.float32) - self.mean) / self.std
+        data = mx.nd.array(data.transpose(0, 3, 1, 2))
+        gt_boxes = mx.nd.array(np.stack(boxes))
+        gt_ids = mx.nd.array(self.ids[indices][:, :, None])
+        cls_targets, box_targets, _ = self.target_generator(self.anchors, None, gt_boxes, gt_ids)
+        return data, cls_targets, box_targets
+
+
+def lr_at(step, total, base_lr, warmup):
+    if step < warmup:
+        return base_lr * (0.1 + 0.9 * step / float(warmup))
+    progress = (step - warmup) / float(max(1, total - warmup))
+    return base_lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    mx.random.seed(seed)
+
+
+def train(args):
+    seed_everything(args.seed)
+    net = build_net()
+    anchors = net_anchors(net)
+    LOG.info("%d anchors; generating %d training scenes from seed %d", anchors.shape[1], args.train_count,
+             args.seed)
+    start = time.time()
+    pool = make_pool(args.seed, args.train_count)
+    LOG.info("training scenes ready in %.0fs", time.time() - start)
+    batches = BatchMaker(pool, anchors, args.seed)
+    net.hybridize(static_alloc=True, static_shape=True)
+    from gluoncv.loss import SSDMultiBoxLoss
+    mbox_loss = SSDMultiBoxLoss(negative_mining_ratio=3, rho=1.0, lambd=1.0)
+    trainer = gluon.Trainer(net.collect_params(), "adam",
+                            {"learning_rate": args.lr, "wd": args.wd})
+    steps_per_epoch = args.train_count // args.batch_size
+    total = steps_per_epoch * args.epochs
+    step = 0
+    train_start = time.time()
+    for epoch in range(args.epochs):
+        epoch_start = time.time()
+        cls_sum = box_sum = 0.0
+        for data, cls_targets, box_targets in batches.epoch(args.batch_size):
+            trainer.set_learning_rate(lr_at(step, total, args.lr, args.warmup))
+            with autograd.record():
+                cls_preds, box_preds, _ = net(data)
+                sum_loss, cls_loss, box_loss = mbox_loss([cls_preds], [box_preds], [cls_targets],
+                                                         [box_targets])
+            autograd.backward(sum_loss)
+            trainer.step(1)  # SSDMultiBoxLoss already normalises by the number of positives
+            cls_sum += float(cls_loss[0].mean().asscalar())
+            box_sum += float(box_loss[0].mean().asscalar())
+            step += 1
+            if args.max_steps and step >= args.max_steps:
+                break
+        done = max(1, step - epoch * steps_per_epoch)
+        LOG.info("epoch %d/%d: cls loss %.4f, box loss %.4f, lr %.5f, %.0fs (%.1f img/s)", epoch + 1,
+                 args.epochs, cls_sum / done, box_sum / done, trainer.learning_rate,
+                 time.time() - epoch_start, done * args.batch_size / (time.time() - epoch_start))
+        if args.max_steps and step >= args.max_steps:
+            break
+    LOG.info("trained in %.0fs (%.0fs with data generation)", time.time() - train_start, time.time() - start)
+    return net
+
+
+def reproduce_command(args):
+    command = "python -m ssd_serving.demo.train --seed %d --epochs %d" % (args.seed, args.epochs)
+    if args.train_count != DEFAULT_TRAIN_COUNT:
+        command += " --train-count %d" % args.train_count
+    return command
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, help="directory to export the trained model to")
+    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seeds the training scenes and the training")
+    parser.add_argument("--train-count", type=int, default=DEFAULT_TRAIN_COUNT, help="training scenes")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--wd", type=float, default=1e-4)
+    parser.add_argument("--warmup", type=int, default=100, help="warm-up steps")
+    parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (smoke tests)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    start = time.time()
+    net = train(args)
+    weights = {"source": "demo-trained", "location": reproduce_command(args), "train_seed": args.seed}
+    meta = export_detector(net, args.out, MODEL_NAME, scenes.CLASSES, INPUT_SIZE, weights,
+                           mean=IMAGENET_MEAN, std=IMAGENET_STD, demo=True)
+    LOG.info("exported to %s in %.0fs total", args.out, time.time() - start)
+    print(json.dumps(meta, indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""The served detector: loading, device choice, checksum refusal, detection quality and GluonCV parity."""
+import json
+import os
+import shutil
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from conftest import encode, match_objects, synthetic_scene
+from ssd_serving import model as model_module
+from ssd_serving.decoder import decode_image
+from ssd_serving.errors import ModelLoadError
+from ssd_serving.model import candidate_contexts, load_detector
+
+
+def test_metadata_names_the_model_and_its_weights(detector):
+    info = detector.info
+    assert info["name"] == "ssd_demo_shapes" and info["demo"] is True
+    assert info["weights_source"] == "demo-trained" and "ssd_serving.demo.train" in info["weights_location"]
+    assert info["device"] == "cpu" and len(info["params_sha256"]) == 64
+
+
+@pytest.mark.parametrize("size", [(320, 240), (640, 480), (300, 600), (900, 250), (512, 512)])
+def test_detections_land_on_the_objects(detector, size):
+    rgb, boxes, class_ids = synthetic_scene(9000 + size[0], *size)
+    detections = detector.detect(rgb, threshold=0.3)
+    found = match_objects(boxes, class_ids, detections, detector.classes)
+    assert min(found) >= 0.5, (found, detections)
+    for detection in detections:
+        xmin, ymin, xmax, ymax = detection["box"]
+        assert 0 <= xmin <= xmax <= size[0] and 0 <= ymin <= ymax <= size[1]
+
+
+def test_threshold_top_k_and_class_filter(detector):
+    rgb, _, _ = synthetic_scene(77, 640, 480)
+    everything = detector.detect(rgb, threshold=0.0)
+    scores = [d["score"] for d in everything]
+    assert scores == sorted(scores, reverse=True)
+    assert [d["score"] for d in detector.detect(rgb, threshold=0.0, top_k=3)] == scores[:3]
+    assert all(d["score"] >= 0.6 for d in detector.detect(rgb, threshold=0.6))
+    assert all(d["class_id"] == 2 for d in detector.detect(rgb, threshold=0.0, class_ids={2}))
+
+
+def gluoncv_detections(detector, image_bytes):
+    """GluonCV's own pipeline: OpenCV decode, SSDDefaultValTransform, the network, boxes scaled back."""
+    from gluoncv.data.transforms.presets.ssd import SSDDefaultValTransform
+    src = mx.image.imdecode(image_bytes)
+    height, width = src.shape[:2]
+    transform = SSDDefaultValTransform(detector.input_width, detector.input_height,
+                                       mean=detector.meta["mean"], std=detector.meta["std"])
+    tensor, _ = transform(src, np.zeros((1, 5), dtype=np.float32))
+    ids, scores, boxes = detector.net(tensor.expand_dims(0))
+    ids, scores, boxes = ids[0].asnumpy()[:, 0], scores[0].asnumpy()[:, 0], boxes[0].asnumpy()
+    keep = (ids >= 0) & (scores >= 0.3)
+    boxes = boxes[keep] * [width / float(detector.input_width), height / float(detector.input_height)] * 2
+    return ids[keep], scores[keep], boxes
+
+
+@pytest.mark.parametrize("name", ["grace_hopper", "astronaut", "chelsea", "coffee"])
+def test_served_detections_equal_gluoncv_pipeline_on_real_photos(detector, photos, name):
+    # PNG decodes to identical pixels in Pillow and OpenCV, so the two pipelines must agree exactly;
+    # the photo is tiled with a synthetic scene so that there is something to detect.
+    from PIL import Image
+    photo = np.asarray(Image.open(photos[name]).convert("RGB"))
+    scene, _, _ = synthetic_scene(5, photo.shape[1], photo.shape[0])
+    mixed = photo.copy()
+    mixed[:, photo.shape[1] // 2:] = scene[:, photo.shape[1] // 2:]
+    png = encode(mixed, "PNG")
+    ids, scores, boxes = gluoncv_detections(detector, png)
+    decoded = decode_image(png, (detector.input_width, detector.input_height))
+    served = detector.detect(decoded.rgb, threshold=0.3, original_size=decoded.original_size)
+    order = np.argsort(-scores, kind="stable")
+    assert len(served) == len(ids) > 0
+    assert [d["class_id"] for d in served] == [int(i) for i in ids[order]]
+    np.testing.assert_allclose([d["score"] for d in served], scores[order], rtol=1e-5, atol=1e-6)
+    clipped = np.clip(boxes[order], 0, [mixed.shape[1], mixed.shape[0]] * 2)
+    np.testing.assert_allclose([d["box"] for d in served], clipped, rtol=1e-4, atol=1e-3)
+
+
+def test_jpeg_matches_gluoncv_within_decoder_differences(detector):
+    scene, boxes, class_ids = synthetic_scene(31, 500, 400)
+    jpeg = encode(scene, quality=92)
+    ids, scores, _ = gluoncv_detections(detector, jpeg)
+    decoded = decode_image(jpeg, (detector.input_width, detector.input_height))
+    served = detector.detect(decoded.rgb, threshold=0.3, original_size=decoded.original_size)
+    assert sorted(d["class_id"] for d in served if d["score"] > 0.5) == \
+        sorted(int(i) for i, s in zip(ids, scores) if s > 0.5)
+
+
+def test_context_choice(monkeypatch):
+    monkeypatch.setenv("SSD_CONTEXT", "cpu")
+    assert [name for name, _ in candidate_contexts()] == ["cpu"]
+    monkeypatch.setenv("SSD_CONTEXT", "auto")
+    names = [name for name, _ in candidate_contexts()]
+    assert names[-1] == "cpu" and ("eia" in names) == hasattr(mx, "eia")
+    monkeypatch.setenv("SSD_CONTEXT", "tpu")
+    with pytest.raises(ModelLoadError):
+        candidate_contexts()
+
+
+@pytest.mark.skipif(hasattr(mx, "eia"), reason="this MXNet build has Elastic Inference")
+def test_forcing_eia_without_an_ei_build_says_why(monkeypatch):
+    monkeypatch.setenv("SSD_CONTEXT", "eia")
+    with pytest.raises(ModelLoadError) as caught:
+        candidate_contexts()
+    assert "amazonei_mxnet" in str(caught.value)
+
+
+def test_tampered_weights_are_refused(demo_model_dir, tmp_path):
+    copy = str(tmp_path / "model")
+    shutil.copytree(demo_model_dir, copy)
+    with open(os.path.join(copy, "model-0000.params"), "r+b") as stream:
+        stream.seek(-16, 2)
+        stream.write(b"\x00" * 16)
+    with pytest.raises(ModelLoadError) as caught:
+        load_detector(copy)
+    assert "sha256" in str(caught.value)
+
+
+def test_sagemaker_model_dir_wins_over_the_baked_one(demo_model_dir, tmp_path, monkeypatch):
+    override = str(tmp_path / "opt_ml_model")
+    shutil.copytree(demo_model_dir, override)
+    meta_path = os.path.join(override, "model-meta.json")
+    meta = json.load(open(meta_path))
+    meta["model_name"] = "my_finetuned_shapes"
+    json.dump(meta, open(meta_path, "w"))
+    monkeypatch.setenv("SSD_MODEL_DIR", demo_model_dir)
+    monkeypatch.setattr(model_module.environment, "model_dir_candidates",
+                        lambda: [override, demo_model_dir])
+    assert model_module.find_model_dir() == override
+    assert load_detector(warm_up=False).info["name"] == "my_finetuned_shapes"

@@ -1,0 +1,119 @@
+"""The real Multi Model Server over HTTP: formats, detections where the objects are, and error answers."""
+import base64
+import io
+import json
+import os
+import shutil
+
+import pytest
+import requests
+from PIL import Image
+
+from conftest import RunningServer, encode, match_objects, synthetic_scene
+
+
+def test_ping(server):
+    assert requests.get(server.url + "/ping", timeout=2).status_code == 200
+
+
+def check_document(document, size):
+    assert document["model"]["name"] == "ssd_demo_shapes" and document["model"]["demo"] is True
+    assert document["model"]["weights_source"] == "demo-trained"
+    assert document["image_size"] == list(size)
+    for detection in document["detections"]:
+        assert set(detection) == {"class_id", "label", "score", "box"}
+        xmin, ymin, xmax, ymax = detection["box"]
+        assert 0 <= xmin <= xmax <= size[0] and 0 <= ymin <= ymax <= size[1]
+
+
+@pytest.mark.parametrize("name", ["grace_hopper", "astronaut", "chelsea", "coffee"])
+def test_real_photos_as_raw_bytes(server, photos, name):
+    with open(photos[name], "rb") as stream:
+        body = stream.read()
+    content_type = "image/png" if photos[name].endswith(".png") else "image/jpeg"
+    reply = server.post(body, content_type)
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["Content-Type"].startswith("application/json")
+    check_document(reply.json(), Image.open(photos[name]).size)
+
+
+def test_real_photo_as_base64_and_json(server, photo_jpeg):
+    size = Image.open(io.BytesIO(photo_jpeg)).size
+    encoded = base64.b64encode(photo_jpeg)
+    as_text = server.post(encoded, "text/plain")
+    as_json = server.post(json.dumps({"image": encoded.decode(), "threshold": 0.05}), "application/json")
+    for reply in (as_text, as_json):
+        assert reply.status_code == 200, reply.text
+        check_document(reply.json(), size)
+
+
+@pytest.mark.parametrize("size", [(640, 480), (333, 500), (900, 300), (256, 256)])
+def test_every_object_is_found_over_http(server, size):
+    rgb, boxes, class_ids = synthetic_scene(4242 + size[1], *size)
+    reply = server.post(encode(rgb, quality=95), "image/jpeg")
+    assert reply.status_code == 200, reply.text
+    document = reply.json()
+    from ssd_serving.demo.scenes import CLASSES
+    found = match_objects(boxes, class_ids, document["detections"], list(CLASSES))
+    assert min(found) >= 0.5, (found, boxes, document["detections"])
+
+
+def test_parameters_in_custom_attributes(server):
+    rgb, _, _ = synthetic_scene(11, 640, 480)
+    body = encode(rgb)
+    everything = server.post(body, headers={"X-Amzn-SageMaker-Custom-Attributes": "threshold=0.01"}).json()
+    top = server.post(body, headers={"X-Amzn-SageMaker-Custom-Attributes": "threshold=0.01;top_k=2"}).json()
+    assert len(everything["detections"]) > 2 and top["detections"] == everything["detections"][:2]
+
+
+def test_several_images_in_one_request(server):
+    scenes = [encode(synthetic_scene(seed, 400, 300)[0]) for seed in (1, 2, 3)]
+    body = json.dumps({"images": [base64.b64encode(s).decode() for s in scenes]})
+    reply = server.post(body, "application/json")
+    assert reply.status_code == 200 and len(reply.json()) == 3
+
+
+def test_picture_with_boxes(server):
+    rgb, _, _ = synthetic_scene(12, 400, 300)
+    reply = server.post(encode(rgb), headers={"Accept": "image/png"})
+    assert reply.status_code == 200 and reply.headers["Content-Type"] == "image/png"
+    assert Image.open(io.BytesIO(reply.content)).size == (400, 300)
+
+
+BAD_REQUESTS = [
+    ("empty body", b"", "image/jpeg", {}, 400),
+    ("random bytes", os.urandom(2000), "image/jpeg", {}, 400),
+    ("truncated jpeg", None, "image/jpeg", {}, 400),
+    ("bad base64", b"###", "text/plain", {}, 400),
+    ("bad json", b"{nope", "application/json", {}, 400),
+    ("json wrong type", b'{"image": 12}', "application/json", {}, 400),
+    ("unsupported type", b"abc", "video/mp4", {}, 415),
+    ("unproduced accept", None, "image/jpeg", {"Accept": "text/csv"}, 406),
+    ("threshold out of range", None, "image/jpeg", {"X-Amzn-SageMaker-Custom-Attributes": "threshold=5"}, 400),
+    ("unknown class", None, "image/jpeg", {"X-Amzn-SageMaker-Custom-Attributes": "classes=unicorn"}, 400),
+]
+
+
+@pytest.mark.parametrize("name,body,content_type,headers,status", BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS])
+def test_bad_input_gets_4xx_json_and_the_server_keeps_serving(server, photo_jpeg, name, body, content_type,
+                                                              headers, status):
+    if body is None:
+        body = photo_jpeg[:len(photo_jpeg) // 3] if name == "truncated jpeg" else photo_jpeg
+    reply = server.post(body, content_type, headers=dict(headers))
+    assert reply.status_code == status, reply.text
+    assert reply.headers["Content-Type"].startswith("application/json")
+    assert reply.json()["error"]
+    assert server.post(photo_jpeg).status_code == 200
+
+
+def test_model_that_cannot_load_does_not_start(demo_model_dir, tmp_path):
+    broken = str(tmp_path / "broken")
+    shutil.copytree(demo_model_dir, broken)
+    with open(os.path.join(broken, "model-0000.params"), "ab") as stream:
+        stream.write(b"tampered")
+    running = RunningServer(broken)
+    try:
+        assert running.process.wait(120) != 0
+        assert "not starting" in running.output() and "sha256" in running.output()
+    finally:
+        running.stop()

@@ -107,9 +107,12 @@ def export_zoo_model(model_name, out_dir, root=None):
 def export_user_params(model_name, params_path, classes, out_dir, input_size=None):
     """Export the `model_name` architecture with a user's own `.params` (e.g. fine-tuned on `classes`)."""
     from gluoncv import model_zoo
-    net = model_zoo.get_model(model_name, pretrained=False, pretrained_base=False)
     if classes:
-        net.reset_class(classes)
+        # GluonCV names the any-classes variant of ssd_512_resnet50_v1_voc ssd_512_resnet50_v1_custom
+        custom_name = re.sub(r"_(voc|coco)$", "_custom", model_name)
+        net = model_zoo.get_model(custom_name, classes=classes, pretrained_base=False)
+    else:
+        net = model_zoo.get_model(model_name, pretrained=False, pretrained_base=False)
     net.load_parameters(params_path, ctx=mx.cpu())
     weights = {"source": "user-params", "location": os.path.abspath(params_path),
                "sha256": file_sha256(params_path)}

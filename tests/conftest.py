@@ -71,6 +71,12 @@ def match_objects(boxes, class_ids, detections, classes, min_iou=0.5):
     return found
 
 
+def demo_meta():
+    import json
+    with open(os.path.join(DEMO_MODEL, "model-meta.json")) as stream:
+        return json.load(stream)
+
+
 @pytest.fixture(scope="session")
 def demo_model_dir():
     assert os.path.isfile(os.path.join(DEMO_MODEL, "model-meta.json")), \

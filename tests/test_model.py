@@ -7,7 +7,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from conftest import encode, match_objects, synthetic_scene
+from conftest import demo_meta, encode, match_objects, synthetic_scene
 from ssd_serving import model as model_module
 from ssd_serving.decoder import decode_image
 from ssd_serving.errors import ModelLoadError
@@ -16,7 +16,7 @@ from ssd_serving.model import candidate_contexts, load_detector
 
 def test_metadata_names_the_model_and_its_weights(detector):
     info = detector.info
-    assert info["name"] == "ssd_demo_shapes" and info["demo"] is True
+    assert info["name"] == demo_meta()["model_name"] and info["demo"] is True
     assert info["weights_source"] == "demo-trained" and "ssd_serving.demo.train" in info["weights_location"]
     assert info["device"] == "cpu" and len(info["params_sha256"]) == 64
 

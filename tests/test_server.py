@@ -9,7 +9,7 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import RunningServer, encode, match_objects, synthetic_scene
+from conftest import RunningServer, demo_meta, encode, match_objects, synthetic_scene
 
 
 def test_ping(server):
@@ -17,7 +17,7 @@ def test_ping(server):
 
 
 def check_document(document, size):
-    assert document["model"]["name"] == "ssd_demo_shapes" and document["model"]["demo"] is True
+    assert document["model"]["name"] == demo_meta()["model_name"] and document["model"]["demo"] is True
     assert document["model"]["weights_source"] == "demo-trained"
     assert document["image_size"] == list(size)
     for detection in document["detections"]:

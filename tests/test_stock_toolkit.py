@@ -10,7 +10,7 @@ import shutil
 import pytest
 import requests
 
-from conftest import CODE, CONTAINER, encode, synthetic_scene
+from conftest import CODE, CONTAINER, demo_meta, encode, synthetic_scene
 from ssd_serving.serving import ModelServer, free_port
 
 pytest.importorskip("sagemaker_mxnet_serving_container")
@@ -30,7 +30,7 @@ def stock_server(demo_model_dir, tmp_path_factory):
     os.environ.update({"SAGEMAKER_BASE_DIR": base, "SAGEMAKER_PROGRAM": "inference.py"})
     os.environ.pop("SSD_MODEL_DIR", None)
     server = ModelServer(free_port(), handler="sagemaker_mxnet_serving_container.handler_service",
-                         python_path=code_dir)
+                         python_path=code_dir, model_path=model_dir)
     try:
         server.start()
         assert server.wait_ready(180), "the stock toolkit's worker never became ready"
@@ -48,7 +48,7 @@ def test_stock_toolkit_serves_the_entry_point(stock_server):
                           headers={"Content-Type": "application/x-image"}, timeout=60)
     assert reply.status_code == 200, reply.text
     document = reply.json()
-    assert document["model"]["name"] == "ssd_demo_shapes" and document["detections"]
+    assert document["model"]["name"] == demo_meta()["model_name"] and document["detections"]
 
 
 def test_stock_toolkit_returns_our_4xx_errors(stock_server):

@@ -3,7 +3,8 @@ from __future__ import absolute_import
 
 import os
 
-SAGEMAKER_MODEL_DIR = "/opt/ml/model"
+# The toolkits let SAGEMAKER_BASE_DIR move /opt/ml (used to run the stock layout outside a container).
+SAGEMAKER_MODEL_DIR = os.path.join(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml"), "model")
 
 # Env var names, in one place so the docs, the image and the code agree.
 MODEL_DIR_ENV = "SSD_MODEL_DIR"          # the model baked into the image (never /opt/ml/model)

@@ -103,14 +103,16 @@ def _model_server_command():
     raise RuntimeError("neither multi-model-server nor mxnet-model-server is installed")
 
 
-def _write_model_store(run_dir, handler):
+def _write_model_store(run_dir, handler, model_path=None):
+    """An MMS model store; our handler finds the model itself, so its model path can stay empty."""
     store = os.path.join(run_dir, "store")
-    empty = os.path.join(run_dir, "model-files")
-    for path in (store, empty):
-        os.makedirs(path)
+    os.makedirs(store)
+    if not model_path:
+        model_path = os.path.join(run_dir, "model-files")
+        os.makedirs(model_path)
     archiver = os.path.abspath(shutil.which("model-archiver") or
                                os.path.join(os.path.dirname(sys.executable), "model-archiver"))
-    subprocess.check_call([archiver, "--model-name", MODEL_NAME, "--handler", handler, "--model-path", empty,
+    subprocess.check_call([archiver, "--model-name", MODEL_NAME, "--handler", handler, "--model-path", model_path,
                            "--export-path", store, "--archive-format", "no-archive", "-f"])
     return store
 
@@ -159,8 +161,9 @@ def worker_status(mgmt_port, timeout=2.0):
 class ModelServer(object):
     """One MMS process group started by us, and only ours, stopped on exit."""
 
-    def __init__(self, port, run_dir=None, handler=HANDLER, python_path=None):
+    def __init__(self, port, run_dir=None, handler=HANDLER, python_path=None, model_path=None):
         self.port = port
+        self.model_path = model_path
         self.handler = handler
         self.python_path = python_path or _python_path()
         self.run_dir = run_dir or tempfile.mkdtemp(prefix="ssd-serving-")
@@ -185,7 +188,7 @@ class ModelServer(object):
 
     def start(self):
         workers, threads = workers_and_threads()
-        store = _write_model_store(self.run_dir, self.handler)
+        store = _write_model_store(self.run_dir, self.handler, self.model_path)
         config = write_config(self.run_dir, store, self.port, self.mgmt_port, workers)
         env = dict(os.environ)
         tmp = os.path.join(self.run_dir, "tmp")

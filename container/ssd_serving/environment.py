@@ -13,6 +13,7 @@ MAX_IMAGE_PIXELS_ENV = "SSD_MAX_IMAGE_PIXELS"
 MAX_IMAGES_ENV = "SSD_MAX_IMAGES_PER_REQUEST"
 DEFAULT_THRESHOLD_ENV = "SSD_DEFAULT_SCORE_THRESHOLD"
 STARTUP_TIMEOUT_ENV = "SSD_STARTUP_TIMEOUT"
+READY_DIR_ENV = "SSD_READY_DIR"          # set by the server: workers mark a loaded model there
 DEFAULT_ACCEPT_ENV = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
 
 DEFAULT_MAX_IMAGE_PIXELS = 64 * 1000 * 1000   # above a 48 MP photo, below a decompression bomb
@@ -61,3 +62,11 @@ def default_accept():
 
 def startup_timeout():
     return _float(STARTUP_TIMEOUT_ENV, 200.0)
+
+
+def mark_model_loaded():
+    """Tell the server process this worker has its model (MMS reports workers READY before that)."""
+    ready_dir = os.environ.get(READY_DIR_ENV)
+    if ready_dir and os.path.isdir(ready_dir):
+        with open(os.path.join(ready_dir, "worker-%d" % os.getpid()), "w") as stream:
+            stream.write("loaded\n")

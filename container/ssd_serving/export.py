@@ -2,6 +2,7 @@
 from __future__ import absolute_import
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
@@ -157,7 +158,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if args.ensure:
-        print(ensure_model(args.model, args.out, args.fallback, args.root))
+        # GluonCV prints download progress on stdout; keep stdout for the one line callers capture
+        with contextlib.redirect_stdout(sys.stderr):
+            model_dir = ensure_model(args.model, args.out, args.fallback, args.root)
+        print(model_dir)
         return
     if args.params:
         classes = [c.strip() for c in args.classes.split(",")] if args.classes else None

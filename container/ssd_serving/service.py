@@ -1,6 +1,7 @@
 """The four SageMaker inference steps (model_fn, input_fn, predict_fn, output_fn) over this package."""
 from __future__ import absolute_import
 
+from . import environment
 from .model import load_detector
 from .request import parse_request
 from .response import ImageResult, Prediction, encode_prediction
@@ -13,6 +14,7 @@ _loaded = {"target_size": None}
 def model_fn(model_dir=None):
     detector = load_detector(model_dir)
     _loaded["target_size"] = (detector.input_width, detector.input_height)
+    environment.mark_model_loaded()
     return detector
 
 

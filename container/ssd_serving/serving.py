@@ -170,6 +170,7 @@ class ModelServer(object):
         self.mgmt_port = management_port()
         self.process = None
         self.stopping = False
+        self.ready_dir = os.path.join(self.run_dir, "ready")
 
     def request_stop(self):
         """Ask the server's process group to stop; safe inside a signal handler (it does not wait)."""
@@ -179,6 +180,10 @@ class ModelServer(object):
                 os.killpg(self.process.pid, signal.SIGTERM)
             except OSError:
                 pass
+
+    def models_loaded(self):
+        """How many workers have reported their model loaded (see environment.mark_model_loaded)."""
+        return len(os.listdir(self.ready_dir)) if os.path.isdir(self.ready_dir) else 0
 
     def wait(self):
         """The server's exit status, once it has exited."""
@@ -193,6 +198,8 @@ class ModelServer(object):
         env = dict(os.environ)
         tmp = os.path.join(self.run_dir, "tmp")
         os.makedirs(tmp)
+        os.makedirs(self.ready_dir)
+        env[environment.READY_DIR_ENV] = self.ready_dir
         # MMS keeps its pid file in the temp dir: a private one lets several servers coexist.
         env.update({"TMPDIR": tmp, "TEMP": tmp, "PYTHONPATH": self.python_path, "OMP_NUM_THREADS": str(threads),
                     "MXNET_CPU_WORKER_NTHREADS": env.get("MXNET_CPU_WORKER_NTHREADS", "1")})
@@ -207,7 +214,7 @@ class ModelServer(object):
         while time.time() < deadline and not self.stopping:
             if self.process.poll() is not None:
                 return False
-            if "READY" in (worker_status(self.mgmt_port) or []):
+            if self.models_loaded() and "READY" in (worker_status(self.mgmt_port) or []):
                 return True
             time.sleep(0.5)
         return False
@@ -234,10 +241,13 @@ def serve(port=None):
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        preflight()
+        model_dir, _ = preflight()
     except ModelLoadError as err:
         LOG.error("not starting: %s", err)
         return 2
+    if model_dir != environment.SAGEMAKER_MODEL_DIR:
+        # workers run in another directory: give them the absolute path
+        os.environ[environment.MODEL_DIR_ENV] = os.path.abspath(model_dir)
     server = ModelServer(port or http_port())
 
     def _terminate(signum, frame):

@@ -173,7 +173,10 @@ def _raw_or_base64(body):
     """A raw-image body; bodies that are base64 text are accepted too (the original write-up's format)."""
     head = body[:1024]
     if _DATA_URI.match(head.decode("latin-1")) or _BASE64_HEAD.match(head):
-        return _b64decode(body, "the body")
+        try:
+            return _b64decode(body, "the body")
+        except BadRequestError:
+            raise BadRequestError("the body is neither a decodable image nor base64 text of one")
     return body
 
 

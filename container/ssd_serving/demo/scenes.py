@@ -7,7 +7,7 @@ covering pixel columns 3..7 is [3, ., 8, .]).
 Classes: circles (ellipses up to 4:3), squares (rectangles up to 4:3, slightly rotated), triangles and
 five-pointed stars (any rotation). Backgrounds mix colour gradients, smooth colour blotches, stripes,
 noise, and distractors that are not objects: straight lines, arcs, scribbles, small dots and faint
-potato-shaped blobs. Objects are at least ~8% of the short image side and barely overlap, so each one is
+potato-shaped blobs. Objects are at least ~10% of the short image side and barely overlap, so each one is
 findable.
 """
 from __future__ import absolute_import, division
@@ -25,8 +25,8 @@ MAX_ASPECT = 2.0
 MIN_OBJECTS = 1
 MAX_OBJECTS = 5
 # object size sqrt(w*h) as a fraction of the short image side; with aspect <= 4:3 the smaller box
-# side is then >= 0.1 / sqrt(4/3) ~ 8.7% of the short side
-MIN_OBJECT_FRACTION = 0.10
+# side is then >= 0.12 / sqrt(4/3) ~ 10% of the short side
+MIN_OBJECT_FRACTION = 0.12
 MAX_OBJECT_FRACTION = 0.45
 MAX_OBJECT_ASPECT = 4.0 / 3.0
 # the largest share of the smaller of two boxes that their intersection may cover

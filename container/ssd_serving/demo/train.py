@@ -40,8 +40,11 @@ ANCHOR_SIZES = [16, 32, 64, 112, 180]
 ANCHOR_RATIOS = [[1, 2, 0.5]] * 4
 FEATURE_CHANNELS = (16, 32, 64, 96, 128, 128)
 DEFAULT_SEED = 7
-DEFAULT_EPOCHS = 12
-DEFAULT_TRAIN_COUNT = 4000
+DEFAULT_EPOCHS = 14
+DEFAULT_TRAIN_COUNT = 3200
+DEFAULT_BATCH_SIZE = 16
+# progress is watched on scenes of this seed; the evaluation command's held-out seed is another one
+MONITOR_SEED = 99
 
 
 def _conv_bn_relu(channels, stride):
@@ -152,20 +155,87 @@ def augment(rng, image, boxes, ids, size):
     return image, boxes
 
 
+def _iou(boxes_a, boxes_b):
+    """IoU of corner boxes (N, 4) x (M, 4) -> (N, M), without a +1 pixel offset (as box_iou)."""
+    width = np.minimum(boxes_a[:, None, 2], boxes_b[None, :, 2]) - np.maximum(boxes_a[:, None, 0], boxes_b[None, :, 0])
+    height = np.minimum(boxes_a[:, None, 3], boxes_b[None, :, 3]) - np.maximum(boxes_a[:, None, 1], boxes_b[None, :, 1])
+    inter = np.clip(width, 0, None) * np.clip(height, 0, None)
+    area_a = (boxes_a[:, 2] - boxes_a[:, 0]) * (boxes_a[:, 3] - boxes_a[:, 1])
+    area_b = (boxes_b[:, 2] - boxes_b[:, 0]) * (boxes_b[:, 3] - boxes_b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
+
+
+class SSDTargets(object):
+    """GluonCV's SSDTargetGenerator(iou_thresh=0.5, negative_mining_ratio=-1) for one image, in numpy.
+
+    The same matching (bipartite, then ties of each object's best anchor, then every anchor with
+    IoU >= 0.5 to its best object) and the same NormalizedBoxCenterEncoder targets, but ~50x faster
+    on the CPU than the NDArray version for these tiny per-image problems. test_targets() checks it
+    against GluonCV.
+    """
+
+    def __init__(self, anchors, iou_thresh=0.5, stds=(0.1, 0.1, 0.2, 0.2), eps=1e-12):
+        center = anchors.reshape((-1, 4)).asnumpy().astype(np.float64)  # (cx, cy, w, h)
+        self.anchor_center = center
+        self.anchor_corner = np.concatenate([center[:, :2] - center[:, 2:] / 2,
+                                             center[:, :2] + center[:, 2:] / 2], axis=1)
+        self.iou_thresh = iou_thresh
+        self.stds = np.array(stds, dtype=np.float64)
+        self.eps = eps
+
+    def match(self, gt_boxes):
+        num_anchors, num_gt = len(self.anchor_corner), len(gt_boxes)
+        matches = -np.ones(num_anchors, dtype=np.int64)
+        if num_gt == 0:
+            return matches
+        ious = _iou(self.anchor_corner, gt_boxes.astype(np.float64))
+        # greedy bipartite matching (contrib.bipartite_matching, threshold 1e-12, descending)
+        free = ious.copy()
+        for _ in range(min(num_anchors, num_gt)):
+            flat = int(np.argmax(free))
+            row, col = flat // num_gt, flat % num_gt
+            if not free[row, col] >= 1e-12:
+                break
+            matches[row] = col
+            free[row, :] = -1
+            free[:, col] = -1
+        best = ious.argmax(axis=1)
+        best_iou = ious[np.arange(num_anchors), best]
+        # anchors tying with an object's best anchor match it too (BipartiteMatcher, share_max=False)
+        tie = best_iou + self.eps >= ious.max(axis=0)[best]
+        matches = np.where((matches < 0) & tie, best, matches)
+        # then every anchor whose best object has IoU >= iou_thresh (MaximumMatcher)
+        return np.where((matches < 0) & (best_iou >= self.iou_thresh), best, matches)
+
+    def __call__(self, gt_boxes, gt_ids):
+        """(cls_targets (N,), box_targets (N, 4)) for one image's valid objects."""
+        matches = self.match(gt_boxes)
+        positive = matches >= 0
+        cls_targets = np.zeros(len(matches), dtype=np.float32)
+        box_targets = np.zeros((len(matches), 4), dtype=np.float32)
+        if positive.any():
+            cls_targets[positive] = gt_ids[matches[positive]] + 1
+            gt = gt_boxes[matches[positive]].astype(np.float64)
+            g_wh = gt[:, 2:] - gt[:, :2]
+            g_xy = gt[:, :2] + g_wh / 2
+            anchor = self.anchor_center[positive]
+            box_targets[positive] = np.concatenate([
+                (g_xy - anchor[:, :2]) / anchor[:, 2:] / self.stds[:2],
+                np.log(g_wh / anchor[:, 2:]) / self.stds[2:]], axis=1)
+        return cls_targets, box_targets
+
+
 class BatchMaker(object):
     """Normalised NCHW batches with GluonCV SSD training targets, drawn from the scene pool."""
 
     def __init__(self, pool, anchors, seed, input_size=INPUT_SIZE, mean=IMAGENET_MEAN, std=IMAGENET_STD):
-        from gluoncv.model_zoo.ssd.target import SSDTargetGenerator
         self.images, self.boxes, self.ids = pool
-        self.anchors = anchors
         self.size = input_size
         self.rng = np.random.RandomState([int(seed) & 0xffffffff, 0xba7c4])
-        self.mean = np.array(mean, dtype=np.float32).reshape(1, 1, 1, 3) * 255.0
-        self.std = np.array(std, dtype=np.float32).reshape(1, 1, 1, 3) * 255.0
+        self.mean = mx.nd.array(np.array(mean, dtype=np.float32).reshape(1, 3, 1, 1) * 255.0)
+        self.std = mx.nd.array(np.array(std, dtype=np.float32).reshape(1, 3, 1, 1) * 255.0)
         # as SSDDefaultTrainTransform: no sampling here, SSDMultiBoxLoss mines the hard negatives
-        self.target_generator = SSDTargetGenerator(iou_thresh=0.5, stds=(0.1, 0.1, 0.2, 0.2),
-                                                   negative_mining_ratio=-1)
+        self.targets = SSDTargets(anchors, iou_thresh=0.5, stds=(0.1, 0.1, 0.2, 0.2))
 
     def epoch(self, batch_size):
         order = self.rng.permutation(len(self.images))
@@ -173,18 +243,40 @@ class BatchMaker(object):
             yield self.batch(order[start:start + batch_size])
 
     def batch(self, indices):
-        images, boxes = [], []
+        images, cls_targets, box_targets = [], [], []
         for index in indices:
-            image, image_boxes = augment(self.rng, self.images[index], self.boxes[index], self.ids[index],
-                                         self.size)
+            image, boxes = augment(self.rng, self.images[index], self.boxes[index], self.ids[index],
+                                   self.size)
+            valid = self.ids[index] >= 0
+            cls_target, box_target = self.targets(boxes[valid], self.ids[index][valid])
             images.append(image)
-            boxes.append(image_boxes)
-        data = (np.stack(images).astype(np.float32) - self.mean) / self.std
-        data = mx.nd.array(data.transpose(0, 3, 1, 2))
-        gt_boxes = mx.nd.array(np.stack(boxes))
-        gt_ids = mx.nd.array(self.ids[indices][:, :, None])
-        cls_targets, box_targets, _ = self.target_generator(self.anchors, None, gt_boxes, gt_ids)
-        return data, cls_targets, box_targets
+            cls_targets.append(cls_target)
+            box_targets.append(box_target)
+        data = mx.nd.array(np.stack(images), dtype="uint8").astype("float32").transpose((0, 3, 1, 2))
+        data = mx.nd.broadcast_div(mx.nd.broadcast_sub(data, self.mean), self.std)
+        return data, mx.nd.array(np.stack(cls_targets)), mx.nd.array(np.stack(box_targets))
+
+
+def test_targets(seed=11, count=64):
+    """Check SSDTargets against GluonCV's SSDTargetGenerator on augmented pool scenes; returns mismatches."""
+    from gluoncv.model_zoo.ssd.target import SSDTargetGenerator
+    net = build_net()
+    anchors = net_anchors(net)
+    images, boxes, ids = make_pool(seed, count, log_every=0)
+    ours = SSDTargets(anchors)
+    theirs = SSDTargetGenerator(iou_thresh=0.5, stds=(0.1, 0.1, 0.2, 0.2), negative_mining_ratio=-1)
+    rng = np.random.RandomState(seed)
+    mismatches = 0
+    for index in range(count):
+        _, aug_boxes = augment(rng, images[index], boxes[index], ids[index], INPUT_SIZE)
+        valid = ids[index] >= 0
+        cls_a, box_a = ours(aug_boxes[valid], ids[index][valid])
+        cls_b, box_b, _ = theirs(anchors, None, mx.nd.array(aug_boxes[valid][None]),
+                                 mx.nd.array(ids[index][valid][None, :, None]))
+        if not (np.array_equal(cls_a, cls_b[0].asnumpy()) and
+                np.allclose(box_a, box_b[0].asnumpy(), rtol=1e-4, atol=1e-4)):
+            mismatches += 1
+    return mismatches
 
 
 def lr_at(step, total, base_lr, warmup):
@@ -198,6 +290,21 @@ def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed)
     mx.random.seed(seed)
+
+
+def monitor_map(net, count):
+    """mAP on `count` monitoring scenes, through the exported graph as served (a progress signal only)."""
+    import shutil
+    import tempfile
+    from ssd_serving.demo.evaluate import evaluate
+    from ssd_serving.model import load_detector
+    out_dir = tempfile.mkdtemp(prefix="demo-monitor-")
+    try:
+        export_detector(net, out_dir, MODEL_NAME, scenes.CLASSES, INPUT_SIZE, {"source": "monitor"})
+        detector = load_detector(out_dir, context="cpu", warm_up=False)
+        return float(evaluate(detector, MONITOR_SEED, count)[1][-1])
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
 
 
 def train(args):
@@ -241,6 +348,9 @@ def train(args):
                  time.time() - epoch_start, done * args.batch_size / (time.time() - epoch_start))
         if args.max_steps and step >= args.max_steps:
             break
+        if args.monitor_every and (epoch + 1) % args.monitor_every == 0 and epoch + 1 < args.epochs:
+            LOG.info("epoch %d: mAP %.3f on %d monitoring scenes (seed %d)", epoch + 1,
+                     monitor_map(net, args.monitor_count), args.monitor_count, MONITOR_SEED)
     LOG.info("trained in %.0fs (%.0fs with data generation)", time.time() - train_start, time.time() - start)
     return net
 
@@ -258,10 +368,13 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seeds the training scenes and the training")
     parser.add_argument("--train-count", type=int, default=DEFAULT_TRAIN_COUNT, help="training scenes")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--wd", type=float, default=1e-4)
     parser.add_argument("--warmup", type=int, default=100, help="warm-up steps")
+    parser.add_argument("--monitor-every", type=int, default=0, metavar="EPOCHS",
+                        help="log mAP on monitoring scenes every this many epochs (0: never)")
+    parser.add_argument("--monitor-count", type=int, default=100, help="monitoring scenes")
     parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (smoke tests)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -43,6 +43,9 @@ DEFAULT_SEED = 7
 DEFAULT_EPOCHS = 14
 DEFAULT_TRAIN_COUNT = 3200
 DEFAULT_BATCH_SIZE = 16
+DEFAULT_LR = 2e-3
+DEFAULT_WD = 1e-4
+DEFAULT_WARMUP = 100
 # progress is watched on scenes of this seed; the evaluation command's held-out seed is another one
 MONITOR_SEED = 99
 
@@ -305,6 +308,8 @@ def monitor_map(net, count):
         return float(evaluate(detector, MONITOR_SEED, count)[1][-1])
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
+        # the export traced the inference graph (SSD's outputs depend on the mode): trace anew for training
+        net.hybridize(static_alloc=True, static_shape=True)
 
 
 def train(args):
@@ -356,9 +361,15 @@ def train(args):
 
 
 def reproduce_command(args):
+    """The command line that retrains this model: seed, epochs and every setting that differs from the defaults."""
     command = "python -m ssd_serving.demo.train --seed %d --epochs %d" % (args.seed, args.epochs)
-    if args.train_count != DEFAULT_TRAIN_COUNT:
-        command += " --train-count %d" % args.train_count
+    for flag, value, default in (("--train-count", args.train_count, DEFAULT_TRAIN_COUNT),
+                                 ("--batch-size", args.batch_size, DEFAULT_BATCH_SIZE),
+                                 ("--lr", args.lr, DEFAULT_LR), ("--wd", args.wd, DEFAULT_WD),
+                                 ("--warmup", args.warmup, DEFAULT_WARMUP),
+                                 ("--max-steps", args.max_steps, 0)):
+        if value != default:
+            command += " %s %s" % (flag, value)
     return command
 
 
@@ -369,9 +380,9 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seeds the training scenes and the training")
     parser.add_argument("--train-count", type=int, default=DEFAULT_TRAIN_COUNT, help="training scenes")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--wd", type=float, default=1e-4)
-    parser.add_argument("--warmup", type=int, default=100, help="warm-up steps")
+    parser.add_argument("--lr", type=float, default=DEFAULT_LR)
+    parser.add_argument("--wd", type=float, default=DEFAULT_WD)
+    parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, help="warm-up steps")
     parser.add_argument("--monitor-every", type=int, default=0, metavar="EPOCHS",
                         help="log mAP on monitoring scenes every this many epochs (0: never)")
     parser.add_argument("--monitor-count", type=int, default=100, help="monitoring scenes")

@@ -71,6 +71,23 @@ def match_objects(boxes, class_ids, detections, classes, min_iou=0.5):
     return found
 
 
+# The demo model's operating points in these tests: every object scores at least RECALL_SCORE (so a
+# scene must be found completely above it), and nothing that is not an object scores PRECISION_SCORE.
+RECALL_SCORE = 0.2
+PRECISION_SCORE = 0.5
+
+
+def assert_scene_detected(boxes, class_ids, detections, classes):
+    """Every object found (IoU >= 0.5, right label) and every confident detection is a real object."""
+    found = match_objects(boxes, class_ids, [d for d in detections if d["score"] >= RECALL_SCORE], classes)
+    assert min(found) >= 0.5, ("objects missed", found, boxes, detections)
+    for detection in detections:
+        if detection["score"] >= PRECISION_SCORE:
+            best = max([iou(list(box), detection["box"]) for box, class_id in zip(boxes, class_ids)
+                        if classes[int(class_id)] == detection["label"]] or [0.0])
+            assert best >= 0.5, ("a confident detection that is no object", detection, boxes)
+
+
 def demo_meta():
     import json
     with open(os.path.join(DEMO_MODEL, "model-meta.json")) as stream:
@@ -160,4 +177,4 @@ def first_detection_shape_ok(detection, width, height):
     return 0 <= xmin <= xmax <= width and 0 <= ymin <= ymax <= height
 
 
-__all__ = ["encode", "iou", "match_objects", "synthetic_scene", "RunningServer", "np"]
+__all__ = ["encode", "iou", "match_objects", "assert_scene_detected", "RECALL_SCORE", "synthetic_scene", "RunningServer", "np"]

@@ -22,6 +22,8 @@ from conftest import DEMO_MODEL, ROOT, demo_meta, encode, free_port, match_objec
 BUILD_SCRIPT = os.path.join(ROOT, "docker", "build.sh")
 LOG_DIR = os.path.join(ROOT, "build", "docker-logs")
 STACKS = ["cpu", "ei"]
+STAND_IN_BASES = {"cpu": "ssd-local/mxnet-inference:1.9.1-standin-py311",  # docker/build.sh's names
+                  "ei": "ssd-local/mxnet-inference-eia:1.4.1-standin-py311"}
 READY_TIMEOUT = 180
 # The issue's target for `docker run ... serve` to a healthy /ping (model loaded); override on slow machines.
 START_LIMIT_SECONDS = float(os.environ.get("SSD_CONTAINER_START_LIMIT", "20"))
@@ -301,3 +303,49 @@ def test_require_zoo_weights_fails_the_build_when_the_zoo_is_unreachable(image):
     assert status != 0, output[-3000:]
     assert "REQUIRE_ZOO_WEIGHTS=1 and the zoo weights" in output, output[-3000:]
     assert docker("image", "inspect", "ssd-serving-test:require-zoo").returncode != 0
+
+
+def test_stand_in_base_serves_like_aws_image(image, tmp_path):
+    """The stand-in base itself, as AWS's image is used without this Dockerfile: `serve` runs the stock
+    SageMaker MXNet toolkit on a model.tar.gz layout with code/inference.py and its package in code/."""
+    model = tmp_path / "model"
+    shutil.copytree(DEMO_MODEL, str(model))
+    (model / "code").mkdir()
+    shutil.copy(os.path.join(ROOT, "code", "inference.py"), str(model / "code" / "inference.py"))
+    shutil.copytree(os.path.join(ROOT, "container", "ssd_serving"), str(model / "code" / "ssd_serving"),
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for path in [str(tmp_path), str(model)] + [os.path.join(d, n) for d, ds, fs in os.walk(str(model))
+                                              for n in ds + fs]:
+        os.chmod(path, 0o755)  # readable by the toolkit's model server user
+    container = Container(STAND_IN_BASES[image["stack"]], volumes=["%s:/opt/ml/model:ro" % model])
+    try:
+        rgb, _, _ = synthetic_scene(5, 320, 240)
+        deadline, reply = time.time() + READY_TIMEOUT, None
+        while time.time() < deadline:  # the stock toolkit's /ping answers before the model is loaded
+            try:
+                reply = container.post(encode(rgb))
+                if reply.status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert container.state().get("Running"), container.logs()[-5000:]
+            time.sleep(1)
+        assert reply is not None and reply.status_code == 200, container.logs()[-5000:]
+        assert reply.json()["model"]["name"] == demo_meta()["model_name"]
+        bad = container.post(b"garbage")
+        assert bad.status_code == 400 and bad.json()["error"]
+    finally:
+        container.remove()
+
+
+def test_stand_in_base_runs_other_commands_and_keeps_running(image):
+    """Like AWS's dockerd-entrypoint.py: a command other than serve runs, then the container stays up."""
+    container = Container(STAND_IN_BASES[image["stack"]], args=("touch", "/tmp/command-ran"), network="none")
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and docker("exec", container.name, "test", "-f", "/tmp/command-ran").returncode:
+            time.sleep(0.5)
+        assert docker("exec", container.name, "test", "-f", "/tmp/command-ran").returncode == 0, container.logs()
+        assert container.state().get("Running")
+    finally:
+        container.remove()

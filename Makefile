@@ -43,7 +43,7 @@ test: lint-py36 test-mx19 test-mx14
 
 lint-py36: $(MX19)/.installed
 	@echo "==> checking that image code parses on Python 3.6 (vermin)"
-	$(MX19)/bin/vermin --no-tips --violations -t=3.6- container/ssd_serving code
+	$(MX19)/bin/vermin --no-tips --violations -t=3.6- container/ssd_serving code docker
 
 # The container tests (tests/test_container.py: the Dockerfile built on both stand-in bases) run in
 # the MXNet 1.9.1 run only: they test the images, not this machine's MXNet, so once is enough.

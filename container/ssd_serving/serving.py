@@ -26,6 +26,7 @@ HANDLER = "ssd_serving.handler:handle"
 CODE_DIR_ENV = "SSD_CODE_DIR"  # where the default code/inference.py lives (baked into the image)
 USER_CODE_DIR = os.path.join(environment.SAGEMAKER_MODEL_DIR, "code")
 STOP_GRACE_SECONDS = 20
+RESPONSE_TIMEOUT_SECONDS = 120
 
 
 def _port_is_free(port):
@@ -125,8 +126,12 @@ def write_config(run_dir, store, port, mgmt_port, workers):
         "model_store=%s" % store,
         "load_models=ALL",
         "default_workers_per_model=%d" % workers,
-        # minutes in mxnet-model-server 1.0.5; SageMaker gives up on a request after 60 s anyway
-        "default_response_timeout=2",
+        # The worker's model load (with warm-up) and each request must finish within this. Units differ:
+        # mxnet-model-server 1.0.5 reads default_response_timeout as seconds (its WorkerThread polls
+        # in seconds), multi-model-server 1.1 as minutes unless default_response_timeout_seconds is set.
+        # These two lines give 120 s on both; SageMaker gives up on a request after 60 s anyway.
+        "default_response_timeout=%d" % RESPONSE_TIMEOUT_SECONDS,
+        "default_response_timeout_seconds=%d" % RESPONSE_TIMEOUT_SECONDS,
         "decode_input_request=false",
         "enable_envvars_config=true",
     ]

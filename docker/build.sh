@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Build the SSD serving image.
+#
+#   docker/build.sh cpu|ei [docker build options...]
+#       on a local stand-in base: makes the OS image if missing (docker/make-os-image.sh), builds the
+#       stand-in base (docker/base/Dockerfile, target cpu or ei), then the top Dockerfile on it
+#   docker/build.sh aws-eia|aws-cpu|aws-gpu [docker build options...]
+#       on AWS's MXNet 1.4.1 inference images (run `docker login` to their ECR registry first)
+#
+# Options after the target go to the top image's build, e.g. --build-arg MODEL_NAME=ssd_512_mobilenet1.0_voc,
+# --build-arg REQUIRE_ZOO_WEIGHTS=1, --build-arg MODEL_PARAMS=my.params --build-arg MODEL_CLASSES=a,b.
+# Environment:
+#   IMAGE        tag of the result (default ssd-serving:TARGET)
+#   CA_BUNDLE    CA bundle passed as build secret for pip and downloads behind a TLS-inspecting proxy
+#                (default: /etc/ssl/certs/ca-certificates.crt when it exists; CA_BUNDLE= passes none).
+#                It is mounted during the RUN steps that download, never stored in an image.
+#   BUILD_NETWORK  network for RUN steps (default host: needed where the engine has no bridge)
+#   REGION       AWS region of the aws-* bases (default AWS_REGION, AWS_DEFAULT_REGION, else us-east-1)
+#   OS_IMAGE     Debian image for the stand-ins (default ssd-local/debian:bookworm)
+#   LOG_DIR      where build logs go (default build/docker-logs)
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$HERE")
+source "$HERE/lib.sh"
+
+usage() {
+    die "usage: docker/build.sh cpu|ei|aws-eia|aws-cpu|aws-gpu [docker build options...]" \
+        "pick a target: cpu or ei build on local stand-in bases, aws-* on AWS's images"
+}
+[ $# -ge 1 ] || usage
+TARGET=$1
+shift
+case "$TARGET" in cpu|ei|aws-eia|aws-cpu|aws-gpu) ;; *) usage ;; esac
+IMAGE=${IMAGE:-ssd-serving:$TARGET}
+CA_BUNDLE=${CA_BUNDLE-/etc/ssl/certs/ca-certificates.crt}
+BUILD_NETWORK=${BUILD_NETWORK:-host}
+OS_IMAGE=${OS_IMAGE:-ssd-local/debian:bookworm}
+LOG_DIR=${LOG_DIR:-$ROOT/build/docker-logs}
+mkdir -p "$LOG_DIR"
+
+declare -a SUMMARY=()
+STARTED=$(date +%s)
+
+# stage_times LOG: seconds per Dockerfile stage, from BuildKit's plain progress output
+stage_times() {
+    awk '
+        match($0, /^#[0-9]+ \[[^] ]+/) { id = substr($1, 2); split(substr($0, RSTART + length($1) + 2), p, /[] ]/); if (!(id in stage)) stage[id] = p[1] }
+        /^#[0-9]+ DONE [0-9.]+s$/ { id = substr($1, 2); if (id in stage) { t[stage[id]] += $3 + 0; if (!(stage[id] in seen)) { seen[stage[id]] = 1; order[++n] = stage[id] } } }
+        /^#[0-9]+ CACHED$/ { id = substr($1, 2); if (id in stage && !(stage[id] in seen)) { seen[stage[id]] = 1; order[++n] = stage[id] } }
+        END { for (i = 1; i <= n; i++) printf "%s %.1fs; ", order[i], t[order[i]] }
+    ' "$1"
+}
+
+size_of() {
+    docker image inspect "$1" --format '{{.Size}}' | awk '{printf "%.0f MB", $1 / 1e6}'
+}
+
+# build NAME LOG [docker build arguments...]: one BuildKit build, its output shown and logged
+build() {
+    local name=$1 log=$2
+    shift 2
+    local secret=()
+    if [ -n "$CA_BUNDLE" ]; then secret=(--secret "id=ca_bundle,src=$CA_BUNDLE"); fi
+    local t0
+    t0=$(date +%s)
+    if ! "${BUILD[@]}" --progress=plain --network "$BUILD_NETWORK" "${secret[@]}" "$@" 2>&1 | tee "$log"; then
+        if grep -q CERTIFICATE_VERIFY_FAILED "$log"; then
+            die "building $name failed: TLS certificate verification failed (log: $log)" \
+                "pass the CA bundle of your proxy: CA_BUNDLE=/path/to/ca-bundle.crt docker/build.sh $TARGET"
+        fi
+        if grep -qE "network bridge not found|failed to create endpoint|Temporary failure in name resolution|Could not resolve" "$log"; then
+            die "building $name failed: no network in the build (log: $log)" \
+                "build with BUILD_NETWORK=host (the default) on an engine started by docker/ensure-engine.sh"
+        fi
+        die "building $name failed (log: $log; the error is at its end)" \
+            "fix what the log says; a pinned Debian version that the mirror no longer has needs a new pin in docker/base/Dockerfile"
+    fi
+    SUMMARY+=("$name: $(( $(date +%s) - t0 ))s (stages: $(stage_times "$log"))")
+}
+
+step "checking the Docker engine"
+engine_running || die "no Docker engine answers" "run docker/ensure-engine.sh (as root) to install and start one"
+pick_builder
+step "building with: ${BUILD[*]}"
+if [ -n "$CA_BUNDLE" ]; then
+    [ -s "$CA_BUNDLE" ] || die "CA_BUNDLE=$CA_BUNDLE does not exist" "point CA_BUNDLE at a CA bundle, or set CA_BUNDLE= to pass none"
+    step "passing the CA bundle $CA_BUNDLE as build secret ca_bundle (not stored in the image)"
+fi
+
+top_args=()
+case "$TARGET" in
+    cpu|ei)
+        if docker image inspect "$OS_IMAGE" >/dev/null 2>&1; then
+            step "OS image $OS_IMAGE is there"
+        else
+            step "making the OS image $OS_IMAGE (docker/make-os-image.sh)"
+            t0=$(date +%s)
+            "$HERE/make-os-image.sh" "$OS_IMAGE"
+            SUMMARY+=("OS image: $(( $(date +%s) - t0 ))s")
+        fi
+        if [ "$TARGET" = ei ]; then
+            BASE=${BASE:-ssd-local/mxnet-inference-eia:1.4.1-standin-py311}
+        else
+            BASE=${BASE:-ssd-local/mxnet-inference:1.9.1-standin-py311}
+        fi
+        step "building the $TARGET stand-in base $BASE (docker/base/Dockerfile)"
+        build "stand-in base" "$LOG_DIR/base-$TARGET.log" -f "$ROOT/docker/base/Dockerfile" --target "$TARGET" \
+            --build-arg "OS_IMAGE=$OS_IMAGE" -t "$BASE" "$ROOT"
+        top_args=(--build-arg "BASE_IMAGE=$BASE")
+        ;;
+    aws-eia|aws-cpu|aws-gpu)
+        REGION=${REGION:-${AWS_REGION:-${AWS_DEFAULT_REGION:-us-east-1}}}
+        case "$REGION" in
+            af-south-1) ACCOUNT=626614931356 ;;
+            ap-east-1) ACCOUNT=871362719292 ;;
+            ap-northeast-3) ACCOUNT=364406365360 ;;
+            eu-south-1) ACCOUNT=692866216735 ;;
+            me-south-1) ACCOUNT=217643126080 ;;
+            cn-*) ACCOUNT=727897471807 ;;
+            *) ACCOUNT=763104351884 ;;
+        esac
+        case "$REGION" in cn-*) DOMAIN=amazonaws.com.cn ;; *) DOMAIN=amazonaws.com ;; esac
+        REGISTRY=$ACCOUNT.dkr.ecr.$REGION.$DOMAIN
+        case "$TARGET" in
+            aws-eia) BASE=$REGISTRY/mxnet-inference-eia:1.4.1-cpu-py36-ubuntu16.04 ;;
+            aws-cpu) BASE=$REGISTRY/mxnet-inference:1.4.1-cpu-py36-ubuntu16.04 ;;
+            aws-gpu) BASE=$REGISTRY/mxnet-inference:1.4.1-gpu-py36-cu100-ubuntu16.04
+                     # MXNet built for CUDA cannot be imported without a GPU driver: export on the CPU image
+                     top_args+=(--build-arg "EXPORTER_IMAGE=$REGISTRY/mxnet-inference:1.4.1-cpu-py36-ubuntu16.04") ;;
+        esac
+        step "base: $BASE"
+        docker image inspect "$BASE" >/dev/null 2>&1 || docker pull "$BASE" || \
+            die "cannot pull $BASE" \
+                "log in first: aws ecr get-login-password --region $REGION | docker login --username AWS --password-stdin $REGISTRY (or build a stand-in: docker/build.sh cpu|ei)"
+        top_args+=(--build-arg "BASE_IMAGE=$BASE")
+        ;;
+    *) usage ;;
+esac
+
+step "building $IMAGE on $BASE (Dockerfile)"
+build "serving image" "$LOG_DIR/image-$TARGET.log" -f "$ROOT/Dockerfile" "${top_args[@]}" "$@" -t "$IMAGE" "$ROOT"
+
+baked=$(docker run --rm --network none --entrypoint python "$IMAGE" -c 'import json, os
+m = json.load(open(os.path.join(os.environ["SSD_MODEL_DIR"], "model-meta.json")))
+print("%s (demo: %s, weights: %s)" % (m["model_name"], str(m.get("demo", False)).lower(), m["weights"].get("source")))')
+step "done in $(( $(date +%s) - STARTED ))s"
+for line in "${SUMMARY[@]}"; do printf '    %s\n' "$line" >&2; done
+printf '    base %s: %s\n' "$BASE" "$(size_of "$BASE")" >&2
+printf '    image %s: %s\n' "$IMAGE" "$(size_of "$IMAGE")" >&2
+printf '    baked model: %s\n' "$baked" >&2
+case "$baked" in
+    *"demo: true"*)
+    printf '    WARNING: the GluonCV model zoo could not be reached: this image serves the DEMO model.\n' >&2
+    printf '             Build with --build-arg REQUIRE_ZOO_WEIGHTS=1 to make that a failure (releases).\n' >&2 ;;
+esac
+printf '    run it: docker run --rm -p 8080:8080 %s serve   (with --network host where the engine has no bridge)\n' "$IMAGE" >&2

@@ -1,0 +1,25 @@
+#!/bin/sh
+# Exporter stage, step 1: add GluonCV (pinned for the base's MXNet) to the base image's Python, in
+# this throwaway stage only; the served image never contains GluonCV.
+# The CA bundle passed as build secret `ca_bundle` is used for this step only.
+set -eu
+PYTHON=$(command -v python || command -v python3)
+MXNET_VERSION=$("$PYTHON" -c 'import mxnet; print(mxnet.__version__)') || {
+    echo "ERROR: the base image's Python ($PYTHON) cannot import mxnet; a GPU base needs EXPORTER_IMAGE set to" >&2
+    echo "       the CPU image of the same MXNet version (docker/build.sh aws-gpu does that)" >&2
+    exit 1
+}
+SERIES=$(echo "$MXNET_VERSION" | cut -d. -f1,2)
+LIST=/export/pins/exporter/mxnet-$SERIES.txt
+echo "exporter: MXNet $MXNET_VERSION on Python $("$PYTHON" -c 'import platform; print(platform.python_version())'), packages from $LIST"
+[ -f "$LIST" ] || {
+    echo "ERROR: no exporter packages for MXNet $SERIES: add docker/exporter/mxnet-$SERIES.txt (the GluonCV release for it)" >&2
+    exit 1
+}
+if [ -s /run/secrets/ca_bundle ]; then
+    echo "exporter: using the CA bundle passed as build secret ca_bundle"
+    export PIP_CERT=/run/secrets/ca_bundle
+fi
+"$PYTHON" /export/pins/pip_install_pinned.py "$LIST" -c /export/pins/requirements/common.txt \
+    -c "/export/pins/requirements/mxnet-$SERIES.txt" -c /export/pins/base/constraints.txt
+"$PYTHON" -c 'import gluoncv; print("exporter: GluonCV", gluoncv.__version__)'

@@ -7,11 +7,12 @@ MODEL_NAME ?= ssd_512_resnet50_v1_voc
 VENV_DIR ?= .venv
 MX19 := $(VENV_DIR)/mx19
 MX14 := $(VENV_DIR)/mx14
+DEPLOY := $(VENV_DIR)/deploy
 DEMO_MODEL := container/models/demo
 LOCAL_MODELS := build/models
 export PYTHONPATH := $(CURDIR)/container:$(CURDIR)/code
 
-.PHONY: serve test test-mx19 test-mx14 lint-py36 venvs demo-model demo-eval export clean
+.PHONY: serve test test-mx19 test-mx14 lint-py36 venvs deploy-env demo-model demo-eval export clean
 
 $(MX19)/.installed: requirements/common.txt requirements/mxnet-1.9.txt
 	@echo "==> creating the MXNet 1.9.1 environment in $(MX19)"
@@ -27,7 +28,22 @@ $(MX14)/.installed: requirements/common.txt requirements/mxnet-1.4.txt
 	$(MX14)/bin/pip install -q --no-deps -r requirements/mxnet-1.4.txt
 	touch $@
 
+# The build host's tools for ./build_and_push.sh (boto3, AWS CLI); the script creates it when missing.
+$(DEPLOY)/.installed: requirements/deploy.txt
+	@echo "==> creating the build-host tools environment (boto3, AWS CLI) in $(DEPLOY)"
+	$(PYTHON) -m venv $(DEPLOY)
+	$(DEPLOY)/bin/pip install -q -r requirements/deploy.txt
+	touch $@
+
+# moto's servers and the deploy tools in the test venv; the pins of the MXNet stack must not move.
+$(MX19)/.deploy-tests-installed: $(MX19)/.installed requirements/deploy.txt requirements/deploy-test.txt
+	@echo "==> adding the deploy tests' tools (moto server, boto3, AWS CLI) to $(MX19)"
+	$(MX19)/bin/pip install -q -r requirements/deploy-test.txt -c requirements/common.txt -c requirements/mxnet-1.9.txt
+	touch $@
+
 venvs: $(MX19)/.installed $(MX14)/.installed
+
+deploy-env: $(DEPLOY)/.installed
 
 ## serve: serve the detector on PORT (default 8080): zoo weights when they can be downloaded, else the demo model
 serve: $(MX19)/.installed
@@ -44,13 +60,14 @@ lint-py36: $(MX19)/.installed
 	@echo "==> checking that image code parses on Python 3.6 (vermin)"
 	$(MX19)/bin/vermin --no-tips --violations -t=3.6- container/ssd_serving code
 
-test-mx19: $(MX19)/.installed
-	@echo "==> tests on MXNet 1.9.1 + GluonCV 0.10.5.post0"
+test-mx19: $(MX19)/.installed $(MX19)/.deploy-tests-installed $(DEPLOY)/.installed
+	@echo "==> tests on MXNet 1.9.1 + GluonCV 0.10.5.post0, and of ./build_and_push.sh (tests/deploy)"
 	$(MX19)/bin/python -m pytest tests $(PYTEST_ARGS)
 
+# tests/deploy checks the build host's deploy tooling, which does not depend on the MXNet stack: once is enough.
 test-mx14: $(MX14)/.installed
 	@echo "==> tests on MXNet 1.4.1 + GluonCV 0.5.0"
-	$(MX14)/bin/python -m pytest tests $(PYTEST_ARGS)
+	$(MX14)/bin/python -m pytest tests --ignore=tests/deploy $(PYTEST_ARGS)
 
 ## demo-model: retrain the demo detector from scratch (CPU, fixed seeds) and export it
 demo-model: $(MX19)/.installed

@@ -87,7 +87,10 @@ def run(settings):
     code, container, err = docker.output("run", "--detach", "--name", name, "--network", "host",
                                          "--env", "SAGEMAKER_BIND_TO_PORT=%d" % port, image, "serve")
     if code != 0:
-        raise DeployError("docker could not start %s: %s" % (image, err), "fix what docker said, then rerun `test`")
+        docker.output("rm", "--force", name)  # docker may have created it before failing to start it
+        raise DeployError("docker could not start `%s serve`: %s" % (image, err),
+                          "the image must start its server on `docker run IMAGE serve` (SageMaker's contract); "
+                          "check --image, or rebuild it with `build`")
     deadline = time.time() + settings.test_timeout
     try:
         started = time.time()

@@ -34,8 +34,8 @@ class Option(object):
 
 
 OPTIONS = [
-    Option("target", "SSD_TARGET", "common", "what to build and deploy: ei (MXNet 1.4.1 for an Elastic Inference "
-           "accelerator), cpu or gpu (MXNet 1.9)", default=targets.DEFAULT_TARGET, choices=targets.TARGETS),
+    Option("target", "SSD_TARGET", "common", "what to build and deploy: ei (AWS's EI image, for an Elastic Inference "
+           "accelerator), cpu or gpu", default=targets.DEFAULT_TARGET, choices=targets.TARGETS),
     Option("region", "AWS_REGION", "aws", "AWS region (else AWS_DEFAULT_REGION, else your AWS profile's)"),
     Option("account", "SSD_ACCOUNT", "aws", "refuse to run unless the credentials are for this account id "
            "(default: whatever STS says they are for)"),

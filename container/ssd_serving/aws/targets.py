@@ -6,11 +6,11 @@ from .report import DeployError
 TARGETS = ("ei", "cpu", "gpu")
 DEFAULT_TARGET = "ei"
 
-# AWS Deep Learning Containers that each target's Dockerfile builds FROM (--build-arg BASE_IMAGE).
+# AWS Deep Learning Containers each target builds FROM (as docker/build.sh's aws-eia, aws-cpu, aws-gpu do).
 BASE_REPOSITORY_TAGS = {
     "ei": "mxnet-inference-eia:1.4.1-cpu-py36-ubuntu16.04",
-    "cpu": "mxnet-inference:1.9.0-cpu-py38",
-    "gpu": "mxnet-inference:1.9.0-gpu-py38",
+    "cpu": "mxnet-inference:1.4.1-cpu-py36-ubuntu16.04",
+    "gpu": "mxnet-inference:1.4.1-gpu-py36-cu100-ubuntu16.04",
 }
 DLC_ACCOUNT = "763104351884"
 DLC_ACCOUNTS_BY_REGION = {"af-south-1": "626614931356", "ap-east-1": "871362719292",

@@ -70,6 +70,7 @@ def build(settings, aws):
     reference = "%s:%s" % (settings.repository, settings.image_tag)
     have_script = os.path.isfile(BUILD_SCRIPT)
     if settings.local_base:
+        docker.check_engine()
         if not have_script:
             raise DeployError("docker/build.sh (the stand-in base build) is not in this checkout",
                               "update the checkout (it comes with the Dockerfile), or build FROM AWS's base "
@@ -78,7 +79,6 @@ def build(settings, aws):
             raise DeployError("there is no local stand-in base for the %s target" % settings.target,
                               "build it FROM AWS's image (without --local-base) where ECR can be reached, or use "
                               "--target cpu")
-        docker.check_engine()
         _script(SCRIPT_TARGETS_LOCAL[settings.target], reference, {})
     else:
         base = settings.base_image or targets.base_image(settings.target, aws.region)

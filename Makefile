@@ -41,6 +41,18 @@ $(MX19)/.deploy-tests-installed: $(MX19)/.installed requirements/deploy.txt requ
 	$(MX19)/bin/pip install -q -r requirements/deploy-test.txt -c requirements/common.txt -c requirements/mxnet-1.9.txt
 	touch $@
 
+# Debian's docker-registry binary for the push tests, unpacked from its .deb into build/tools (no
+# service is installed or started); where apt-get cannot fetch it the push tests skip and say why.
+DOCKER_REGISTRY_VERSION ?= 2.8.2+ds1-1
+REGISTRY_DIR := build/tools/docker-registry
+$(REGISTRY_DIR)/usr/bin/docker-registry:
+	@echo "==> fetching Debian's docker-registry $(DOCKER_REGISTRY_VERSION) for the push tests into $(REGISTRY_DIR)"
+	@mkdir -p build/tools
+	@cd build/tools && { apt-get download -q "docker-registry=$(DOCKER_REGISTRY_VERSION)" \
+	    || { [ "$$(id -u)" = 0 ] && apt-get update -q >/dev/null && apt-get download -q "docker-registry=$(DOCKER_REGISTRY_VERSION)"; }; } \
+	    && dpkg-deb -x docker-registry_*.deb docker-registry && rm -f docker-registry_*.deb \
+	    || echo "==> could not fetch docker-registry (is this Debian with apt?): the push tests will skip"
+
 venvs: $(MX19)/.installed $(MX14)/.installed
 
 deploy-env: $(DEPLOY)/.installed
@@ -60,7 +72,7 @@ lint-py36: $(MX19)/.installed
 	@echo "==> checking that image code parses on Python 3.6 (vermin)"
 	$(MX19)/bin/vermin --no-tips --violations -t=3.6- container/ssd_serving code
 
-test-mx19: $(MX19)/.installed $(MX19)/.deploy-tests-installed $(DEPLOY)/.installed
+test-mx19: $(MX19)/.installed $(MX19)/.deploy-tests-installed $(DEPLOY)/.installed $(REGISTRY_DIR)/usr/bin/docker-registry
 	@echo "==> tests on MXNet 1.9.1 + GluonCV 0.10.5.post0, and of ./build_and_push.sh (tests/deploy)"
 	$(MX19)/bin/python -m pytest tests $(PYTEST_ARGS)
 

@@ -15,6 +15,7 @@ die() {
     exit 1
 }
 
+USE_OTHER_PYTHON="or set SSD_DEPLOY_PYTHON to a Python with requirements/deploy.txt installed"
 if [ -n "${SSD_DEPLOY_PYTHON:-}" ]; then
     PY=$SSD_DEPLOY_PYTHON
 else
@@ -22,15 +23,14 @@ else
     if ! make -s -q -C "$ROOT" .venv/deploy/.installed 2>/dev/null; then
         command -v make >/dev/null 2>&1 || \
             die "make is not installed (needed to create the tools environment .venv/deploy)" \
-                "install make (apt-get install make), or set SSD_DEPLOY_PYTHON to a Python with requirements/deploy.txt installed"
-        step "creating or updating the build-host tools environment .venv/deploy (make deploy-env, nice ${SSD_NICE:-19})"
+                "install make (apt-get install make), $USE_OTHER_PYTHON"
+        step "creating or updating the tools environment .venv/deploy (make deploy-env, nice ${SSD_NICE:-19})"
         nice -n "${SSD_NICE:-19}" make -s -C "$ROOT" deploy-env >&2 || \
             die "could not create .venv/deploy (output above)" \
                 "check that python3 with venv and PyPI are reachable, then rerun (or: make deploy-env)"
     fi
 fi
-"$PY" -c 'import boto3' 2>/dev/null || \
-    die "$PY cannot import boto3" "run 'make deploy-env', or point SSD_DEPLOY_PYTHON at a Python with requirements/deploy.txt installed"
+"$PY" -c 'import boto3' 2>/dev/null || die "$PY cannot import boto3" "run 'make deploy-env', $USE_OTHER_PYTHON"
 
 export SSD_ROOT=$ROOT
 export PYTHONPATH=$ROOT/container${PYTHONPATH:+:$PYTHONPATH}

@@ -224,9 +224,11 @@ class Registry(object):
 def registry(docker_engine, tmp_path_factory):
     """A local registry that only accepts the ECR password moto hands out: a push works only after the
     script's `aws ecr get-login-password | docker login --password-stdin` ran."""
-    binary = shutil.which("docker-registry") or shutil.which("registry")
+    unpacked = os.path.join(ROOT, "build", "tools", "docker-registry", "usr", "bin", "docker-registry")
+    binary = shutil.which("docker-registry") or (unpacked if os.access(unpacked, os.X_OK) else None)
     if not binary:
-        need("Debian's docker-registry is not installed (apt-get install docker-registry)")
+        need("Debian's docker-registry is not here (`make %s` fetches it, or apt-get install docker-registry)"
+             % os.path.relpath(unpacked, ROOT))
     running = Registry(binary, str(tmp_path_factory.mktemp("registry")))
     try:
         yield running

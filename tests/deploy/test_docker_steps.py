@@ -100,6 +100,11 @@ GOOD_ANSWER = {"model": {"name": "stand-in", "demo": False, "device": "cpu"}, "i
 @pytest.fixture(scope="module")
 def stand_in_images(docker_engine, tmp_path_factory):
     """Serving stand-ins: `good` answers as documented, `bad` without detections, `crash` exits at start."""
+    make_os_image = os.path.join(ROOT, "docker", "make-os-image.sh")
+    if docker("image", "inspect", STAND_IN_BASE).returncode != 0 and os.path.isfile(make_os_image):
+        made = subprocess.run(["bash", make_os_image, STAND_IN_BASE], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, universal_newlines=True)
+        assert made.returncode == 0, made.stdout
     if docker("image", "inspect", STAND_IN_BASE).returncode != 0:
         need("no %s image to build the stand-in server on (docker/make-os-image.sh makes it; "
              "SSD_TEST_BASE_IMAGE picks another Debian image)" % STAND_IN_BASE)
@@ -183,7 +188,8 @@ def test_whole_flow_builds_tests_pushes_registers_and_deploys(aws, registry, sag
         sagemaker = aws.client("sagemaker")
         model = sagemaker.describe_model(ModelName="%s-%s" % (REPOSITORY, tag))
         assert model["PrimaryContainer"]["Image"] == uri
-        variant, = sagemaker.describe_endpoint_config(EndpointConfigName="%s-%s" % (REPOSITORY, tag))["ProductionVariants"]
+        config = sagemaker.describe_endpoint_config(EndpointConfigName="%s-%s" % (REPOSITORY, tag))
+        variant, = config["ProductionVariants"]
         assert variant.get("AcceleratorType") == ("ml.eia2.medium" if target == "ei" else None)
         endpoint = sagemaker.describe_endpoint(EndpointName="%s-%s" % (REPOSITORY, target))
         assert endpoint["EndpointStatus"] == "InService"

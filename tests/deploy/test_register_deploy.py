@@ -114,7 +114,8 @@ def test_deploy_creates_waits_autoscales_then_updates(aws, sagemaker_proxy):
     assert endpoint["EndpointConfigName"] == "sagemaker-ssd-gluoncv-ei-test-v2"
     target, = scaling.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[resource])["ScalableTargets"]
     assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 4)
-    assert len(scaling.describe_scaling_policies(ServiceNamespace="sagemaker", ResourceId=resource)["ScalingPolicies"]) == 1
+    policies = scaling.describe_scaling_policies(ServiceNamespace="sagemaker", ResourceId=resource)["ScalingPolicies"]
+    assert len(policies) == 1
     assert aws.client("sagemaker").describe_endpoint_config(EndpointConfigName="sagemaker-ssd-gluoncv-ei-test")
 
 

@@ -43,7 +43,9 @@ def wait(aws, settings, endpoint_name, config_name, accelerator, what):
         if status == "Failed" or (status == "InService" and reason):
             if accelerator and mentions_accelerator(reason):
                 raise accelerator_refused(accelerator, reason)
-            rolled_back = " and was rolled back to %s" % found.get("EndpointConfigName") if status == "InService" else ""
+            rolled_back = ""
+            if status == "InService":
+                rolled_back = " and was rolled back to %s" % found.get("EndpointConfigName")
             raise DeployError("endpoint %s failed while %s%s: %s" % (endpoint_name, what, rolled_back,
                                                                      reason or "no reason given"),
                               "read the container's CloudWatch log (/aws/sagemaker/Endpoints/%s); "
@@ -61,8 +63,8 @@ def _scaling_state(aws, endpoint_name):
     """(min, max, policies) of the variant's registered autoscaling, or None."""
     client = aws.client("application-autoscaling")
     with calling("look up the autoscaling of endpoint %s" % endpoint_name):
-        targets = client.describe_scalable_targets(ServiceNamespace=NAMESPACE, ResourceIds=[_resource_id(endpoint_name)],
-                                                   ScalableDimension=DIMENSION)["ScalableTargets"]
+        targets = client.describe_scalable_targets(ServiceNamespace=NAMESPACE, ScalableDimension=DIMENSION,
+                                                   ResourceIds=[_resource_id(endpoint_name)])["ScalableTargets"]
         if not targets:
             return None
         policies = client.describe_scaling_policies(ServiceNamespace=NAMESPACE, ResourceId=_resource_id(endpoint_name),
@@ -86,7 +88,8 @@ def autoscale(aws, settings, endpoint_name, limits=None, policies=None):
                          "PredefinedMetricSpecification": {"PredefinedMetricType": METRIC},
                          "ScaleInCooldown": 300, "ScaleOutCooldown": 60}}]
     for policy in policies:
-        keys = ("PolicyName", "PolicyType", "TargetTrackingScalingPolicyConfiguration", "StepScalingPolicyConfiguration")
+        keys = ("PolicyName", "PolicyType", "TargetTrackingScalingPolicyConfiguration",
+                "StepScalingPolicyConfiguration")
         with calling("put the scaling policy %s" % policy["PolicyName"]):
             client.put_scaling_policy(ServiceNamespace=NAMESPACE, ResourceId=_resource_id(endpoint_name),
                                       ScalableDimension=DIMENSION, **dict((k, policy[k]) for k in keys if k in policy))

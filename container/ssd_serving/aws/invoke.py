@@ -30,7 +30,8 @@ def invoke(aws, settings):
         response = aws.client("sagemaker-runtime").invoke_endpoint(**kwargs)
     body = response["Body"].read()
     content_type = response.get("ContentType", "")
-    note("answered by variant %s, %s, %d bytes" % (response.get("InvokedProductionVariant", "?"), content_type, len(body)))
+    note("answered by variant %s, %s, %d bytes" % (response.get("InvokedProductionVariant", "?"), content_type,
+                                                   len(body)))
     if not content_type.startswith("application/json"):
         raise DeployError("endpoint %s answered %r, not JSON: %r" % (name, content_type, body[:200]),
                           "check that the endpoint runs this project's image (`register`/`deploy` with it)")

@@ -279,13 +279,15 @@ class SageMakerProxy(object):
     - `busy_polls`: after a create or update, that many DescribeEndpoint answers say Creating/Updating, as
       AWS's do for minutes, so the script's waiting and progress lines run;
     - InvokeEndpoint with a binary body, on which moto's runtime fails (it JSON-encodes the body to key its
-      queued answers): the request is recorded in `invocations` and moto gets the body's sha256 instead.
+      queued answers): the request is recorded in `invocations` and moto gets the body's sha256 instead;
+      with `model_error` (the container's status and JSON body) it answers the ModelError AWS answers then.
     Every other request goes to moto unchanged. `calls` records the SageMaker operations seen."""
 
-    def __init__(self, aws, refuse_accelerators=False, busy_polls=2):
+    def __init__(self, aws, refuse_accelerators=False, busy_polls=2, model_error=None):
         self.aws = aws
         self.refuse_accelerators = refuse_accelerators
         self.busy_polls = busy_polls
+        self.model_error = model_error
         self.calls = []
         self.invocations = []
         self._busy = {}
@@ -329,6 +331,12 @@ class SageMakerProxy(object):
 
     def invoke(self, path, headers, body):
         self.invocations.append({"path": path, "headers": headers, "body": body})
+        if self.model_error:
+            status, message = self.model_error
+            return 424, {"Content-Type": "application/json", "x-amzn-ErrorType": "ModelError"}, json.dumps({
+                "ErrorCode": "CLIENT_ERROR_FROM_MODEL", "OriginalStatusCode": status, "OriginalMessage": message,
+                "Message": "Received client error (%d) from primary with message \"%s\". See CloudWatch." % (
+                    status, message)}).encode()
         answer = self._forward(path, headers, hashlib.sha256(body).hexdigest().encode())
         relayed = dict((k, v) for k, v in answer.headers.items()
                        if k.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"))

@@ -172,6 +172,14 @@ def test_invoke_refuses_an_answer_that_is_not_the_servers(aws, sagemaker_proxy):
               ["not as documented", "no 'detections'"])
 
 
+def test_invoke_reports_the_containers_error(aws, sagemaker_proxy):
+    """The proxy answers as AWS does when the container answers 4xx (moto cannot: it runs no container)."""
+    sagemaker_proxy(model_error=(415, '{"error": "unsupported Content-Type", "status": 415}'))
+    run_fails(["invoke", "--photo", grace_hopper()], aws.env,
+              ["the container behind endpoint sagemaker-ssd-gluoncv-ei answered an error", "415",
+               "/aws/sagemaker/Endpoints/sagemaker-ssd-gluoncv-ei"])
+
+
 def test_no_credentials(aws):
     env = dict(aws.env)
     del env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]

@@ -3,8 +3,10 @@ from __future__ import absolute_import
 
 import os
 
+from botocore import exceptions
+
 from . import answers
-from .awserrors import calling
+from .awserrors import calling, error_code
 from .photos import Photo
 from .report import DeployError, note, result, step
 
@@ -27,7 +29,18 @@ def invoke(aws, settings):
         kwargs["CustomAttributes"] = "threshold=%s" % settings.threshold
     step("invoking endpoint %s with %s" % (name, photo.describe()))
     with calling("invoke the endpoint %s" % name):
-        response = aws.client("sagemaker-runtime").invoke_endpoint(**kwargs)
+        try:
+            response = aws.client("sagemaker-runtime").invoke_endpoint(**kwargs)
+        except exceptions.ClientError as err:
+            code, message = error_code(err), err.response.get("Error", {}).get("Message", "")
+            if code == "ModelError":
+                raise DeployError("the container behind endpoint %s answered an error: %s" % (name, message),
+                                  "read its log in CloudWatch (/aws/sagemaker/Endpoints/%s); the message above is "
+                                  "the server's JSON error when it is a 4xx" % name)
+            if code == "ValidationException" and "not found" in message.lower():
+                raise DeployError("there is no endpoint %s in %s" % (name, aws.region),
+                                  "deploy it first (`./build_and_push.sh deploy`), or pass --endpoint-name/--region")
+            raise
     body = response["Body"].read()
     content_type = response.get("ContentType", "")
     note("answered by variant %s, %s, %d bytes" % (response.get("InvokedProductionVariant", "?"), content_type,

@@ -1,4 +1,4 @@
-"""Helpers of the build_and_push.sh tests: real servers on localhost (moto, a docker registry, a SageMaker proxy)."""
+"""Helpers and fixtures of the build_and_push.sh tests: real servers on localhost (moto, a registry, a proxy)."""
 import binascii
 import hashlib
 import json

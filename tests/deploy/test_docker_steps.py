@@ -10,6 +10,8 @@ import pytest
 
 from deploy_helpers import (ACCESS_KEY, ACCOUNT, ECR_PASSWORD, ROLE_NAME, ROOT, SECRET_KEY, docker,
                             image_id, need, run_fails, run_script)
+# fixtures (no conftest.py here: it would shadow tests/conftest.py, which the other modules import)
+from deploy_helpers import aws, docker_engine, moto_url, registry, sagemaker_proxy, small_image  # noqa: F401
 
 REPOSITORY = "sagemaker-ssd-gluoncv"
 # The OS image the stand-in serving images start from (docker/make-os-image.sh makes it).

@@ -6,6 +6,8 @@ import requests
 from PIL import Image
 
 from deploy_helpers import ACCOUNT, REGION, ROLE_NAME, grace_hopper, run_fails, run_script
+# fixtures (no conftest.py here: it would shadow tests/conftest.py, which the other modules import)
+from deploy_helpers import aws, moto_url, sagemaker_proxy  # noqa: F401
 
 IMAGE_URI = "%s.dkr.ecr.%s.amazonaws.com/sagemaker-ssd-gluoncv:ei-test" % (ACCOUNT, REGION)
 

@@ -73,9 +73,8 @@ def preflight(settings, aws):
     """Everything the whole flow needs, checked before the (long) build."""
     step("checking docker, AWS credentials, role and region before building")
     docker.check_engine()
-    aws.role_arn  # looks up the account (STS) first when it needs it
-    _ = aws.account
-    register._check_model_data(settings.model_data)
+    _ = aws.account, aws.role_arn
+    register.check_model_data(settings.model_data)
     if settings.accelerator:
         targets.check_ei_region(aws.region, "the %s target asks for an %s accelerator" % (settings.target,
                                                                                         settings.accelerator))
@@ -87,7 +86,7 @@ def run(command, settings, aws, state):
     if "aws" in COMMANDS[command][1] and (command != "build" or not settings.local_base):
         _ = aws.account  # who and where, printed once; checks --account
     if command == "build":
-        state["built"] = build.build(settings, aws)
+        build.build(settings, aws)
     elif command == "test":
         smoke.run(settings)
     elif command == "push":

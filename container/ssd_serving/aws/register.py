@@ -31,11 +31,11 @@ def _find(base, describe, same):
                       "pass another name (--model-name / --endpoint-config-name)")
 
 
-def model_spec(image_uri, role_arn, model_data):
+def container_spec(image_uri, model_data):
     container = {"Image": image_uri, "Mode": "SingleModel"}
     if model_data:
         container["ModelDataUrl"] = model_data
-    return container, role_arn
+    return container
 
 
 def _same_model(image_uri, role_arn, model_data):
@@ -63,23 +63,19 @@ def _same_config(variant):
     return same
 
 
-def _check_model_data(model_data):
+def check_model_data(model_data):
     if model_data and not (model_data.startswith("s3://") and model_data.endswith(".tar.gz")):
         raise DeployError("--model-data %r is not an s3://BUCKET/KEY.tar.gz URI" % model_data,
                           "upload the model.tar.gz (see README: a fine-tuned model) and pass its s3:// URI")
-
-
-def _check_region(settings, aws, accelerator):
-    if accelerator:
-        targets.check_ei_region(aws.region, "the endpoint config asks for an %s accelerator" % accelerator)
 
 
 def find(settings, aws, image_uri, create):
     """(model name, endpoint config name) for these settings: found, or created when `create`."""
     sagemaker = aws.client("sagemaker")
     accelerator = settings.accelerator
-    _check_model_data(settings.model_data)
-    _check_region(settings, aws, accelerator)
+    check_model_data(settings.model_data)
+    if accelerator:
+        targets.check_ei_region(aws.region, "the endpoint config asks for an %s accelerator" % accelerator)
     role = aws.role_arn
     model_name, model_exists = _find(
         settings.model, lambda name: lookup(sagemaker.describe_model, "model %s" % name, ModelName=name),
@@ -92,16 +88,16 @@ def find(settings, aws, image_uri, create):
     else:
         step("creating SageMaker model %s (image %s%s)" % (
             model_name, image_uri, ", model data %s" % settings.model_data if settings.model_data else ""))
-        container, role = model_spec(image_uri, role, settings.model_data)
         with calling("create the SageMaker model %s" % model_name):
-            sagemaker.create_model(ModelName=model_name, PrimaryContainer=container, ExecutionRoleArn=role,
+            sagemaker.create_model(ModelName=model_name, ExecutionRoleArn=role,
+                                   PrimaryContainer=container_spec(image_uri, settings.model_data),
                                    Tags=[{"Key": "ssd:image", "Value": image_uri[-256:]}])
 
     variant = variant_spec(model_name, settings.instance, settings.instance_count, accelerator)
     config_name, config_exists = _find(
         settings.endpoint_config if settings.endpoint_config_name else model_name,
         lambda name: lookup(sagemaker.describe_endpoint_config, "endpoint config %s" % name,
-                               EndpointConfigName=name),
+                            EndpointConfigName=name),
         _same_config(variant))
     described = "%d x %s, %s" % (settings.instance_count, settings.instance,
                                  "accelerator %s" % accelerator if accelerator else "no accelerator")

@@ -8,11 +8,12 @@ STACK ?= cpu
 VENV_DIR ?= .venv
 MX19 := $(VENV_DIR)/mx19
 MX14 := $(VENV_DIR)/mx14
+DEPLOY := $(VENV_DIR)/deploy
 DEMO_MODEL := container/models/demo
 LOCAL_MODELS := build/models
 export PYTHONPATH := $(CURDIR)/container:$(CURDIR)/code
 
-.PHONY: serve test test-mx19 test-mx14 test-container image lint-py36 venvs demo-model demo-eval export clean
+.PHONY: serve test test-mx19 test-mx14 test-container image lint-py36 venvs deploy-env demo-model demo-eval export clean
 
 $(MX19)/.installed: requirements/common.txt requirements/mxnet-1.9.txt
 	@echo "==> creating the MXNet 1.9.1 environment in $(MX19)"
@@ -28,7 +29,34 @@ $(MX14)/.installed: requirements/common.txt requirements/mxnet-1.4.txt
 	$(MX14)/bin/pip install -q --no-deps -r requirements/mxnet-1.4.txt
 	touch $@
 
+# The build host's tools for ./build_and_push.sh (boto3, AWS CLI); the script creates it when missing.
+$(DEPLOY)/.installed: requirements/deploy.txt
+	@echo "==> creating the build-host tools environment (boto3, AWS CLI) in $(DEPLOY)"
+	$(PYTHON) -m venv $(DEPLOY)
+	$(DEPLOY)/bin/pip install -q -r requirements/deploy.txt
+	touch $@
+
+# moto's servers and the deploy tools in the test venv; the pins of the MXNet stack must not move.
+$(MX19)/.deploy-tests-installed: $(MX19)/.installed requirements/deploy.txt requirements/deploy-test.txt
+	@echo "==> adding the deploy tests' tools (moto server, boto3, AWS CLI) to $(MX19)"
+	$(MX19)/bin/pip install -q -r requirements/deploy-test.txt -c requirements/common.txt -c requirements/mxnet-1.9.txt
+	touch $@
+
+# Debian's docker-registry binary for the push tests, unpacked from its .deb into build/tools (no
+# service is installed or started); where apt-get cannot fetch it the push tests skip and say why.
+DOCKER_REGISTRY_VERSION ?= 2.8.2+ds1-1
+REGISTRY_DIR := build/tools/docker-registry
+$(REGISTRY_DIR)/usr/bin/docker-registry:
+	@echo "==> fetching Debian's docker-registry $(DOCKER_REGISTRY_VERSION) for the push tests into $(REGISTRY_DIR)"
+	@mkdir -p build/tools
+	@cd build/tools && { apt-get download -q "docker-registry=$(DOCKER_REGISTRY_VERSION)" \
+	    || { [ "$$(id -u)" = 0 ] && apt-get update -q >/dev/null && apt-get download -q "docker-registry=$(DOCKER_REGISTRY_VERSION)"; }; } \
+	    && dpkg-deb -x docker-registry_*.deb docker-registry && rm -f docker-registry_*.deb \
+	    || echo "==> could not fetch docker-registry (is this Debian with apt?): the push tests will skip"
+
 venvs: $(MX19)/.installed $(MX14)/.installed
+
+deploy-env: $(DEPLOY)/.installed
 
 ## serve: serve the detector on PORT (default 8080): zoo weights when they can be downloaded, else the demo model
 serve: $(MX19)/.installed
@@ -45,16 +73,17 @@ lint-py36: $(MX19)/.installed
 	@echo "==> checking that image code parses on Python 3.6 (vermin)"
 	$(MX19)/bin/vermin --no-tips --violations -t=3.6- container/ssd_serving code docker
 
-# The container tests (tests/test_container.py: the Dockerfile built on both stand-in bases) run in
-# the MXNet 1.9.1 run only: they test the images, not this machine's MXNet, so once is enough.
-# Without a Docker engine they skip and say why (SSD_REQUIRE_DOCKER=1, as in CI, makes that a failure).
-test-mx19: $(MX19)/.installed
-	@echo "==> tests on MXNet 1.9.1 + GluonCV 0.10.5.post0, and the container tests"
+# The container tests (tests/test_container.py: the Dockerfile built on both stand-in bases) and the
+# ./build_and_push.sh tests (tests/deploy) run in the MXNet 1.9.1 run only: they test the images and
+# the build host's tooling, not this machine's MXNet, so once is enough. Without a Docker engine they
+# skip and say why (SSD_REQUIRE_DOCKER=1, as in CI, makes that a failure).
+test-mx19: $(MX19)/.installed $(MX19)/.deploy-tests-installed $(DEPLOY)/.installed $(REGISTRY_DIR)/usr/bin/docker-registry
+	@echo "==> tests on MXNet 1.9.1 + GluonCV 0.10.5.post0, the container tests and ./build_and_push.sh (tests/deploy)"
 	$(MX19)/bin/python -m pytest tests $(PYTEST_ARGS)
 
 test-mx14: $(MX14)/.installed
 	@echo "==> tests on MXNet 1.4.1 + GluonCV 0.5.0"
-	$(MX14)/bin/python -m pytest tests --ignore=tests/test_container.py $(PYTEST_ARGS)
+	$(MX14)/bin/python -m pytest tests --ignore=tests/test_container.py --ignore=tests/deploy $(PYTEST_ARGS)
 
 ## test-container: only the container tests (needs a Docker engine: docker/ensure-engine.sh)
 test-container: $(MX19)/.installed

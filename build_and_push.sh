@@ -24,8 +24,8 @@ else
         command -v make >/dev/null 2>&1 || \
             die "make is not installed (needed to create the tools environment .venv/deploy)" \
                 "install make (apt-get install make), $USE_OTHER_PYTHON"
-        step "creating or updating the tools environment .venv/deploy (make deploy-env, nice ${SSD_NICE:-19})"
-        nice -n "${SSD_NICE:-19}" make -s -C "$ROOT" deploy-env >&2 || \
+        step "creating or updating the tools environment .venv/deploy (make deploy-env, nice ${SSD_NICE:-0})"
+        nice -n "${SSD_NICE:-0}" make -s -C "$ROOT" deploy-env >&2 || \
             die "could not create .venv/deploy (output above)" \
                 "check that python3 with venv and PyPI are reachable, then rerun (or: make deploy-env)"
     fi

@@ -5,7 +5,7 @@
 # when no engine answers, with the settings that work on machines without iptables or a bridge:
 #   dockerd --storage-driver overlay2 --iptables=false --ip6tables=false --bridge=none
 # Builds and runs then need `--network host` (or `--network none`); docker/build.sh passes it.
-# The engine is left running; it logs to $DOCKERD_LOG and runs at nice $SSD_NICE (default 19).
+# The engine is left running; it logs to $DOCKERD_LOG and runs at nice $SSD_NICE (default 0).
 # Stop it with: kill "$(cat /var/run/docker.pid)"
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"

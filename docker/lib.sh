@@ -15,9 +15,9 @@ die() {
     exit 1
 }
 
-# CPU priority for heavy work (builds, apt, debootstrap): nice 19 unless SSD_NICE says otherwise,
-# so a build does not slow down other work on a small machine.
-SSD_NICE=${SSD_NICE:-19}
+# CPU priority for heavy work (builds, apt, debootstrap): SSD_NICE=19 keeps a build from slowing
+# down other work on a small machine; by default it runs at normal priority.
+SSD_NICE=${SSD_NICE:-0}
 nicely() {
     nice -n "$SSD_NICE" "$@"
 }

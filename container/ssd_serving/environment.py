@@ -11,6 +11,7 @@ MODEL_DIR_ENV = "SSD_MODEL_DIR"          # the model baked into the image (never
 CONTEXT_ENV = "SSD_CONTEXT"              # auto | eia | gpu | cpu
 MAX_IMAGE_PIXELS_ENV = "SSD_MAX_IMAGE_PIXELS"
 MAX_IMAGES_ENV = "SSD_MAX_IMAGES_PER_REQUEST"
+MAX_REQUEST_BYTES_ENV = "SSD_MAX_REQUEST_BYTES"
 DEFAULT_THRESHOLD_ENV = "SSD_DEFAULT_SCORE_THRESHOLD"
 STARTUP_TIMEOUT_ENV = "SSD_STARTUP_TIMEOUT"
 READY_DIR_ENV = "SSD_READY_DIR"          # set by the server: workers mark a loaded model there
@@ -18,6 +19,7 @@ DEFAULT_ACCEPT_ENV = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
 
 DEFAULT_MAX_IMAGE_PIXELS = 64 * 1000 * 1000   # above a 48 MP photo, below a decompression bomb
 DEFAULT_MAX_IMAGES = 16
+DEFAULT_MAX_REQUEST_BYTES = 6553500           # Multi Model Server's default; SageMaker's own limit is 6 MB
 DEFAULT_THRESHOLD = 0.5
 
 
@@ -52,6 +54,10 @@ def max_images_per_request():
     return _int(MAX_IMAGES_ENV, DEFAULT_MAX_IMAGES)
 
 
+def max_request_bytes():
+    return _int(MAX_REQUEST_BYTES_ENV, DEFAULT_MAX_REQUEST_BYTES)
+
+
 def default_score_threshold():
     return _float(DEFAULT_THRESHOLD_ENV, DEFAULT_THRESHOLD)
 
@@ -61,6 +67,7 @@ def default_accept():
 
 
 def startup_timeout():
+    """How long the server may go without a worker that has the model: at start, or after workers died."""
     return _float(STARTUP_TIMEOUT_ENV, 200.0)
 
 

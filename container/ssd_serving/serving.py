@@ -1,4 +1,10 @@
-"""The server entry point: check the model, configure and start Multi Model Server, watch it, stop it cleanly."""
+"""The server entry point: check the model, configure and start Multi Model Server, watch it, stop it cleanly.
+
+Layout: the front door (front.py) owns the public port (SAGEMAKER_BIND_TO_PORT, default 8080) and answers
+`/ping` from what the workers report; Multi Model Server listens on loopback ports only (inference and
+management) and runs the workers. Each worker writes a marker named after its pid once its model is
+loaded (environment.mark_model_loaded); a worker counts as ready while that process is alive.
+"""
 from __future__ import absolute_import
 
 import argparse
@@ -17,6 +23,7 @@ import time
 
 from . import artifact, environment
 from .errors import ModelLoadError
+from .front import FrontDoor
 from .model import find_model_dir, verify_params
 
 LOG = logging.getLogger("ssd_serving.serving")
@@ -56,15 +63,23 @@ def http_port():
     return int(Environment().http_port)
 
 
-def management_port():
-    """A port for MMS's management API that cannot clash with SageMaker's: its safe range, else any free one."""
+def internal_port(taken=()):
+    """A loopback port for MMS that cannot clash with SageMaker's: its safe range, else any free one."""
     safe_range = os.environ.get("SAGEMAKER_SAFE_PORT_RANGE")
     if safe_range and "-" in safe_range:
         low, high = [int(p) for p in safe_range.split("-", 1)]
         for port in range(low, min(high, 32767) + 1):
-            if _port_is_free(port):
+            if port not in taken and _port_is_free(port):
                 return port
-    return free_port()
+    for _ in range(20):
+        port = free_port()
+        if port not in taken:
+            return port
+    raise RuntimeError("no free port for the model server")
+
+
+def management_port():
+    return internal_port()
 
 
 def workers_and_threads():
@@ -118,10 +133,10 @@ def _write_model_store(run_dir, handler, model_path=None):
     return store
 
 
-def write_config(run_dir, store, port, mgmt_port, workers):
+def write_config(run_dir, store, port, mgmt_port, workers, host="0.0.0.0", max_request_size=None):
     config = os.path.join(run_dir, "config.properties")
     lines = [
-        "inference_address=http://0.0.0.0:%d" % port,
+        "inference_address=http://%s:%d" % (host, port),
         "management_address=http://127.0.0.1:%d" % mgmt_port,
         "model_store=%s" % store,
         "load_models=ALL",
@@ -134,6 +149,7 @@ def write_config(run_dir, store, port, mgmt_port, workers):
         "default_response_timeout_seconds=%d" % RESPONSE_TIMEOUT_SECONDS,
         "decode_input_request=false",
         "enable_envvars_config=true",
+        "max_request_size=%d" % (max_request_size or environment.max_request_bytes()),
     ]
     with open(config, "w") as stream:
         stream.write("\n".join(lines) + "\n")
@@ -163,16 +179,34 @@ def worker_status(mgmt_port, timeout=2.0):
     return [worker.get("status") for worker in described.get("workers", [])]
 
 
+def _alive_since(pid, marked_at):
+    """Whether process `pid` runs (not a zombie) and is the one that wrote a marker at `marked_at`."""
+    try:
+        import psutil
+    except ImportError:  # the model server needs psutil; this is only a fallback
+        try:
+            os.kill(pid, 0)
+            return True
+        except OSError:
+            return False
+    try:
+        process = psutil.Process(pid)
+        return process.status() != psutil.STATUS_ZOMBIE and process.create_time() <= marked_at + 1.0
+    except psutil.Error:
+        return False
+
+
 class ModelServer(object):
     """One MMS process group started by us, and only ours, stopped on exit."""
 
-    def __init__(self, port, run_dir=None, handler=HANDLER, python_path=None, model_path=None):
+    def __init__(self, port, run_dir=None, handler=HANDLER, python_path=None, model_path=None, host="0.0.0.0"):
         self.port = port
+        self.host = host
         self.model_path = model_path
         self.handler = handler
         self.python_path = python_path or _python_path()
         self.run_dir = run_dir or tempfile.mkdtemp(prefix="ssd-serving-")
-        self.mgmt_port = management_port()
+        self.mgmt_port = internal_port(taken=(port,))
         self.process = None
         self.stopping = False
         self.ready_dir = os.path.join(self.run_dir, "ready")
@@ -187,8 +221,40 @@ class ModelServer(object):
                 pass
 
     def models_loaded(self):
-        """How many workers have reported their model loaded (see environment.mark_model_loaded)."""
-        return len(os.listdir(self.ready_dir)) if os.path.isdir(self.ready_dir) else 0
+        """How many live workers have their model loaded (see environment.mark_model_loaded).
+
+        The marker of a worker that died is removed: MMS starts a new worker, which writes its own.
+        """
+        try:
+            names = os.listdir(self.ready_dir)
+        except OSError:
+            return 0
+        alive = 0
+        for name in names:
+            path = os.path.join(self.ready_dir, name)
+            try:
+                pid = int(name.rsplit("-", 1)[-1])
+                marked_at = os.stat(path).st_mtime
+            except (ValueError, OSError):
+                continue
+            if _alive_since(pid, marked_at):
+                alive += 1
+            else:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+        return alive
+
+    def health(self):
+        """(ready, reason): ready while the model server runs and a worker with the model is alive."""
+        if self.process is None or self.process.poll() is not None:
+            return False, "the model server is not running"
+        if self.stopping:
+            return False, "the server is stopping"
+        if not self.models_loaded():
+            return False, "no model server worker has the model loaded (starting, or restarting a worker)"
+        return True, "ok"
 
     def wait(self):
         """The server's exit status, once it has exited."""
@@ -199,7 +265,7 @@ class ModelServer(object):
     def start(self):
         workers, threads = workers_and_threads()
         store = _write_model_store(self.run_dir, self.handler, self.model_path)
-        config = write_config(self.run_dir, store, self.port, self.mgmt_port, workers)
+        config = write_config(self.run_dir, store, self.port, self.mgmt_port, workers, host=self.host)
         env = dict(os.environ)
         tmp = os.path.join(self.run_dir, "tmp")
         os.makedirs(tmp)
@@ -210,8 +276,8 @@ class ModelServer(object):
                     "MXNET_CPU_WORKER_NTHREADS": env.get("MXNET_CPU_WORKER_NTHREADS", "1")})
         command = [_model_server_command(), "--start", "--foreground", "--mms-config", config,
                    "--model-store", store]
-        LOG.info("starting %s on port %d with %d worker(s) x %d thread(s)", os.path.basename(command[0]),
-                 self.port, workers, threads)
+        LOG.info("starting %s on %s:%d with %d worker(s) x %d thread(s)", os.path.basename(command[0]),
+                 self.host, self.port, workers, threads)
         self.process = subprocess.Popen(command, env=env, cwd=self.run_dir, start_new_session=True)
 
     def wait_ready(self, timeout):
@@ -241,6 +307,36 @@ class ModelServer(object):
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
+def watch(server, unhealthy_limit, poll=0.5):
+    """Follow the running server until it exits or stops; return its exit status.
+
+    A worker that dies is restarted by MMS, and /ping answers 503 until the new one has loaded the
+    model. If no worker has the model for `unhealthy_limit` seconds, the server stops with a message
+    instead of staying up unable to serve (SageMaker then replaces the container).
+    """
+    unhealthy_since = None
+    while not server.stopping:
+        if server.process.poll() is not None:
+            if server.stopping:
+                break
+            LOG.error("the model server exited with status %d", server.process.returncode)
+            return server.process.returncode or 1
+        ready, reason = server.health()
+        now = time.time()
+        if ready and unhealthy_since is not None:
+            LOG.info("a worker has the model loaded again after %.1f s; /ping answers 200", now - unhealthy_since)
+            unhealthy_since = None
+        elif not ready and unhealthy_since is None and not server.stopping:
+            LOG.warning("%s: /ping answers 503 until a worker has the model loaded", reason)
+            unhealthy_since = now
+        elif not ready and not server.stopping and now - unhealthy_since > unhealthy_limit:
+            LOG.error("no worker has had the model loaded for %.0f s (%s); stopping so the endpoint replaces "
+                      "this container", now - unhealthy_since, reason)
+            return 4
+        time.sleep(poll)
+    return 0
+
+
 def serve(port=None):
     """Run the server until it stops or SIGTERM arrives; return the exit status."""
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
@@ -253,7 +349,10 @@ def serve(port=None):
     if model_dir != environment.SAGEMAKER_MODEL_DIR:
         # workers run in another directory: give them the absolute path
         os.environ[environment.MODEL_DIR_ENV] = os.path.abspath(model_dir)
-    server = ModelServer(port or http_port())
+    public_port = port or http_port()
+    # MMS on loopback only; the front door owns the public port and answers /ping honestly
+    server = ModelServer(internal_port(taken=(public_port,)), host="127.0.0.1")
+    front = FrontDoor(public_port, server.port, server.health, environment.max_request_bytes())
 
     def _terminate(signum, frame):
         LOG.info("signal %d: stopping the model server", signum)
@@ -262,6 +361,7 @@ def serve(port=None):
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, _terminate)
     try:
+        front.start()
         server.start()
         if not server.wait_ready(environment.startup_timeout()):
             if server.stopping:
@@ -273,10 +373,10 @@ def serve(port=None):
             LOG.error("the model did not become ready within %.0f s; stopping so the endpoint is not "
                       "reported healthy without a model", environment.startup_timeout())
             return 3
-        LOG.info("ready: POST http://localhost:%d/invocations, GET /ping", server.port)
-        status = server.wait()
-        return 0 if server.stopping else status
+        LOG.info("ready: POST http://localhost:%d/invocations, GET /ping", public_port)
+        return watch(server, environment.startup_timeout())
     finally:
+        front.stop()
         server.stop()
         server.cleanup()
 

@@ -1,0 +1,348 @@
+"""The server's front door: an honest `GET /ping`, request-size limits and JSON errors before Multi Model Server.
+
+Multi Model Server answers `/ping` with HTTP 200 even while no worker has a model (both 1.0.5 and
+1.1.11: its body says "Unhealthy" or "Partial Healthy", its status stays 200), so SageMaker would route
+traffic to a container that can only fail. This small threaded HTTP server owns the public port:
+
+- `GET /ping` answers 200 only while at least one worker process is alive with the model loaded (the
+  `health` callable decides), and 503 with a JSON reason otherwise: during start-up, and while MMS
+  restarts a worker that died;
+- a body over the size limit gets 413 JSON without reaching MMS (MMS's own 413 has an empty body);
+- everything else is forwarded to MMS on a loopback port, and MMS's own error bodies
+  (`{"code", "type", "message"}`) are rewritten to this server's `{"error", "status"}` form;
+- MMS not answering becomes 503 JSON, MMS not answering in time 504 JSON, and too many open
+  connections 503 JSON, so a client always gets JSON and a status it can act on.
+
+Standard library only, Python 3.6 and later (the EI image has Python 3.6.8).
+"""
+from __future__ import absolute_import
+
+import http.client
+import json
+import logging
+import socket
+import socketserver
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+LOG = logging.getLogger(__name__)
+
+# Headers that describe one connection, not the request: never forwarded (RFC 7230, 6.1).
+_HOP_BY_HOP = frozenset(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+                         "trailer", "trailers", "transfer-encoding", "upgrade", "expect", "host", "content-length"])
+_OWN_HEADERS = frozenset(["server", "date"])  # send_response writes ours
+_PHRASES = {400: "Bad Request", 404: "Not Found", 411: "Length Required", 413: "Payload Too Large",
+            500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway",
+            503: "Service Unavailable", 504: "Gateway Timeout"}
+
+
+def error_body(status, message):
+    return json.dumps({"error": message, "status": status}).encode("utf-8")
+
+
+def normalise_error(status, body):
+    """MMS's error JSON `{"code": N, "type": ..., "message": ...}` as `{"error": ..., "status": N}`.
+
+    Bodies that already have this server's form (the handler's errors) and non-JSON bodies stay as
+    they are; an empty error body gets a message naming the status.
+    """
+    if status < 400:
+        return None
+    if not body.strip():
+        return error_body(status, _PHRASES.get(status, "error %d" % status))
+    try:
+        document = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if isinstance(document, dict) and "message" in document and "error" not in document:
+        return error_body(status, "model server: %s" % (document.get("message"),))
+    return None
+
+
+class _ChunkedBodyTooLarge(Exception):
+    pass
+
+
+class FrontDoorHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"   # keep-alive, as SageMaker's clients use it
+    server_version = "ssd-serving"
+
+    # set by FrontDoor
+    upstream_port = None
+    health = None
+    max_body = None
+    upstream_timeout = None
+
+    def version_string(self):
+        return self.server_version
+
+    def setup(self):
+        BaseHTTPRequestHandler.setup(self)
+        self._upstream = None
+
+    def finish(self):
+        try:
+            BaseHTTPRequestHandler.finish(self)
+        finally:
+            self._close_upstream()
+
+    def log_message(self, format, *args):  # MMS writes the access log; keep ours quiet
+        LOG.debug("%s " + format, self.address_string(), *args)
+
+    # --- answers of our own
+
+    def _send(self, status, body, content_type="application/json", close=False, head_only=False):
+        self.send_response(status, _PHRASES.get(status))
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        if not head_only:
+            self.wfile.write(body)
+
+    def _send_error(self, status, message, close=False):
+        self._send(status, error_body(status, message), close=close)
+
+    def _too_large(self, length):
+        return "the request body is %s bytes; the limit is %d bytes" % (length, self.max_body)
+
+    def handle_expect_100(self):
+        """`Expect: 100-continue` with a body over the limit: refuse before the client sends it."""
+        length = self._declared_length()
+        if length is not None and length > self.max_body:
+            self._send_error(413, self._too_large(length), close=True)
+            return False
+        return BaseHTTPRequestHandler.handle_expect_100(self)
+
+    def _declared_length(self):
+        value = self.headers.get("Content-Length")
+        if value is None:
+            return None
+        try:
+            length = int(value)
+        except ValueError:
+            return -1
+        return length
+
+    # --- the request body, within the limit
+
+    def _read_chunked(self):
+        parts, total = [], 0
+        while True:
+            line = self.rfile.readline(1026)
+            size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline(1026) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(parts)
+            total += size
+            if total > self.max_body:
+                raise _ChunkedBodyTooLarge(total)
+            parts.append(self.rfile.read(size))
+            self.rfile.readline(3)
+
+    def _discard(self, length, limit):
+        """Read and drop a body the client is sending anyway, so it can read our answer; False if too big."""
+        if length > limit:
+            return False
+        remaining = length
+        while remaining > 0:
+            chunk = self.rfile.read(min(remaining, 1 << 16))
+            if not chunk:
+                return False
+            remaining -= len(chunk)
+        return True
+
+    def _body(self):
+        """The request body, or None after answering the client with an error."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            try:
+                return self._read_chunked()
+            except _ChunkedBodyTooLarge as err:
+                self._send_error(413, self._too_large("over %d" % err.args[0]), close=True)
+            except ValueError:
+                self._send_error(400, "malformed chunked request body", close=True)
+            return None
+        length = self._declared_length()
+        if length is None:
+            return b""
+        if length < 0:
+            self._send_error(400, "Content-Length must be a non-negative integer", close=True)
+            return None
+        if length > self.max_body:
+            # drain bodies up to a few times the limit so the client reads a 413, not a reset connection
+            drained = self._discard(length, 4 * self.max_body)
+            self._send_error(413, self._too_large(length), close=True)
+            if not drained:
+                self.close_connection = True
+            return None
+        body = self.rfile.read(length)
+        if len(body) != length:
+            self.close_connection = True
+            return None
+        return body
+
+    # --- forwarding
+
+    def _close_upstream(self):
+        if self._upstream is not None:
+            try:
+                self._upstream.close()
+            except Exception:
+                pass
+            self._upstream = None
+
+    def _exchange(self, method, body, headers):
+        """One request to MMS on this connection's upstream connection; reconnects once if it went stale."""
+        for attempt in (0, 1):
+            fresh = self._upstream is None
+            if fresh:
+                self._upstream = http.client.HTTPConnection("127.0.0.1", self.upstream_port,
+                                                            timeout=self.upstream_timeout)
+            try:
+                self._upstream.request(method, self.path, body=body, headers=headers)
+                reply = self._upstream.getresponse()
+                return reply, reply.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self._close_upstream()
+                if fresh or attempt:  # a stale keep-alive connection is retried once, on a new one
+                    raise
+            except Exception:
+                self._close_upstream()
+                raise
+
+    def _forward(self, head_only=False):
+        body = self._body()
+        if body is None:
+            return
+        headers = dict((k, v) for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP)
+        if body or self.command in ("POST", "PUT"):
+            headers["Content-Length"] = str(len(body))
+        try:
+            reply, payload = self._exchange(self.command, body if body or self.command in ("POST", "PUT") else None,
+                                            headers)
+        except socket.timeout:
+            self._send_error(504, "the model server did not answer within %.0f s" % self.upstream_timeout)
+            return
+        except (OSError, http.client.HTTPException) as err:
+            LOG.warning("model server not reachable: %s", err)
+            self._send_error(503, "the model server is not answering (%s); retry later" % (err.__class__.__name__,))
+            return
+        normalised = normalise_error(reply.status, payload)
+        self.send_response(reply.status, reply.reason)
+        content_type = None
+        for key, value in reply.getheaders():
+            if key.lower() in _HOP_BY_HOP or key.lower() in _OWN_HEADERS:
+                continue
+            if key.lower() == "content-type":
+                content_type = value
+                if normalised is not None:
+                    continue
+            self.send_header(key, value)
+        if normalised is not None:
+            payload = normalised
+            self.send_header("Content-Type", "application/json")
+        elif content_type is None and payload:
+            self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if not head_only:
+            self.wfile.write(payload)
+
+    # --- methods
+
+    def _route(self, head_only=False):
+        path = self.path.split("?", 1)[0]
+        if path == "/ping" and self.command in ("GET", "HEAD"):
+            if self._body() is None:
+                return
+            ready, detail = self.health()
+            status = 200 if ready else 503
+            document = {"status": "Healthy" if ready else "Unhealthy"}
+            if not ready:
+                document["error"] = detail
+            self._send(status, json.dumps(document).encode("utf-8"), head_only=head_only)
+            return
+        self._forward(head_only=head_only)
+
+    def do_GET(self):
+        self._route()
+
+    def do_HEAD(self):
+        self._route(head_only=True)
+
+    def do_POST(self):
+        self._route()
+
+    def do_PUT(self):
+        self._route()
+
+    def do_DELETE(self):
+        self._route()
+
+    def do_OPTIONS(self):
+        self._route()
+
+
+class _ThreadingHTTPServer(socketserver.ThreadingMixIn, HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address, handler, max_connections):
+        HTTPServer.__init__(self, address, handler)
+        self.max_connections = max_connections
+        self.open_connections = 0
+        self.lock = threading.Lock()
+
+    def process_request(self, request, client_address):
+        with self.lock:
+            busy = self.open_connections >= self.max_connections
+            if not busy:
+                self.open_connections += 1
+        if busy:
+            try:
+                body = error_body(503, "too many open connections (%d); retry later" % self.max_connections)
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                                b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        socketserver.ThreadingMixIn.process_request(self, request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            socketserver.ThreadingMixIn.process_request_thread(self, request, client_address)
+        finally:
+            with self.lock:
+                self.open_connections -= 1
+
+
+class FrontDoor(object):
+    """The public HTTP server on `port`, forwarding to MMS on 127.0.0.1:`upstream_port`."""
+
+    def __init__(self, port, upstream_port, health, max_body, host="0.0.0.0", upstream_timeout=150.0,
+                 idle_timeout=120.0, max_connections=512):
+        handler = type("BoundFrontDoorHandler", (FrontDoorHandler,), {
+            "upstream_port": upstream_port, "health": staticmethod(health), "max_body": max_body,
+            "upstream_timeout": upstream_timeout, "timeout": idle_timeout})
+        self.httpd = _ThreadingHTTPServer((host, port), handler, max_connections)
+        self.port = self.httpd.server_address[1]
+        self.thread = None
+
+    def start(self):
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.5},
+                                       name="front-door")
+        self.thread.daemon = True
+        self.thread.start()
+        return self
+
+    def stop(self):
+        if self.thread is not None:
+            self.httpd.shutdown()
+            self.thread.join(10)
+            self.thread = None
+        self.httpd.server_close()

@@ -87,3 +87,36 @@ def test_unknown_class_names_the_valid_ones():
     with pytest.raises(BadRequestError) as caught:
         request.params.class_ids(["circle", "square"])
     assert "circle, square" in str(caught.value)
+
+
+@pytest.mark.parametrize("body,attributes", [
+    (b"[" * 100000 + b"]" * 100000, None),                       # RecursionError in json.loads
+    (b'{"image": "%s", "top_k": 1e400}' % B64, None),            # int(inf): OverflowError
+    (b'{"image": "%s", "top_k": -Infinity}' % B64, None),
+    (b'{"image": "%s", "threshold": %s}' % (B64, b"9" * 400), None),  # float(10 ** 400): OverflowError
+    (b'{"image": "%s"}' % B64, '{"top_k": 1e400}'),
+    (b'{"image": "%s"}' % B64, '{"a": ' * 100000),
+])
+def test_hostile_json_is_a_bad_request_not_a_crash(body, attributes):
+    with pytest.raises(BadRequestError):
+        parse_request(body, "application/json", attributes)
+
+
+def test_a_list_of_thousands_is_refused_before_decoding_any(monkeypatch):
+    import ssd_serving.request as request_module
+
+    def no_decoding(*args):
+        raise AssertionError("decoded base64 before counting the images")
+    monkeypatch.setattr(request_module, "_b64decode", no_decoding)
+    with pytest.raises(PayloadTooLargeError):
+        parse_request(json.dumps([B64.decode()] * 5000), "application/json")
+
+
+def test_formats_outside_the_accepted_ones_are_415():
+    import io
+    from PIL import Image
+    stream = io.BytesIO()
+    Image.fromarray(RGB).save(stream, format="TGA")
+    with pytest.raises(UnsupportedMediaTypeError) as caught:
+        parse_request(stream.getvalue(), "image/x-tga")
+    assert "JPEG" in str(caught.value)

@@ -60,3 +60,16 @@ def test_drawn_picture(accept, fmt):
 def test_picture_of_a_batch_is_406():
     with pytest.raises(NotAcceptableError):
         encode_prediction(prediction(2), "image/png")
+
+
+def test_a_picture_over_the_response_limit_is_406_not_a_dead_worker(monkeypatch):
+    # MMS disconnects (and restarts) a worker whose answer is over its max_response_size
+    noise = np.random.RandomState(0).randint(0, 256, (300, 400, 3)).astype(np.uint8)
+    decoded = DecodedImage(noise, (400, 300), "PNG")
+    big = Prediction([ImageResult([DETECTION], decoded)], INFO, False)
+    monkeypatch.setenv("SSD_MAX_RESPONSE_BYTES", "100000")
+    with pytest.raises(NotAcceptableError) as caught:
+        encode_prediction(big, "image/png")
+    assert "response limit" in str(caught.value) and "application/json" in str(caught.value)
+    body, media = encode_prediction(big, "application/json")
+    assert media == "application/json" and json.loads(body)["detections"]

@@ -8,11 +8,15 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from . import environment
-from .errors import BadRequestError, PayloadTooLargeError
+from .errors import BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
 
 # JPEGs at least this many times larger than the network input (per side) are decoded at reduced
 # scale: libjpeg then skips most of the IDCT work, and the later area resize loses nothing visible.
 DRAFT_MIN_FACTOR = 2
+
+# Image formats decoded; Pillow can open more (EPS through Ghostscript, PSD, ICNS, ...), but every
+# parser is attack surface for bytes from the internet, and these are what cameras and browsers send.
+ACCEPTED_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
@@ -39,6 +43,12 @@ def _open(data):
         if err.__class__.__name__ == "DecompressionBombError":
             raise PayloadTooLargeError("the image declares too many pixels: %s" % (err,))
         raise BadRequestError("the body is not a decodable image (%s)" % (err.__class__.__name__,))
+
+
+def _check_format(image):
+    if image.format not in ACCEPTED_FORMATS:
+        raise UnsupportedMediaTypeError("%s images are not accepted; send one of: %s" %
+                                        (image.format or "unknown", ", ".join(ACCEPTED_FORMATS)))
 
 
 def _check_size(image, limit):
@@ -79,13 +89,14 @@ def decode_image(data, target_size=None, max_pixels=None):
     """
     limit = max_pixels or environment.max_image_pixels()
     image = _open(data)
+    _check_format(image)
     _check_size(image, limit)
     width, height = image.size
     format_name = image.format or "unknown"
     orientation = _orientation(image)
     try:
-        if getattr(image, "n_frames", 1) > 1:
-            image.seek(0)  # animations and multi-page files: detect on the first frame
+        # animations and multi-page files: Image.open is at the first frame, which is the one detected
+        # (n_frames would walk through every frame of a hostile GIF first)
         if target_size and image.format == "JPEG":
             target_width, target_height = target_size
             if width >= DRAFT_MIN_FACTOR * target_width and height >= DRAFT_MIN_FACTOR * target_height:
@@ -95,7 +106,7 @@ def decode_image(data, target_size=None, max_pixels=None):
             image.load()
             image = ImageOps.exif_transpose(image)
             rgb = _to_rgb(image)
-    except (PayloadTooLargeError, BadRequestError):
+    except (PayloadTooLargeError, BadRequestError, UnsupportedMediaTypeError):
         raise
     except Exception as err:
         raise BadRequestError("the image could not be decoded: %s" % (err,))

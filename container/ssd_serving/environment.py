@@ -12,6 +12,7 @@ CONTEXT_ENV = "SSD_CONTEXT"              # auto | eia | gpu | cpu
 MAX_IMAGE_PIXELS_ENV = "SSD_MAX_IMAGE_PIXELS"
 MAX_IMAGES_ENV = "SSD_MAX_IMAGES_PER_REQUEST"
 MAX_REQUEST_BYTES_ENV = "SSD_MAX_REQUEST_BYTES"
+MAX_RESPONSE_BYTES_ENV = "SSD_MAX_RESPONSE_BYTES"
 DEFAULT_THRESHOLD_ENV = "SSD_DEFAULT_SCORE_THRESHOLD"
 STARTUP_TIMEOUT_ENV = "SSD_STARTUP_TIMEOUT"
 READY_DIR_ENV = "SSD_READY_DIR"          # set by the server: workers mark a loaded model there
@@ -20,6 +21,9 @@ DEFAULT_ACCEPT_ENV = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
 DEFAULT_MAX_IMAGE_PIXELS = 64 * 1000 * 1000   # above a 48 MP photo, below a decompression bomb
 DEFAULT_MAX_IMAGES = 16
 DEFAULT_MAX_REQUEST_BYTES = 6553500           # Multi Model Server's default; SageMaker's own limit is 6 MB
+# A worker whose answer exceeds MMS's max_response_size (6553500 by default, also in AWS's toolkit) is
+# disconnected and restarted by MMS: answers stay under it, with room for MMS's framing.
+DEFAULT_MAX_RESPONSE_BYTES = 6 * 1024 * 1024
 DEFAULT_THRESHOLD = 0.5
 
 
@@ -56,6 +60,10 @@ def max_images_per_request():
 
 def max_request_bytes():
     return _int(MAX_REQUEST_BYTES_ENV, DEFAULT_MAX_REQUEST_BYTES)
+
+
+def max_response_bytes():
+    return _int(MAX_RESPONSE_BYTES_ENV, DEFAULT_MAX_RESPONSE_BYTES)
 
 
 def default_score_threshold():

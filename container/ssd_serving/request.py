@@ -42,8 +42,8 @@ class DetectionParams(object):
             elif isinstance(item, str) and item.isdigit() and int(item) < len(class_names):
                 ids.add(int(item))
             else:
-                raise BadRequestError("unknown class %r; this model's classes are: %s" %
-                                      (item, ", ".join(class_names)))
+                raise BadRequestError("unknown class %s; this model's classes are: %s" %
+                                      (_shorten(item), ", ".join(class_names)))
         return ids
 
 
@@ -73,13 +73,31 @@ def _b64decode(text, where):
         raise BadRequestError("%s is not valid base64 (%s)" % (where, err))
 
 
+def _shorten(value, limit=60):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _loads(text, where):
+    """json.loads with every way it fails on hostile input (bad syntax, invalid UTF-8, deep nesting) a 400."""
+    try:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        return json.loads(text)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise BadRequestError("%s is not valid JSON: %s" % (where, err))
+    except RecursionError:
+        raise BadRequestError("%s nests JSON too deeply" % where)
+
+
 def _number(value, name, kind):
     if isinstance(value, bool):
         raise BadRequestError("%s must be a number, not a boolean" % name)
     try:
         number = kind(value)
-    except (TypeError, ValueError):
-        raise BadRequestError("%s must be %s, not %r" % (name, "an integer" if kind is int else "a number", value))
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf), float(10 ** 400)
+        raise BadRequestError("%s must be %s, not %s" % (name, "an integer" if kind is int else "a number",
+                                                         _shorten(value)))
     if kind is int and isinstance(value, float) and value != number:
         raise BadRequestError("%s must be an integer, not %r" % (name, value))
     return number
@@ -96,7 +114,7 @@ def parse_params(raw):
     if top_k is not None:
         top_k = _number(top_k, "top_k", int)
         if top_k < 1:
-            raise BadRequestError("top_k must be at least 1, not %r" % top_k)
+            raise BadRequestError("top_k must be at least 1, not %s" % _shorten(top_k))
     classes = raw.get("classes")
     if classes is not None:
         if isinstance(classes, (str, int)) and not isinstance(classes, bool):
@@ -105,7 +123,7 @@ def parse_params(raw):
             raise BadRequestError("classes must be a non-empty list of class names or ids")
         for item in classes:
             if isinstance(item, bool) or not isinstance(item, (str, int)):
-                raise BadRequestError("classes must hold class names or ids, not %r" % (item,))
+                raise BadRequestError("classes must hold class names or ids, not %s" % _shorten(item))
     return DetectionParams(threshold, top_k, classes)
 
 
@@ -119,10 +137,7 @@ def parse_custom_attributes(header):
         return {}
     header = header.strip()
     if header.startswith("{"):
-        try:
-            raw = json.loads(header)
-        except ValueError as err:
-            raise BadRequestError("X-Amzn-SageMaker-Custom-Attributes is not valid JSON: %s" % err)
+        raw = _loads(header, "X-Amzn-SageMaker-Custom-Attributes")
         if not isinstance(raw, dict):
             raise BadRequestError("X-Amzn-SageMaker-Custom-Attributes JSON must be an object")
         return dict((k, v) for k, v in raw.items() if k in _PARAM_KEYS)
@@ -142,6 +157,7 @@ def _images_from_json(payload):
     if isinstance(payload, str):
         return [_b64decode(payload, "the JSON string")], {}, False
     if isinstance(payload, list):
+        _check_count(len(payload))  # before decoding anything: a list of thousands is refused at once
         return [_b64decode(item, "images[%d]" % i) for i, item in enumerate(payload)], {}, True
     if not isinstance(payload, dict):
         raise BadRequestError("the JSON body must be an object like {\"image\": \"<base64>\"}")
@@ -190,10 +206,7 @@ def parse_request(body, content_type, custom_attributes=None, target_size=None):
     if kind == JSON:
         if not body:
             raise BadRequestError("the request body is empty; send {\"image\": \"<base64>\"}")
-        try:
-            payload = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as err:
-            raise BadRequestError("the body is not valid JSON: %s" % err)
+        payload = _loads(body, "the body")
         blobs, body_params, batch = _images_from_json(payload)
         header_params.update(body_params)
     elif kind.startswith("image/") or kind in RAW_IMAGE_TYPES:
@@ -203,8 +216,8 @@ def parse_request(body, content_type, custom_attributes=None, target_size=None):
     elif not kind:
         raise UnsupportedMediaTypeError("the request has no Content-Type; send one of: %s" % SUPPORTED_TYPES)
     else:
-        raise UnsupportedMediaTypeError("Content-Type %r is not supported; send one of: %s" %
-                                        (kind, SUPPORTED_TYPES))
+        raise UnsupportedMediaTypeError("Content-Type %s is not supported; send one of: %s" %
+                                        (_shorten(kind), SUPPORTED_TYPES))
     _check_count(len(blobs))
     params = parse_params(header_params)
     images = []

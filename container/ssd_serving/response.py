@@ -112,4 +112,10 @@ def encode_prediction(prediction, accept):
         picture.save(stream, format="JPEG", quality=90)
     else:
         picture.save(stream, format="PNG")
+    limit = environment.max_response_bytes()
+    if stream.tell() > limit:
+        # Multi Model Server drops a worker whose answer is over its limit: refuse instead
+        raise NotAcceptableError("the drawn picture would be %d bytes as %s, over the %d-byte response limit; "
+                                 "ask for application/json%s" % (stream.tell(), media, limit,
+                                                                 " or image/jpeg" if media == PNG else ""))
     return stream.getvalue(), media

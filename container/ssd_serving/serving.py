@@ -150,6 +150,8 @@ def write_config(run_dir, store, port, mgmt_port, workers, host="0.0.0.0", max_r
         "decode_input_request=false",
         "enable_envvars_config=true",
         "max_request_size=%d" % (max_request_size or environment.max_request_bytes()),
+        # answers are kept under SSD_MAX_RESPONSE_BYTES by the handler; MMS gets room for its framing
+        "max_response_size=%d" % (environment.max_response_bytes() + (1 << 20)),
     ]
     with open(config, "w") as stream:
         stream.write("\n".join(lines) + "\n")

@@ -1,13 +1,11 @@
 """Image decoding: formats, modes, EXIF orientation, reduced-scale JPEG decoding and size limits."""
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import encode
+from conftest import encode, png_declaring
 from ssd_serving.decoder import decode_image
 from ssd_serving.errors import BadRequestError, PayloadTooLargeError
 
@@ -82,16 +80,8 @@ def test_undecodable_bodies_are_bad_requests(body):
         decode_image(body)
 
 
-def _png_declaring(width, height):
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + \
-        chunk(b"IEND", b"")
-
-
 def test_decompression_bomb_is_refused_before_decoding():
     with pytest.raises(PayloadTooLargeError) as caught:
-        decode_image(_png_declaring(100000, 100000))
+        decode_image(png_declaring(100000, 100000))
     assert "pixels" in str(caught.value)
     assert caught.value.status_code == 413

@@ -82,30 +82,7 @@ def test_picture_with_boxes(server):
     assert Image.open(io.BytesIO(reply.content)).size == (400, 300)
 
 
-BAD_REQUESTS = [
-    ("empty body", b"", "image/jpeg", {}, 400),
-    ("random bytes", os.urandom(2000), "image/jpeg", {}, 400),
-    ("truncated jpeg", None, "image/jpeg", {}, 400),
-    ("bad base64", b"###", "text/plain", {}, 400),
-    ("bad json", b"{nope", "application/json", {}, 400),
-    ("json wrong type", b'{"image": 12}', "application/json", {}, 400),
-    ("unsupported type", b"abc", "video/mp4", {}, 415),
-    ("unproduced accept", None, "image/jpeg", {"Accept": "text/csv"}, 406),
-    ("threshold out of range", None, "image/jpeg", {"X-Amzn-SageMaker-Custom-Attributes": "threshold=5"}, 400),
-    ("unknown class", None, "image/jpeg", {"X-Amzn-SageMaker-Custom-Attributes": "classes=unicorn"}, 400),
-]
-
-
-@pytest.mark.parametrize("name,body,content_type,headers,status", BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS])
-def test_bad_input_gets_4xx_json_and_the_server_keeps_serving(server, photo_jpeg, name, body, content_type,
-                                                              headers, status):
-    if body is None:
-        body = photo_jpeg[:len(photo_jpeg) // 3] if name == "truncated jpeg" else photo_jpeg
-    reply = server.post(body, content_type, headers=dict(headers))
-    assert reply.status_code == status, reply.text
-    assert reply.headers["Content-Type"].startswith("application/json")
-    assert reply.json()["error"]
-    assert server.post(photo_jpeg).status_code == 200
+# Bad and hostile requests, each followed by a valid one: tests/test_hostile_inputs.py
 
 
 def test_model_that_cannot_load_does_not_start(demo_model_dir, tmp_path):

@@ -31,7 +31,8 @@ LOG = logging.getLogger(__name__)
 _HOP_BY_HOP = frozenset(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                          "trailer", "trailers", "transfer-encoding", "upgrade", "expect", "host", "content-length"])
 _OWN_HEADERS = frozenset(["server", "date"])  # send_response writes ours
-_PHRASES = {400: "Bad Request", 404: "Not Found", 411: "Length Required", 413: "Payload Too Large",
+_PHRASES = {400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 411: "Length Required",
+            413: "Payload Too Large",
             500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway",
             503: "Service Unavailable", 504: "Gateway Timeout"}
 
@@ -255,8 +256,11 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
 
     def _route(self, head_only=False):
         path = self.path.split("?", 1)[0]
-        if path == "/ping" and self.command in ("GET", "HEAD"):
+        if path == "/ping":
             if self._body() is None:
+                return
+            if self.command not in ("GET", "HEAD"):  # MMS would answer its own, always-healthy /ping
+                self._send_error(405, "/ping answers GET and HEAD, not %s" % self.command)
                 return
             ready, detail = self.health()
             status = 200 if ready else 503

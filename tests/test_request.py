@@ -112,11 +112,11 @@ def test_a_list_of_thousands_is_refused_before_decoding_any(monkeypatch):
         parse_request(json.dumps([B64.decode()] * 5000), "application/json")
 
 
-def test_formats_outside_the_accepted_ones_are_415():
+def test_formats_outside_the_accepted_ones_are_400():
     import io
     from PIL import Image
     stream = io.BytesIO()
     Image.fromarray(RGB).save(stream, format="TGA")
-    with pytest.raises(UnsupportedMediaTypeError) as caught:
+    with pytest.raises(BadRequestError) as caught:
         parse_request(stream.getvalue(), "image/x-tga")
-    assert "JPEG" in str(caught.value)
+    assert "JPEG, MPO, PNG" in str(caught.value)

@@ -1,6 +1,7 @@
 """Image decoding: bytes to an RGB array, with EXIF orientation, mode conversion and size limits."""
 from __future__ import absolute_import
 
+import inspect
 import io
 import warnings
 
@@ -8,7 +9,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from . import environment
-from .errors import BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
+from .errors import BadRequestError, PayloadTooLargeError
 
 # JPEGs at least this many times larger than the network input (per side) are decoded at reduced
 # scale: libjpeg then skips most of the IDCT work, and the later area resize loses nothing visible.
@@ -16,7 +17,14 @@ DRAFT_MIN_FACTOR = 2
 
 # Image formats decoded; Pillow can open more (EPS through Ghostscript, PSD, ICNS, ...), but every
 # parser is attack surface for bytes from the internet, and these are what cameras and browsers send.
+# (MPO, phones' multi-picture JPEG, is opened by the JPEG parser.)
 ACCEPTED_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
+_PARSERS = []
+
+try:
+    _OPEN_TAKES_FORMATS = "formats" in inspect.signature(Image.open).parameters
+except (TypeError, ValueError):
+    _OPEN_TAKES_FORMATS = False
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
@@ -32,23 +40,33 @@ class DecodedImage(object):
         self.format = format_name
 
 
+def _parsers():
+    """The accepted formats this Pillow has a parser for (a build may lack WebP)."""
+    if not _PARSERS:
+        Image.init()
+        _PARSERS.extend(f for f in ACCEPTED_FORMATS if f in Image.OPEN)
+    return _PARSERS
+
+
 def _open(data):
     if not data:
         raise BadRequestError("the request body is empty; send an image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return Image.open(io.BytesIO(data))
+            if _OPEN_TAKES_FORMATS:  # only these parsers look at the bytes at all
+                image = Image.open(io.BytesIO(data), formats=_parsers())
+            else:
+                image = Image.open(io.BytesIO(data))
     except Exception as err:
         if err.__class__.__name__ == "DecompressionBombError":
             raise PayloadTooLargeError("the image declares too many pixels: %s" % (err,))
-        raise BadRequestError("the body is not a decodable image (%s)" % (err.__class__.__name__,))
-
-
-def _check_format(image):
-    if image.format not in ACCEPTED_FORMATS:
-        raise UnsupportedMediaTypeError("%s images are not accepted; send one of: %s" %
-                                        (image.format or "unknown", ", ".join(ACCEPTED_FORMATS)))
+        raise BadRequestError("the body is not a decodable image (%s); send one of: %s" %
+                              (err.__class__.__name__, ", ".join(ACCEPTED_FORMATS)))
+    if image.format not in ACCEPTED_FORMATS:  # a Pillow older than 7.1 opened another format
+        raise BadRequestError("%s images are not accepted; send one of: %s" %
+                              (image.format or "unknown", ", ".join(ACCEPTED_FORMATS)))
+    return image
 
 
 def _check_size(image, limit):
@@ -89,7 +107,6 @@ def decode_image(data, target_size=None, max_pixels=None):
     """
     limit = max_pixels or environment.max_image_pixels()
     image = _open(data)
-    _check_format(image)
     _check_size(image, limit)
     width, height = image.size
     format_name = image.format or "unknown"
@@ -106,7 +123,7 @@ def decode_image(data, target_size=None, max_pixels=None):
             image.load()
             image = ImageOps.exif_transpose(image)
             rgb = _to_rgb(image)
-    except (PayloadTooLargeError, BadRequestError, UnsupportedMediaTypeError):
+    except (PayloadTooLargeError, BadRequestError):
         raise
     except Exception as err:
         raise BadRequestError("the image could not be decoded: %s" % (err,))

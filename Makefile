@@ -13,7 +13,7 @@ DEMO_MODEL := container/models/demo
 LOCAL_MODELS := build/models
 export PYTHONPATH := $(CURDIR)/container:$(CURDIR)/code
 
-.PHONY: serve test test-mx19 test-mx14 test-container image lint-py36 venvs deploy-env demo-model demo-eval export clean
+.PHONY: serve test test-mx19 test-mx14 test-container image lint-py36 venvs deploy-env demo-model demo-eval export clean soak
 
 $(MX19)/.installed: requirements/common.txt requirements/mxnet-1.9.txt
 	@echo "==> creating the MXNet 1.9.1 environment in $(MX19)"
@@ -89,6 +89,14 @@ test-mx14: $(MX14)/.installed
 test-container: $(MX19)/.installed
 	@echo "==> container tests: the Dockerfile on the cpu and ei stand-in bases"
 	$(MX19)/bin/python -m pytest tests/test_container.py $(PYTEST_ARGS)
+
+## soak: load and soak the real server (tests/soak.py): SOAK_SECONDS (default 600) at SOAK_CONCURRENCY (default 8)
+SOAK_SECONDS ?= 600
+SOAK_CONCURRENCY ?= 8
+soak: $(MX19)/.installed
+	@echo "==> soak: $(SOAK_SECONDS) s at concurrency $(SOAK_CONCURRENCY) against the real server (demo model)"
+	@mkdir -p build
+	$(MX19)/bin/python tests/soak.py --seconds $(SOAK_SECONDS) --concurrency $(SOAK_CONCURRENCY) --json build/soak-report.json
 
 ## image: build the serving image on a stand-in base (STACK=cpu or ei) or AWS's (STACK=aws-eia|aws-cpu|aws-gpu)
 image:

@@ -5,11 +5,12 @@ unless SSD_REQUIRE_DOCKER=1 (set by .ci/run), where a missing engine is a failur
 with docker/build.sh (its build cache makes rebuilds quick); every container a test starts has a
 unique name and is removed by that test (or by the fixture that started it).
 """
-import io
 import json
 import os
+import re
 import shutil
 import subprocess
+import tarfile
 import time
 import uuid
 
@@ -26,6 +27,7 @@ STACKS = ["cpu", "ei"]
 STAND_IN_BASES = {"cpu": "ssd-local/mxnet-inference:1.9.1-standin-py311",  # docker/build.sh's names
                   "ei": "ssd-local/mxnet-inference-eia:1.4.1-standin-py311"}
 READY_TIMEOUT = 180
+CA_BUNDLE_DEFAULT = os.environ.get("CA_BUNDLE") or "/etc/ssl/certs/ca-certificates.crt"  # as docker/build.sh
 
 
 def docker(*args, **kwargs):
@@ -342,3 +344,147 @@ def test_stand_in_base_runs_other_commands_and_keeps_running(image):
         assert container.state().get("Running")
     finally:
         container.remove()
+
+
+# ---- image hygiene: what ships in the layers, pinned versions, verified weights, no root
+
+LEAK_NAMES = re.compile(r"(^|/)(\.git(/|$)|\.aws/(credentials|config)$|\.docker/config\.json$|\.netrc$|\.pypirc$|"
+                        r"id_(rsa|ecdsa|ed25519)$|run/secrets/)")
+LEAK_CONTENT = [
+    (re.compile(rb"(?<![A-Z0-9])(AKIA|ASIA)(?!IOSFODNN7EXAMPLE)[A-Z0-9]{16}(?![A-Z0-9])"), "an AWS access key id"),
+    (re.compile(rb"aws_secret_access_key\s*[=:]\s*[A-Za-z0-9/+]{40}"), "an AWS secret access key"),
+    (re.compile(rb"aws_session_token\s*[=:]\s*\S{20}"), "an AWS session token"),
+    (re.compile(rb"-----BEGIN (RSA |EC |OPENSSH |DSA |ENCRYPTED )?PRIVATE KEY-----"), "a private key"),
+]
+SCAN_MAX_BYTES = 4 * 1024 * 1024
+HOST_LOCAL_CAS = "/usr/local/share/ca-certificates"   # where a build host adds its proxy's CA
+
+
+def _local_ca_bodies():
+    """Distinctive base64 lines of the build host's locally added CAs (those of a TLS-inspecting proxy)."""
+    bodies = []
+    if os.path.isdir(HOST_LOCAL_CAS):
+        for name in sorted(os.listdir(HOST_LOCAL_CAS)):
+            with open(os.path.join(HOST_LOCAL_CAS, name), "rb") as stream:
+                lines = [row.strip() for row in stream.read().splitlines() if row.strip() and b"-----" not in row]
+            if len(lines) > 4:
+                bodies.append((name, lines[len(lines) // 2]))
+    return bodies
+
+
+def _layers(saved):
+    """(layer name, open tarfile) for each layer of a `docker save` archive (Docker or OCI layout)."""
+    with tarfile.open(saved) as outer:
+        manifest = json.load(outer.extractfile("manifest.json"))
+        for layer_path in manifest[0]["Layers"]:
+            with tarfile.open(fileobj=outer.extractfile(layer_path)) as layer:
+                yield layer_path, layer
+
+
+def test_no_credentials_git_or_build_secrets_in_any_layer(image, tmp_path):
+    saved = str(tmp_path / "image.tar")
+    done = docker("save", "-o", saved, image["tag"], timeout=600)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    with open(CA_BUNDLE_DEFAULT, "rb") as stream:
+        ca_bundle = stream.read() if os.path.getsize(CA_BUNDLE_DEFAULT) < 10 * SCAN_MAX_BYTES else b""
+    ca_bodies = _local_ca_bodies()
+    findings, files, scanned = [], 0, 0
+    for layer_path, layer in _layers(saved):
+        for member in layer:
+            files += 1
+            name = member.name.lstrip("./")
+            if LEAK_NAMES.search(name):
+                findings.append("%s: %s" % (layer_path, name))
+            if not member.isfile() or member.size > SCAN_MAX_BYTES or member.size == 0:
+                continue
+            data = layer.extractfile(member).read()
+            scanned += len(data)
+            for pattern, what in LEAK_CONTENT:
+                if pattern.search(data):
+                    findings.append("%s: %s holds %s" % (layer_path, name, what))
+            for ca_name, body in ca_bodies:
+                if body in data:
+                    findings.append("%s: %s holds the build host's CA %s" % (layer_path, name, ca_name))
+            if ca_bundle and data == ca_bundle:
+                findings.append("%s: %s is the build's CA bundle" % (layer_path, name))
+    print("\n%s: %d files in %d MB scanned, %d local CA(s) looked for" % (image["tag"], files, scanned >> 20,
+                                                                         len(ca_bodies)))
+    assert files > 1000 and not findings, findings
+    config = json.loads(docker("image", "inspect", image["tag"]).stdout.decode())[0]["Config"]
+    history = docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", image["tag"]).stdout
+    for text in [json.dumps(config).encode(), history]:
+        for pattern, what in LEAK_CONTENT:
+            assert not pattern.search(text), "image config or history holds %s" % what
+    assert b"ca_bundle" not in json.dumps(config["Env"]).encode()
+
+
+def _pins():
+    pins = {}
+    for path in ["requirements/common.txt", "requirements/mxnet-1.9.txt", "requirements/mxnet-1.4.txt",
+                 "docker/base/constraints.txt"]:
+        series = "1.4" if path.endswith("1.4.txt") else "1.9" if path.endswith("1.9.txt") else "any"
+        with open(os.path.join(ROOT, path)) as stream:
+            for line in stream:
+                line = line.split("#", 1)[0].strip()
+                if "==" in line:
+                    name, version = line.split("==", 1)
+                    pins.setdefault(re.sub(r"[-_.]+", "-", name).lower(), {})[series] = version.strip()
+    return pins
+
+
+def test_every_python_and_debian_package_is_at_its_pinned_version(image):
+    done = docker("run", "--rm", "--network", "none", "--entrypoint", "sh", image["tag"], "-c",
+                  "python -m pip freeze --all --disable-pip-version-check; echo ---; "
+                  "dpkg-query -W -f '${Package} ${Version}\\n' python3 openjdk-17-jre-headless libgomp1 libquadmath0")
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    freeze, _, debian = done.stdout.decode().partition("---")
+    series = "1.9" if image["stack"] == "cpu" else "1.4"
+    pins, unpinned, wrong = _pins(), [], []
+    for line in freeze.split():
+        name, _, version = line.partition("==")
+        canonical = re.sub(r"[-_.]+", "-", name).lower()
+        if canonical in ("pip", "setuptools", "wheel"):  # the venv's own tools, from Debian's python3-venv
+            continue
+        pinned = pins.get(canonical, {})
+        expected = pinned.get(series, pinned.get("any"))
+        if expected is None:
+            unpinned.append(line)
+        elif version != expected:
+            wrong.append("%s (pinned %s)" % (line, expected))
+    assert freeze.split() and not unpinned and not wrong, ("unpinned", unpinned, "other versions", wrong)
+    with open(os.path.join(ROOT, "docker", "base", "Dockerfile")) as stream:
+        dockerfile = stream.read()
+    args = dict(re.findall(r"^ARG (\w+_VERSION)=(\S+)$", dockerfile, re.M))
+    expected_debian = {"python3": args["PYTHON3_VERSION"], "openjdk-17-jre-headless": args["JAVA_VERSION"],
+                       "libgomp1": args["GCC_LIBS_VERSION"], "libquadmath0": args["GCC_LIBS_VERSION"]}
+    installed = dict(line.split(" ", 1) for line in debian.strip().splitlines())
+    assert installed == expected_debian, installed
+
+
+def test_baked_weights_match_their_checksum_and_a_mismatch_is_refused(image, tmp_path):
+    check = ("import hashlib, json, os; d = os.environ['SSD_MODEL_DIR']; m = json.load(open(os.path.join(d, "
+             "'model-meta.json'))); h = hashlib.sha256(open(os.path.join(d, m.get('params_file', "
+             "'model-0000.params')), 'rb').read()).hexdigest(); print(h, m['params_sha256'])")
+    done = docker("run", "--rm", "--network", "none", image["tag"], "python", "-c", check)
+    actual, recorded = done.stdout.decode().split()
+    assert actual == recorded, done.stdout
+    # the image's last build step (docker/check-image.sh) verifies them: it passed at build ...
+    assert "check: MXNet" in image["build_output"] and "reads /opt/ssd/model" in image["build_output"]
+    # ... and the same check refuses weights whose sha256 differs from the metadata
+    tampered = str(tmp_path / "model")
+    shutil.copytree(DEMO_MODEL, tampered)
+    with open(os.path.join(tampered, "model-0000.params"), "ab") as stream:
+        stream.write(b"tampered")
+    for path in (str(tmp_path), tampered) + tuple(os.path.join(tampered, n) for n in os.listdir(tampered)):
+        os.chmod(path, 0o755)
+    done = docker("run", "--rm", "--network", "none", "-v", "%s:/opt/ml/model:ro" % tampered, image["tag"],
+                  "sh", "/opt/ssd/check-image.sh")
+    assert done.returncode != 0 and b"sha256" in done.stdout + done.stderr, done.stdout + done.stderr
+
+
+def test_server_processes_do_not_run_as_root(server):
+    done = docker("exec", server.name, "sh", "-c",
+                  "for s in /proc/[0-9]*/status; do grep -H '^Uid:' $s; done 2>/dev/null; id -u")
+    lines = done.stdout.decode().split("\n")
+    uids = [line.split()[1] for line in lines if "Uid:" in line]  # real uid of each process
+    assert len(uids) >= 3 and "0" not in uids, done.stdout.decode()  # entrypoint/serving, JVM, worker(s)

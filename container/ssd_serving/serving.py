@@ -34,6 +34,8 @@ CODE_DIR_ENV = "SSD_CODE_DIR"  # where the default code/inference.py lives (bake
 USER_CODE_DIR = os.path.join(environment.SAGEMAKER_MODEL_DIR, "code")
 STOP_GRACE_SECONDS = 20
 RESPONSE_TIMEOUT_SECONDS = 120
+JVM_ARGS = ("-XX:+UseContainerSupport -XX:InitialRAMPercentage=8.0 -XX:MaxRAMPercentage=10.0 -XX:-UseLargePages "
+            "-XX:+UseG1GC -XX:+ExitOnOutOfMemoryError")
 
 
 def _port_is_free(port):
@@ -152,6 +154,9 @@ def write_config(run_dir, store, port, mgmt_port, workers, host="0.0.0.0", max_r
         "max_request_size=%d" % (max_request_size or environment.max_request_bytes()),
         # answers are kept under SSD_MAX_RESPONSE_BYTES by the handler; MMS gets room for its framing
         "max_response_size=%d" % (environment.max_response_bytes() + (1 << 20)),
+        # the JVM's heap bounded by the container's memory, and an out-of-memory JVM exits (so does this
+        # server, and SageMaker replaces the container) instead of limping on: AWS's MXNet images' settings
+        "vmargs=%s" % JVM_ARGS,
     ]
     with open(config, "w") as stream:
         stream.write("\n".join(lines) + "\n")

@@ -311,6 +311,7 @@ def _raw_exchange(server, request_bytes):
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
     try:
         sock.sendall(request_bytes)
+        sock.shutdown(socket.SHUT_WR)  # what was sent is all there is
         chunks = []
         while True:
             chunk = sock.recv(65536)
@@ -349,7 +350,11 @@ def test_chunked_upload_over_the_limit_is_413(server, materials):
     b"Connection: close\r\n\r\n",
     b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n"
     b"Connection: close\r\n\r\nzz\r\n",
-], ids=["content-length not a number", "malformed chunk"])
+    b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n"
+    b"Connection: close\r\n\r\n-5\r\nabc",
+    b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n"
+    b"Connection: close\r\n\r\n400\r\n\xff\xd8\xff",
+], ids=["content-length not a number", "malformed chunk", "negative chunk size", "body ends inside a chunk"])
 def test_malformed_framing_is_400(server, materials, raw):
     head, _, payload = _raw_exchange(server, raw).partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400"), head

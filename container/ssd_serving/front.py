@@ -133,7 +133,11 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
         parts, total = [], 0
         while True:
             line = self.rfile.readline(1026)
-            size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+            if not line.endswith(b"\n"):
+                raise ValueError("the body ended inside a chunk header")
+            size = int(line.split(b";", 1)[0].strip(), 16)
+            if size < 0:
+                raise ValueError("negative chunk size")
             if size == 0:
                 while self.rfile.readline(1026) not in (b"\r\n", b"\n", b""):
                     pass  # trailers
@@ -141,8 +145,10 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
             total += size
             if total > self.max_body:
                 raise _ChunkedBodyTooLarge(total)
-            parts.append(self.rfile.read(size))
-            self.rfile.readline(3)
+            chunk = self.rfile.read(size)
+            if len(chunk) != size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise ValueError("the body ended inside a chunk")
+            parts.append(chunk)
 
     def _discard(self, length, limit):
         """Read and drop a body the client is sending anyway, so it can read our answer; False if too big."""

@@ -359,7 +359,12 @@ def serve(port=None):
     public_port = port or http_port()
     # MMS on loopback only; the front door owns the public port and answers /ping honestly
     server = ModelServer(internal_port(taken=(public_port,)), host="127.0.0.1")
-    front = FrontDoor(public_port, server.port, server.health, environment.max_request_bytes())
+    try:
+        front = FrontDoor(public_port, server.port, server.health, environment.max_request_bytes())
+    except OSError as err:
+        LOG.error("not starting: cannot listen on port %d: %s", public_port, err)
+        server.cleanup()
+        return 1
 
     def _terminate(signum, frame):
         LOG.info("signal %d: stopping the model server", signum)

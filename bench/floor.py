@@ -68,6 +68,8 @@ def main(argv=None):
     target = (detector.input_width, detector.input_height)
     decoded = decode_image(small, target)
     x = detector.preprocess(decoded.rgb)
+    if detector.device_name == "gpu":  # as Detector.raw_outputs does; EI takes CPU inputs
+        x = x.as_in_context(detector.ctx)
     result = {
         "model_dir": args.model_dir, "device": detector.device_name, "precision": detector.info["precision"],
         "fused": fuses_graph(detector.meta, detector.device_name), "load_s": round(load_s, 2),

@@ -15,6 +15,10 @@
 #   MODEL_NAME                              GluonCV SSD to bake (default ssd_512_resnet50_v1_voc)
 #   MODEL_PARAMS, MODEL_CLASSES             your own weights from weights/ in the build context, and their classes
 #   REQUIRE_ZOO_WEIGHTS=1                   fail instead of baking the demo model when the zoo cannot be reached
+#   PRECISION                               fp32 (default) or int8: quantize the baked graph for the CPU target
+#                                           (needs MXNet >= 1.9 with oneDNN: the cpu target; EI and GPU stay fp32)
+#   CALIBRATION_IMAGES                      with int8: builtin (real photos from the matplotlib/scikit-image wheels
+#                                           plus synthetic scenes) or a folder under weights/ holding your images
 #   SERVING_USER                            user the server runs as (default model-server; root for bases that need it)
 # Build secret `ca_bundle` (optional): a CA bundle for TLS-inspecting proxies, used by pip and the weight
 # download during the build only; it is never stored in an image layer.
@@ -36,6 +40,7 @@ COPY requirements/common.txt requirements/mxnet-1.4.txt requirements/mxnet-1.9.t
 COPY docker/pip_install_pinned.py /export/pins/
 COPY docker/base/constraints.txt /export/pins/base/
 COPY docker/exporter/ /export/pins/exporter/
+ARG PRECISION=fp32
 RUN --mount=type=secret,id=ca_bundle sh /export/pins/exporter/install.sh
 COPY container/ssd_serving /export/src/ssd_serving
 COPY container/models/demo /export/demo
@@ -44,6 +49,7 @@ ARG MODEL_NAME=ssd_512_resnet50_v1_voc
 ARG MODEL_PARAMS=
 ARG MODEL_CLASSES=
 ARG REQUIRE_ZOO_WEIGHTS=0
+ARG CALIBRATION_IMAGES=builtin
 RUN --mount=type=secret,id=ca_bundle --mount=type=cache,id=ssd-gluoncv-models,target=/root/.mxnet/models \
     sh /export/pins/exporter/export.sh
 

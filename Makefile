@@ -13,7 +13,7 @@ DEMO_MODEL := container/models/demo
 LOCAL_MODELS := build/models
 export PYTHONPATH := $(CURDIR)/container:$(CURDIR)/code
 
-.PHONY: serve test test-mx19 test-mx14 test-container image lint-py36 venvs deploy-env demo-model demo-eval export clean soak
+.PHONY: serve test test-mx19 test-mx14 test-container image lint-py36 venvs deploy-env demo-model demo-eval demo-eval-int8 bench soak export clean
 
 $(MX19)/.installed: requirements/common.txt requirements/mxnet-1.9.txt
 	@echo "==> creating the MXNet 1.9.1 environment in $(MX19)"
@@ -109,6 +109,16 @@ demo-model: $(MX19)/.installed
 ## demo-eval: VOC07 mAP of the demo detector on a held-out synthetic set
 demo-eval: $(MX19)/.installed
 	$(MX19)/bin/python -m ssd_serving.demo.evaluate --model-dir $(DEMO_MODEL) --require 0.9
+
+## demo-eval-int8: quantize the demo detector to int8 (builtin calibration) and report its mAP drop against fp32
+demo-eval-int8: $(MX19)/.installed
+	$(MX19)/bin/python -m ssd_serving.export --quantize int8 --from-export $(DEMO_MODEL) --out $(LOCAL_MODELS)/demo-int8 >/dev/null
+	$(MX19)/bin/python -m ssd_serving.demo.evaluate --model-dir $(LOCAL_MODELS)/demo-int8 --compare-to $(DEMO_MODEL) --max-drop 1.0
+
+## bench: latency, throughput, memory and start-up of the server against its floor and the original approach,
+## all measured in one run (one table; JSON in build/bench/latest.json). BENCH_ARGS=--quick for a smoke run.
+bench: $(MX19)/.installed
+	$(MX19)/bin/python bench/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV_DIR) build

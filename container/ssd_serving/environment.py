@@ -15,6 +15,7 @@ MAX_REQUEST_BYTES_ENV = "SSD_MAX_REQUEST_BYTES"
 MAX_RESPONSE_BYTES_ENV = "SSD_MAX_RESPONSE_BYTES"
 DEFAULT_THRESHOLD_ENV = "SSD_DEFAULT_SCORE_THRESHOLD"
 STARTUP_TIMEOUT_ENV = "SSD_STARTUP_TIMEOUT"
+GRAPH_FUSION_ENV = "SSD_GRAPH_FUSION"    # 0: run the fp32 graph unfused on CPU (oneDNN fusion is the default)
 READY_DIR_ENV = "SSD_READY_DIR"          # set by the server: workers mark a loaded model there
 DEFAULT_ACCEPT_ENV = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
 
@@ -72,6 +73,10 @@ def default_score_threshold():
 
 def default_accept():
     return os.environ.get(DEFAULT_ACCEPT_ENV, "application/json")
+
+
+def graph_fusion():
+    return os.environ.get(GRAPH_FUSION_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def startup_timeout():

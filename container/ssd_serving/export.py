@@ -66,6 +66,7 @@ def export_detector(net, out_dir, model_name, classes, input_size, weights, mean
         "symbol_file": SYMBOL_FILE,
         "params_file": PARAMS_FILE,
         "params_sha256": file_sha256(params_path),
+        "precision": "fp32",
         "weights": dict(weights),
         "exported_with": {"mxnet": mx.__version__, "gluoncv": _gluoncv_version()},
     }
@@ -155,8 +156,26 @@ def main(argv=None):
     parser.add_argument("--ensure", action="store_true",
                         help="reuse --out if already exported; print only the directory to serve")
     parser.add_argument("--fallback", help="with --ensure: exported model to serve if the zoo is unreachable")
+    parser.add_argument("--quantize", choices=("fp32", "int8"), default="fp32",
+                        help="int8: quantize for the CPU target (MXNet >= 1.9 with oneDNN), calibrated on "
+                             "--calibration-images; the graph then runs only there (default fp32)")
+    parser.add_argument("--calibration-images", default="builtin",
+                        help="with --quantize int8: a directory of images like those the model will see, or "
+                             "'builtin' (real photos from the matplotlib/scikit-image wheels plus synthetic scenes)")
+    parser.add_argument("--calibration-scenes", type=int,
+                        help="with --quantize int8: synthetic scenes added to the calibration images "
+                             "(default 24 for builtin, 0 for a directory)")
+    parser.add_argument("--from-export", metavar="DIR",
+                        help="with --quantize int8: quantize this existing fp32 export instead of exporting a GluonCV model")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if args.quantize == "int8":
+        if args.ensure:
+            parser.error("--ensure serves what it finds; quantize with --from-export DIR instead")
+        print(json.dumps(_export_int8(args), indent=2, sort_keys=True))
+        return
+    if args.from_export:
+        parser.error("--from-export goes with --quantize int8")
     if args.ensure:
         # GluonCV prints download progress on stdout; keep stdout for the one line callers capture
         with contextlib.redirect_stdout(sys.stderr):
@@ -169,6 +188,28 @@ def main(argv=None):
     else:
         meta = export_zoo_model(args.model, args.out, args.root)
     print(json.dumps(meta, indent=2, sort_keys=True))
+
+
+def _export_int8(args):
+    """Export fp32 first (or take --from-export), then quantize that graph into --out."""
+    import shutil
+    import tempfile
+    from .quantize import BUILTIN, DEFAULT_SCENES, quantize_exported
+    scenes = args.calibration_scenes
+    if scenes is None:
+        scenes = DEFAULT_SCENES if args.calibration_images == BUILTIN else 0
+    if args.from_export:
+        return quantize_exported(args.from_export, args.out, args.calibration_images, scenes)
+    staging = tempfile.mkdtemp(prefix="ssd-fp32-")
+    try:
+        if args.params:
+            classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+            export_user_params(args.model, args.params, classes, staging, args.input_size)
+        else:
+            export_zoo_model(args.model, staging, args.root)
+        return quantize_exported(staging, args.out, args.calibration_images, scenes)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -45,4 +45,22 @@ BANNER
     fi
     cp -R "$chosen" "$OUT"
 fi
-"$PYTHON" -c 'import json, sys; m = json.load(open(sys.argv[1])); print("exporter: baking %s (demo: %s, weights: %s)" % (m["model_name"], m.get("demo", False), m["weights"].get("source")))' "$OUT/model-meta.json"
+if [ "${PRECISION:-fp32}" = int8 ]; then
+    # quantize whatever was chosen above (zoo, your weights, or the demo model)
+    case "${CALIBRATION_IMAGES:-builtin}" in
+        builtin) calibration=builtin ;;
+        *)
+            calibration="/export/weights/$CALIBRATION_IMAGES"
+            [ -d "$calibration" ] || {
+                echo "ERROR: CALIBRATION_IMAGES=$CALIBRATION_IMAGES: no such folder in weights/ of the build context" >&2
+                exit 1
+            }
+            ;;
+    esac
+    echo "exporter: quantizing to int8, calibration images: $CALIBRATION_IMAGES"
+    "$PYTHON" -m ssd_serving.export --quantize int8 --from-export "$OUT" --out /export/model-int8 \
+        --calibration-images "$calibration" >/dev/null
+    rm -rf "$OUT"
+    mv /export/model-int8 "$OUT"
+fi
+"$PYTHON" -c 'import json, sys; m = json.load(open(sys.argv[1])); print("exporter: baking %s (demo: %s, weights: %s, precision: %s)" % (m["model_name"], m.get("demo", False), m["weights"].get("source"), m.get("precision", "fp32")))' "$OUT/model-meta.json"

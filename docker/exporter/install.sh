@@ -23,3 +23,22 @@ fi
 "$PYTHON" /export/pins/pip_install_pinned.py "$LIST" -c /export/pins/requirements/common.txt \
     -c "/export/pins/requirements/mxnet-$SERIES.txt" -c /export/pins/base/constraints.txt
 "$PYTHON" -c 'import gluoncv; print("exporter: GluonCV", gluoncv.__version__)'
+case "${PRECISION:-fp32}" in
+    fp32) ;;
+    int8)
+        # int8 calibrates on real photos; the builtin ones ship inside these wheels (this stage only)
+        CALIBRATION_LIST=/export/pins/exporter/calibration-$SERIES.txt
+        [ -f "$CALIBRATION_LIST" ] || {
+            echo "ERROR: PRECISION=int8 needs MXNet >= 1.9 with oneDNN (the cpu target); this base has MXNet $MXNET_VERSION." >&2
+            echo "       The ei and aws-* images serve fp32: build them without PRECISION." >&2
+            exit 1
+        }
+        echo "exporter: PRECISION=int8, adding the calibration photos' packages from $CALIBRATION_LIST"
+        "$PYTHON" /export/pins/pip_install_pinned.py "$CALIBRATION_LIST" -c /export/pins/requirements/common.txt \
+            -c "/export/pins/requirements/mxnet-$SERIES.txt" -c /export/pins/base/constraints.txt
+        ;;
+    *)
+        echo "ERROR: PRECISION=$PRECISION: use fp32 or int8" >&2
+        exit 1
+        ;;
+esac

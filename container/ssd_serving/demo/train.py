@@ -86,12 +86,16 @@ class TinyFeatures(gluon.HybridBlock):
         return [f8, f16, f32, f64]
 
 
-def build_net(classes=scenes.CLASSES, input_size=INPUT_SIZE):
-    """The demo SSD, initialised (uninitialised weights get Xavier), on the CPU."""
+def build_net(classes=scenes.CLASSES, input_size=INPUT_SIZE, anchor_grid=None):
+    """The demo SSD, initialised (uninitialised weights get Xavier), on the CPU.
+
+    `anchor_grid`: cells of the anchor grid per side (default: the fixed input's); an un-hybridized net
+    fed larger images (the benchmark's original approach) needs more. Anchors per cell do not change.
+    """
     from gluoncv.model_zoo.ssd import SSD
     kwargs = dict(network=None, base_size=input_size, features=TinyFeatures, num_filters=None,
                   sizes=ANCHOR_SIZES, ratios=ANCHOR_RATIOS, steps=STEPS, classes=list(classes),
-                  pretrained=False, anchor_alloc_size=input_size // STEPS[0], ctx=mx.cpu())
+                  pretrained=False, anchor_alloc_size=anchor_grid or input_size // STEPS[0], ctx=mx.cpu())
     try:
         # GluonCV >= 0.6 decodes boxes with contrib.box_decode/amp_multicast unless told not to;
         # MXNet 1.4.1 has neither, so ask for the plain operators to keep the graph loadable there

@@ -1,0 +1,36 @@
+"""`make bench` in its smoke mode, on the demo model only: it runs and writes every field (no timing is checked)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.skipif(
+    tuple(int(p) for p in __import__("mxnet").__version__.split(".")[:2]) < (1, 9),
+    reason="the benchmark runs on the MXNet 1.9.1 environment (make bench)")
+
+
+def test_quick_bench_writes_the_table_and_json(tmp_path):
+    out = str(tmp_path / "bench.json")
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "bench.py"), "--quick", "--models", "demo",
+                           "--docker", "skip", "--out", out], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert "e2e_p50_over_floor" in done.stdout and "first request sent when /ping turns healthy" in done.stdout
+    report = json.load(open(out))
+    assert report["quick"] is True and report["host"]["cpus"] >= 1 and report["table"] in done.stdout
+    demo = report["models"]["demo"]
+    assert demo["floor"]["forward_ms"]["p50"] > 0 and demo["floor"]["stages_ms"]["decode_12mp_reduced"]["p50"] > 0
+    for body in ("jpeg_640x480", "base64_json_640x480", "jpeg_12mp", "base64_json_12mp"):
+        assert demo["served"]["latency_ms"][body]["p99"] >= demo["served"]["latency_ms"][body]["p50"] > 0
+    assert set(demo["served"]["throughput"]) == {"1", "2", "4", "8"}
+    assert demo["served"]["rss_mb_per_worker"] and demo["start"]["first_request_after_ping_ms"] > 0
+    assert demo["original"]["latency_ms"]["base64_json_640x480"]["p50"] > 0
+    assert "skipped" in demo["cold_start"]
+    if demo["floor"]["device"] == "cpu":
+        assert demo["int8"]["floor"]["precision"] == "int8" and demo["int8"]["accuracy"]["drop_points"] is not None
+    for name in ("e2e_p50_over_floor", "speedup_vs_original_p50", "first_over_steady", "jpeg_12mp_over_640"):
+        assert demo["ratios"][name] > 0 and demo["targets"][name]["met"] in (True, False)

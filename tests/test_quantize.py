@@ -1,0 +1,119 @@
+"""int8 for the CPU target: export option, metadata, detections close to fp32, and refusal where it cannot run."""
+import json
+import os
+import shutil
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from conftest import RunningServer, assert_scene_detected, synthetic_scene
+from ssd_serving import quantize
+from ssd_serving.errors import ModelLoadError
+from ssd_serving.model import load_detector
+
+CAN_RUN_INT8 = quantize.int8_support_problem() is None
+
+
+def int8_copy_of(demo_model_dir, out):
+    """A model directory that says int8 (the demo's fp32 files): what an old MXNet must refuse."""
+    shutil.copytree(demo_model_dir, out)
+    meta_path = os.path.join(out, "model-meta.json")
+    with open(meta_path) as stream:
+        meta = json.load(stream)
+    meta["precision"] = "int8"
+    with open(meta_path, "w") as stream:
+        json.dump(meta, stream)
+    return out
+
+
+@pytest.fixture(scope="module")
+def int8_demo(demo_model_dir, tmp_path_factory):
+    if not CAN_RUN_INT8:
+        pytest.skip(quantize.int8_support_problem())
+    from ssd_serving import export
+    out = str(tmp_path_factory.mktemp("int8") / "demo-int8")
+    # few calibration images keep the test short; the accuracy check uses the full builtin set
+    export.main(["--quantize", "int8", "--from-export", demo_model_dir, "--out", out,
+                 "--calibration-scenes", "6"])
+    return out
+
+
+@pytest.mark.skipif(not CAN_RUN_INT8, reason="int8 needs MXNet >= 1.9 with oneDNN")
+def test_int8_export_records_precision_and_calibration(int8_demo, demo_model_dir):
+    with open(os.path.join(int8_demo, "model-meta.json")) as stream:
+        meta = json.load(stream)
+    with open(os.path.join(demo_model_dir, "model-meta.json")) as stream:
+        fp32 = json.load(stream)
+    assert meta["precision"] == "int8" and meta["classes"] == fp32["classes"]
+    calibration = meta["quantization"]["calibration"]
+    assert calibration["source"] == "builtin" and calibration["synthetic_scenes"]["count"] == 6
+    assert len(calibration["photos"]) >= 3 and calibration["count"] == len(calibration["photos"]) + 6
+    assert meta["quantization"]["fp32_params_sha256"] == fp32["params_sha256"]
+    assert meta["quantization"]["fp32_excluded"]  # the last-axis concats stay fp32
+    symbol = json.load(open(os.path.join(int8_demo, "model-symbol.json")))
+    assert any("quantize" in node["op"] or node["op"] == "_sg_mkldnn_conv" and
+               node.get("attrs", {}).get("quantized") == "true" for node in symbol["nodes"])
+
+
+@pytest.mark.skipif(not CAN_RUN_INT8, reason="int8 needs MXNet >= 1.9 with oneDNN")
+def test_int8_detects_what_fp32_detects(int8_demo):
+    detector = load_detector(int8_demo)
+    assert detector.info["precision"] == "int8" and detector.device_name == "cpu"
+    for size in ((640, 480), (300, 600)):
+        rgb, boxes, class_ids = synthetic_scene(4100 + size[0], *size)
+        assert_scene_detected(boxes, class_ids, detector.detect(rgb, threshold=0.2), detector.classes)
+
+
+@pytest.mark.skipif(not CAN_RUN_INT8, reason="int8 needs MXNet >= 1.9 with oneDNN")
+def test_int8_refuses_gpu_and_ei(int8_demo, monkeypatch):
+    monkeypatch.setenv("SSD_CONTEXT", "gpu")
+    with pytest.raises(ModelLoadError, match="CPU only"):
+        load_detector(int8_demo)
+
+
+@pytest.mark.skipif(not CAN_RUN_INT8, reason="int8 needs MXNet >= 1.9 with oneDNN")
+def test_int8_compared_with_fp32_by_the_evaluation_command(int8_demo, demo_model_dir, capsys):
+    from ssd_serving.demo import evaluate
+    assert evaluate.main(["--model-dir", int8_demo, "--compare-to", demo_model_dir, "--count", "4",
+                          "--max-drop", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "compare: mAP=" in out and "drop_points=" in out and "int8" in out
+
+
+def test_old_mxnet_refuses_int8_at_start_with_a_reason(demo_model_dir, tmp_path, monkeypatch):
+    # What the EI image (MXNet 1.4.1) does with an int8 model: refuse at the preflight, say why.
+    model = int8_copy_of(demo_model_dir, str(tmp_path / "int8"))
+    monkeypatch.setattr(quantize, "mxnet_version", lambda: (1, 4))
+    from ssd_serving import serving
+    monkeypatch.setenv("SSD_MODEL_DIR", model)
+    monkeypatch.setattr(serving, "find_model_dir", lambda: model)
+    with pytest.raises(ModelLoadError, match="MXNet >= 1.9"):
+        serving.preflight()
+
+
+@pytest.mark.skipif(CAN_RUN_INT8, reason="this MXNet can run int8; the refusal is tested with a patched version")
+def test_server_on_this_mxnet_refuses_int8(demo_model_dir, tmp_path):
+    running = RunningServer(int8_copy_of(demo_model_dir, str(tmp_path / "int8")))
+    try:
+        assert running.process.wait(120) != 0
+        assert "not starting" in running.output() and "int8" in running.output()
+        assert "MXNet %s cannot run the int8 graph" % mx.__version__ in running.output()
+    finally:
+        running.stop()
+
+
+def test_fp32_graph_is_fused_only_on_cpu_with_onednn(demo_model_dir, monkeypatch):
+    from ssd_serving import model as model_module
+    meta = {"precision": "fp32"}
+    assert model_module.fuses_graph(meta, "cpu") == quantize.onednn_enabled()
+    assert not model_module.fuses_graph(meta, "gpu") and not model_module.fuses_graph({"precision": "int8"}, "cpu")
+    monkeypatch.setenv("SSD_GRAPH_FUSION", "0")
+    assert not model_module.fuses_graph(meta, "cpu")
+    fused = load_detector(demo_model_dir)
+    monkeypatch.setenv("SSD_GRAPH_FUSION", "1")
+    rgb, _, _ = synthetic_scene(31, 640, 480)
+    plain_scores = fused.raw_outputs(rgb)[1]
+    monkeypatch.setenv("SSD_GRAPH_FUSION", "0")
+    unfused = load_detector(demo_model_dir)
+    np.testing.assert_allclose(unfused.raw_outputs(rgb)[1], plain_scores, rtol=1e-3, atol=1e-4)

@@ -8,6 +8,8 @@
   and the server exits with a message after SSD_STARTUP_TIMEOUT.
 - Workers that die and cannot load the model again: `/ping` answers 503, and the server exits with a
   message once none has had the model for SSD_STARTUP_TIMEOUT.
+- Overload: bursts of small and of 6.4 MB requests are answered in turn with bounded memory, and
+  requests that wait longer than SSD_QUEUE_TIMEOUT for their turn get 503.
 """
 import json
 import os
@@ -24,7 +26,7 @@ from conftest import RunningServer, encode, synthetic_scene
 
 RECOVERY_LIMIT = 60.0   # seconds from the kill to /ping 200 and a successful request
 LOAD_THREADS = 4
-BURST = 300           # concurrent requests, three times what MMS queues
+BURST = 300           # concurrent requests
 
 
 def workers(server):
@@ -242,9 +244,10 @@ def test_workers_that_die_and_cannot_reload_stop_the_server(demo_model_dir, tmp_
         running.stop()
 
 
-def test_a_burst_beyond_the_queue_is_refused_with_503_and_the_server_carries_on(fault_server):
-    """Far more concurrent requests than the server queues (MMS: 100 jobs): each gets 200 or a 503 JSON
-    error at once, none hangs, /ping stays 200, and the server serves normally after."""
+def test_a_burst_of_300_requests_is_served_in_turn_and_the_server_carries_on(fault_server):
+    """Far more concurrent requests than are handled at once (SSD_MAX_CONCURRENT_REQUESTS, 16): the rest
+    wait their turn, each gets 200 (or a 503 JSON error after SSD_QUEUE_TIMEOUT), none hangs, /ping stays
+    200, and the server serves normally after."""
     body = encode(synthetic_scene(41, 320, 240)[0])
     outcomes, lock = [], threading.Lock()
     release = threading.Event()
@@ -280,3 +283,75 @@ def test_a_burst_beyond_the_queue_is_refused_with_503_and_the_server_carries_on(
     assert sum(1 for o in outcomes if o[0] == 200) >= 50
     assert set(pings) == {200}, pings
     assert fault_server.post(body).status_code == 200
+
+
+def _front_door_rss(server):
+    return psutil.Process(server.process.pid).memory_info().rss
+
+
+def test_a_burst_of_large_bodies_is_held_back_not_read_all_at_once(fault_server):
+    """120 bodies of 6.4 MB at once: the front door reads and forwards a bounded number at a time
+    (SSD_MAX_CONCURRENT_REQUESTS, 16 here), so its memory does not grow with the burst."""
+    body = os.urandom(6400000)  # just under the limit; not an image, so each gets a quick 400
+    before = _front_door_rss(fault_server)
+    peak, outcomes, stop = [before], [], threading.Event()
+
+    def sample():
+        while not stop.wait(0.05):
+            peak.append(_front_door_rss(fault_server))
+
+    def one():
+        try:
+            reply = requests.post(fault_server.url + "/invocations", data=body,
+                                  headers={"Content-Type": "image/jpeg"}, timeout=120)
+            outcomes.append((reply.status_code, reply.json()["status"]))
+        except (requests.RequestException, ValueError) as err:
+            outcomes.append((err.__class__.__name__, None))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    threads = [threading.Thread(target=one) for _ in range(120)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(180)
+    stop.set()
+    sampler.join()
+    growth = (max(peak) - before) / 1e6
+    print("\nburst of 120 x 6.4 MB: %s; front door RSS +%.0f MB at its peak" % (
+        sorted(set(o[0] for o in outcomes), key=str), growth))
+    assert len(outcomes) == 120 and all(o[0] in (400, 503) and o[0] == o[1] for o in outcomes), outcomes[:5]
+    # unbounded, the 120 bodies alone would be 770 MB; 16 at a time (each held about twice) stay well under
+    assert growth < 400, growth
+    assert requests.get(fault_server.url + "/ping", timeout=2).status_code == 200
+
+
+def test_requests_that_wait_too_long_for_a_slot_get_503(demo_model_dir):
+    """With one request in flight at a time and a 1 s wait, quick requests behind a slow one get 503 JSON."""
+    from conftest import png_declaring  # a slow one: a 63 MP PNG, under the pixel limit, to decode
+    slow = png_declaring(7900, 7900, bit_depth=1, color_type=0, rows=(b"\x00" * (1 + 7900 // 8 + 1)) * 7900)
+    running = RunningServer(demo_model_dir, extra_env={"SSD_MAX_CONCURRENT_REQUESTS": "1", "SSD_QUEUE_TIMEOUT": "1"})
+    try:
+        running.wait_ready()
+        quick = encode(synthetic_scene(51, 320, 240)[0])
+        results = {}
+
+        def send(name, body, content_type):
+            reply = running.post(body, content_type)
+            results[name] = (reply.status_code, reply.json())
+
+        slow_thread = threading.Thread(target=send, args=("slow", slow, "image/png"))
+        slow_thread.start()
+        time.sleep(0.3)
+        quick_threads = [threading.Thread(target=send, args=("quick %d" % i, quick, "image/jpeg")) for i in range(3)]
+        for thread in quick_threads:
+            thread.start()
+        for thread in [slow_thread] + quick_threads:
+            thread.join(120)
+        print("\none slot, 1 s wait: %s" % dict((k, v[0]) for k, v in sorted(results.items())))
+        assert results["slow"][0] == 200, results["slow"]
+        busy = [v for k, v in results.items() if k != "slow" and v[0] == 503]
+        assert busy and all("busy" in v[1]["error"] and v[1]["status"] == 503 for v in busy), results
+        assert running.post(quick).status_code == 200
+    finally:
+        running.stop()

@@ -13,6 +13,8 @@ MAX_IMAGE_PIXELS_ENV = "SSD_MAX_IMAGE_PIXELS"
 MAX_IMAGES_ENV = "SSD_MAX_IMAGES_PER_REQUEST"
 MAX_REQUEST_BYTES_ENV = "SSD_MAX_REQUEST_BYTES"
 MAX_RESPONSE_BYTES_ENV = "SSD_MAX_RESPONSE_BYTES"
+MAX_CONCURRENT_ENV = "SSD_MAX_CONCURRENT_REQUESTS"
+QUEUE_TIMEOUT_ENV = "SSD_QUEUE_TIMEOUT"
 DEFAULT_THRESHOLD_ENV = "SSD_DEFAULT_SCORE_THRESHOLD"
 STARTUP_TIMEOUT_ENV = "SSD_STARTUP_TIMEOUT"
 GRAPH_FUSION_ENV = "SSD_GRAPH_FUSION"    # 0: run the fp32 graph unfused on CPU (oneDNN fusion is the default)
@@ -65,6 +67,16 @@ def max_request_bytes():
 
 def max_response_bytes():
     return _int(MAX_RESPONSE_BYTES_ENV, DEFAULT_MAX_RESPONSE_BYTES)
+
+
+def max_concurrent_requests(workers):
+    """Requests read and handed to the model server at a time: enough to keep every worker busy."""
+    return _int(MAX_CONCURRENT_ENV, max(16, 4 * workers))
+
+
+def queue_timeout():
+    """Seconds a request may wait for one of those slots before a 503 (SageMaker gives up after 60 s)."""
+    return _float(QUEUE_TIMEOUT_ENV, 30.0)
 
 
 def default_score_threshold():

@@ -34,8 +34,10 @@ CODE_DIR_ENV = "SSD_CODE_DIR"  # where the default code/inference.py lives (bake
 USER_CODE_DIR = os.path.join(environment.SAGEMAKER_MODEL_DIR, "code")
 STOP_GRACE_SECONDS = 20
 RESPONSE_TIMEOUT_SECONDS = 120
-JVM_ARGS = ("-XX:+UseContainerSupport -XX:InitialRAMPercentage=8.0 -XX:MaxRAMPercentage=10.0 -XX:-UseLargePages "
-            "-XX:+UseG1GC -XX:+ExitOnOutOfMemoryError")
+# An out-of-memory JVM exits (so does this server, and SageMaker replaces the container) instead of limping
+# on. Its heap keeps the JVM's default sizing (at most 1/4 of the container's memory): AWS's images' 8% initial
+# heap (-XX:InitialRAMPercentage=8) made the JVM touch over 1 GB within a 10-minute soak on a 23 GB host.
+JVM_ARGS = "-XX:+ExitOnOutOfMemoryError"
 
 
 def _port_is_free(port):
@@ -78,10 +80,6 @@ def internal_port(taken=()):
         if port not in taken:
             return port
     raise RuntimeError("no free port for the model server")
-
-
-def management_port():
-    return internal_port()
 
 
 def workers_and_threads():
@@ -153,10 +151,10 @@ def write_config(run_dir, store, port, mgmt_port, workers, host="0.0.0.0", max_r
         "decode_input_request=false",
         "enable_envvars_config=true",
         "max_request_size=%d" % (max_request_size or environment.max_request_bytes()),
+        # MMS's queue holds whatever the front door lets through (SSD_MAX_CONCURRENT_REQUESTS), and more
+        "job_queue_size=%d" % max(100, environment.max_concurrent_requests(workers)),
         # answers are kept under SSD_MAX_RESPONSE_BYTES by the handler; MMS gets room for its framing
         "max_response_size=%d" % (environment.max_response_bytes() + (1 << 20)),
-        # the JVM's heap bounded by the container's memory, and an out-of-memory JVM exits (so does this
-        # server, and SageMaker replaces the container) instead of limping on: AWS's MXNet images' settings
         "vmargs=%s" % JVM_ARGS,
     ]
     with open(config, "w") as stream:
@@ -378,8 +376,10 @@ def serve(port=None):
     public_port = port or http_port()
     # MMS on loopback only; the front door owns the public port and answers /ping honestly
     server = ModelServer(internal_port(taken=(public_port,)), host="127.0.0.1")
+    in_flight = environment.max_concurrent_requests(workers_and_threads()[0])
     try:
-        front = FrontDoor(public_port, server.port, server.health, environment.max_request_bytes())
+        front = FrontDoor(public_port, server.port, server.health, environment.max_request_bytes(),
+                          max_in_flight=in_flight, queue_timeout=environment.queue_timeout())
     except OSError as err:
         LOG.error("not starting: cannot listen on port %d: %s", public_port, err)
         server.cleanup()

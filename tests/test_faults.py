@@ -11,6 +11,7 @@
 - Overload: bursts of small and of 6.4 MB requests are answered in turn with bounded memory, and
   requests that wait longer than SSD_QUEUE_TIMEOUT for their turn get 503.
 """
+import base64
 import json
 import os
 import shutil
@@ -327,10 +328,13 @@ def test_a_burst_of_large_bodies_is_held_back_not_read_all_at_once(fault_server)
 
 
 def test_requests_that_wait_too_long_for_a_slot_get_503(demo_model_dir):
-    """With one request in flight at a time and a 1 s wait, quick requests behind a slow one get 503 JSON."""
-    from conftest import png_declaring  # a slow one: a 63 MP PNG, under the pixel limit, to decode
-    slow = png_declaring(7900, 7900, bit_depth=1, color_type=0, rows=(b"\x00" * (1 + 7900 // 8 + 1)) * 7900)
-    running = RunningServer(demo_model_dir, extra_env={"SSD_MAX_CONCURRENT_REQUESTS": "1", "SSD_QUEUE_TIMEOUT": "1"})
+    """With one request in flight at a time and a 0.5 s wait, quick requests behind a slow one get 503 JSON."""
+    from conftest import png_declaring
+    # the slow one: 8 PNGs of 63 MP each (under the pixel limit) in one JSON request, about 6 s of decoding
+    # here; one alone took under 1.3 s on a fast CI machine, too little to hold the slot reliably
+    big_png = png_declaring(7900, 7900, bit_depth=1, color_type=0, rows=(b"\x00" * (1 + 7900 // 8 + 1)) * 7900)
+    slow = json.dumps({"images": [base64.b64encode(big_png).decode("ascii")] * 8}).encode("ascii")
+    running = RunningServer(demo_model_dir, extra_env={"SSD_MAX_CONCURRENT_REQUESTS": "1", "SSD_QUEUE_TIMEOUT": "0.5"})
     try:
         running.wait_ready()
         quick = encode(synthetic_scene(51, 320, 240)[0])
@@ -340,7 +344,7 @@ def test_requests_that_wait_too_long_for_a_slot_get_503(demo_model_dir):
             reply = running.post(body, content_type)
             results[name] = (reply.status_code, reply.json())
 
-        slow_thread = threading.Thread(target=send, args=("slow", slow, "image/png"))
+        slow_thread = threading.Thread(target=send, args=("slow", slow, "application/json"))
         slow_thread.start()
         time.sleep(0.3)
         quick_threads = [threading.Thread(target=send, args=("quick %d" % i, quick, "image/jpeg")) for i in range(3)]
@@ -348,7 +352,7 @@ def test_requests_that_wait_too_long_for_a_slot_get_503(demo_model_dir):
             thread.start()
         for thread in [slow_thread] + quick_threads:
             thread.join(120)
-        print("\none slot, 1 s wait: %s" % dict((k, v[0]) for k, v in sorted(results.items())))
+        print("\none slot, 0.5 s wait: %s" % dict((k, v[0]) for k, v in sorted(results.items())))
         assert results["slow"][0] == 200, results["slow"]
         busy = [v for k, v in results.items() if k != "slow" and v[0] == 503]
         assert busy and all("busy" in v[1]["error"] and v[1]["status"] == 503 for v in busy), results

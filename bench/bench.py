@@ -51,18 +51,11 @@ class Plan(object):
 
     def __init__(self, quick):
         self.quick = quick
-        self.floor_runs = 5 if quick else 40
+        # every measured request and forward runs once per round (some every other round), interleaved
+        self.rounds = 3 if quick else 30
         self.stage_runs = 3 if quick else 15
-        self.latency = dict((name, 3 if quick else n) for name, n in
-                            (("jpeg_640x480", 40), ("base64_json_640x480", 25), ("jpeg_12mp", 25),
-                             ("base64_json_12mp", 25)))
-        self.alt_latency = 3 if quick else 20
-        self.int8_latency = 3 if quick else 30
-        self.original_latency = 2 if quick else 15
         self.throughput_s = 0.5 if quick else 8.0
         self.eval_scenes = 4 if quick else 300
-        # a full run times the first request on a server of its own; a smoke run on the measured one
-        self.separate_start = not quick
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -346,78 +339,234 @@ def first_request_ms(server, photos):
     return round((time.perf_counter() - start) * 1000.0, 1)
 
 
-def measure_start(label, model_dir, photos, log_dir):
-    """A fresh server: the first request sent the moment GET /ping turns healthy, as SageMaker would."""
-    server = our_server(label, model_dir, log_dir)
+def measure_start(label, model_dir, photos, log_dir, after_ready=True):
+    """Two fresh servers: one gets its first request the moment GET /ping turns healthy (as SageMaker
+    may send it), the other once the launcher logs that the model is loaded and warmed up."""
+    server = our_server(label + "-after-ping", model_dir, log_dir)
     try:
         ping_s = server.wait_healthy()
-        first_ms = first_request_ms(server, photos)
+        after_ping_ms = first_request_ms(server, photos)
         ready_s = server.wait_ready()
-        return {"ping_healthy_s": round(ping_s, 2), "model_ready_s": round(ready_s, 2),
-                "first_request_after_ping_ms": first_ms}
     finally:
         server.stop()
+    after_ready_ms = None
+    if after_ready:
+        server = our_server(label + "-after-ready", model_dir, log_dir)
+        try:
+            server.wait_healthy()
+            server.wait_ready()
+            after_ready_ms = first_request_ms(server, photos)
+        finally:
+            server.stop()
+    return {"ping_healthy_s": round(ping_s, 2), "model_ready_s": round(ready_s, 2),
+            "first_request_after_ping_ms": after_ping_ms, "first_request_after_ready_ms": after_ready_ms}
 
 
-def measure_served(label, model_dir, photos, plan, log_dir, workers=None, threads=None, bodies=BODIES,
-                   latency_counts=None, with_throughput=True, first_after_ping=False):
-    """Start our server; once its model is loaded, time the first request, steady latencies,
-    throughput and memory."""
-    server = our_server(label, model_dir, log_dir, workers, threads)
+class Floor(object):
+    """bench/floor.py kept running: the graph's forward, timed on request between the servers' requests."""
+
+    def __init__(self, label, model_dir, photos_dir, plan, threads, log_dir, extra_env=None):
+        env = python_env()
+        env.pop("SSD_GRAPH_FUSION", None)
+        env.update({"OMP_NUM_THREADS": str(threads), "MXNET_CPU_WORKER_NTHREADS": "1"})
+        env.update(extra_env or {})
+        self.label = label
+        self.log_path = os.path.join(log_dir, "%s.log" % label)
+        self.log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "floor.py"), "--model-dir", model_dir, "--photos", photos_dir,
+             "--stage-runs", str(plan.stage_runs)], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self.log, universal_newlines=True)
+        self.info = None
+
+    def wait_ready(self):
+        """The model is loaded and its stages are timed (floor.py's first line)."""
+        if self.info is None:
+            self.info = self._read()
+        return self.info
+
+    def _read(self):
+        line = self.process.stdout.readline()
+        if not line:
+            with open(self.log_path, errors="replace") as stream:
+                raise RuntimeError("%s failed:\n%s" % (self.label, stream.read()[-4000:]))
+        return json.loads(line)
+
+    def forward(self, count=1):
+        self.process.stdin.write("forward %d\n" % count)
+        self.process.stdin.flush()
+        return self._read()
+
+    def stop(self):
+        if self.process.poll() is None:
+            try:
+                self.process.stdin.write("quit\n")
+                self.process.stdin.flush()
+                self.process.wait(30)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+def start_servers(specs, log_dir):
+    """Start several servers at once (they load in parallel), then wait until each has its model."""
+    servers = {}
     try:
-        ping_s = server.wait_healthy()
-        after_ping_ms = first_request_ms(server, photos) if first_after_ping else None
-        ready_s = server.wait_ready()
-        first_ms = first_request_ms(server, photos)
-        configured = [l for l in server.output().splitlines() if "worker(s) x" in l]
-        result = {"config": configured[-1].split("with ", 1)[-1].strip() if configured else None,
-                  "start": {"ping_healthy_s": round(ping_s, 2), "model_ready_s": round(ready_s, 2),
-                            "first_request_after_ready_ms": first_ms},
-                  "latency_ms": {}}
-        if first_after_ping:
-            result["start"]["first_request_after_ping_ms"] = after_ping_ms
-        for name in bodies:
-            body, content_type = request_body(photos, name)
-            count = latency_counts if latency_counts else plan.latency[name]
-            result["latency_ms"][name] = summary(latencies(server, body, content_type, count))
-            log("  %s %s p50 %.1f ms" % (label, name, result["latency_ms"][name]["p50"]))
-        if with_throughput:
-            body, content_type = request_body(photos, "jpeg_640x480")
-            result["throughput"] = {}
+        for name, make in specs:
+            servers[name] = make()
+        for name, server in servers.items():
+            server.wait_healthy()
+            server.wait_ready()
+    except Exception:
+        for server in servers.values():
+            server.stop()
+        raise
+    return servers
+
+
+def server_start(server):
+    configured = [l for l in server.output().splitlines() if "worker(s) x" in l]
+    return configured[-1].split("with ", 1)[-1].strip() if configured else None
+
+
+def interleave(probes, rounds):
+    """Run every probe once per round (or every `every` rounds), in turn, so that all of them see the
+    same background load: on a shared machine load comes and goes, and figures measured one after the
+    other would compare different machines. Returns {name: [seconds, ...]}."""
+    samples = dict((name, []) for name, _, _ in probes)
+    for name, probe, _ in probes:  # a pass nobody counts: connections, caches
+        probe()
+    for index in range(rounds):
+        for name, probe, every in probes:
+            if index % every == 0:
+                samples[name].extend(probe())
+    return samples
+
+
+def timed_post(session, url, body, content_type):
+    def probe():
+        start = time.perf_counter()
+        post(session, url, body, content_type)
+        return [time.perf_counter() - start]
+    return probe
+
+
+def measure_model(key, spec, entry, photos, photos_dir, plan, log_dir, cores, on_cpu, skip_original):
+    """Every server and floor of one model up at once, their requests interleaved round by round."""
+    name = spec["name"]
+    int8_dir = spec.get("int8_dir")
+    original = not skip_original
+    log("%s: loading the floor processes (%d thread(s)) and the servers" % (name, cores))
+    floors = {"fp32": Floor("%s-floor" % key, spec["dir"], photos_dir, plan, cores, log_dir)}
+    try:
+        if on_cpu and not plan.quick:
+            floors["unfused"] = Floor("%s-floor-unfused" % key, spec["dir"], photos_dir, plan, cores, log_dir,
+                                      {"SSD_GRAPH_FUSION": "0"})
+        if int8_dir:
+            floors["int8"] = Floor("%s-floor-int8" % key, int8_dir, photos_dir, plan, cores, log_dir)
+        specs = [("served", lambda: our_server("%s-served" % key, spec["dir"], log_dir))]
+        if cores > 1 and not plan.quick:
+            specs.append(("alternative", lambda: our_server("%s-workers-per-core" % key, spec["dir"], log_dir,
+                                                            workers=cores, threads=1)))
+        if int8_dir:
+            specs.append(("int8", lambda: our_server("%s-int8" % key, int8_dir, log_dir)))
+        if original:
+            specs.append(("original", lambda: original_server("%s-original" % key, spec["original"], log_dir,
+                                                              workers=cores, threads=1)))
+            if cores > 1 and not plan.quick:
+                specs.append(("original_all_cores", lambda: original_server(
+                    "%s-original-all-cores" % key, spec["original"], log_dir, workers=1, threads=cores)))
+        log("%s: starting %s" % (name, ", ".join(n for n, _ in specs)))
+        servers = start_servers(specs, log_dir)
+        try:
+            for floor_process in floors.values():
+                floor_process.wait_ready()
+            probes = [("floor", lambda: floors["fp32"].forward(1), 1)]
+            if "unfused" in floors:
+                probes.append(("floor_unfused", lambda: floors["unfused"].forward(1), 2))
+            sessions = dict((n, requests.Session()) for n in servers)
+            for body in BODIES:
+                probes.append(("served:" + body, timed_post(sessions["served"], servers["served"].url,
+                                                            *request_body(photos, body)), 1))
+            if "alternative" in servers:
+                probes.append(("alternative:jpeg_640x480", timed_post(
+                    sessions["alternative"], servers["alternative"].url, *request_body(photos, "jpeg_640x480")), 1))
+            if "int8" in servers:
+                probes.append(("int8_floor", lambda: floors["int8"].forward(1), 1))
+                probes.append(("int8:jpeg_640x480", timed_post(sessions["int8"], servers["int8"].url,
+                                                               *request_body(photos, "jpeg_640x480")), 1))
+            if "original" in servers:
+                probes.append(("original:base64_json_640x480", timed_post(
+                    sessions["original"], servers["original"].url, *request_body(photos, "base64_json_640x480")), 1))
+                probes.append(("original:base64_json_12mp", timed_post(
+                    sessions["original"], servers["original"].url, *request_body(photos, "base64_json_12mp")), 2))
+            if "original_all_cores" in servers:
+                probes.append(("original_all_cores:base64_json_640x480", timed_post(
+                    sessions["original_all_cores"], servers["original_all_cores"].url,
+                    *request_body(photos, "base64_json_640x480")), 2))
+            log("%s: %d interleaved rounds of %s" % (name, plan.rounds, ", ".join(p[0] for p in probes)))
+            samples = interleave(probes, plan.rounds)
+
+            def floor_entry(which, sample_name):
+                result = dict(floors[which].info)
+                result["forward_ms"] = summary(samples[sample_name])
+                return result
+
+            entry["floor"] = floor_entry("fp32", "floor")
+            if "floor_unfused" in samples:
+                entry["floor"]["forward_unfused_ms"] = summary(samples["floor_unfused"])
+
+            def server_entry(server_name):
+                server = servers[server_name]
+                result = {"config": server_start(server), "latency_ms": {}}
+                for sample_name, values in samples.items():
+                    if sample_name.startswith(server_name + ":"):
+                        result["latency_ms"][sample_name.split(":", 1)[1]] = summary(values)
+                return result
+
+            entry["served"] = server_entry("served")
+            for name_, section in (("alternative", "alternative_config"), ("original", "original"),
+                                   ("original_all_cores", "original_all_cores")):
+                if name_ in servers:
+                    entry[section] = server_entry(name_)
+            if "alternative" not in servers:
+                entry["alternative_config"] = {"skipped": "quick run" if plan.quick else "one core"}
+            if "original" in servers and "original_all_cores" not in servers:
+                entry["original_all_cores"] = {"skipped": "quick run" if plan.quick else "one core"}
+            if "int8" in servers:
+                entry["int8"] = server_entry("int8")
+                entry["int8"]["model_dir"] = int8_dir
+                entry["int8"]["floor"] = floor_entry("int8", "int8_floor")
+            else:
+                entry["int8"] = {"skipped": "int8 is the CPU target (MXNet >= 1.9 with oneDNN); this run is on a GPU"}
+
+            # throughput: the two worker layouts in turn at each concurrency, again under the same load
+            for section, server_name in (("served", "served"), ("alternative_config", "alternative")):
+                if server_name in servers:
+                    entry[section]["throughput"] = {}
             for concurrency in CONCURRENCY:
-                result["throughput"][str(concurrency)] = throughput(server, body, content_type, concurrency,
-                                                                    plan.throughput_s)
-                log("  %s concurrency %d: %.2f req/s" % (label, concurrency,
-                                                         result["throughput"][str(concurrency)]["rps"]))
-        result.update(server.memory())
-        return result
+                for section, server_name in (("served", "served"), ("alternative_config", "alternative")):
+                    if server_name not in servers:
+                        continue
+                    measured = throughput(servers[server_name], *request_body(photos, "jpeg_640x480"),
+                                          concurrency=concurrency, duration=plan.throughput_s)
+                    entry[section]["throughput"][str(concurrency)] = measured
+                    log("  %s %s concurrency %d: %.2f req/s" % (name, server_name, concurrency, measured["rps"]))
+            for section, server_name in (("served", "served"), ("alternative_config", "alternative"),
+                                         ("int8", "int8"), ("original", "original"),
+                                         ("original_all_cores", "original_all_cores")):
+                if server_name in servers:
+                    entry[section].update(servers[server_name].memory())
+        finally:
+            for server in servers.values():
+                server.stop()
     finally:
-        server.stop()
-
-
-def measure_original(label, spec, photos, plan, log_dir, workers, threads):
-    server = original_server(label, spec, log_dir, workers, threads)
-    try:
-        server.wait_healthy()
-        server.wait_ready()
-        result = {"config": "%d worker(s) x %d thread(s)" % (workers, threads), "latency_ms": {}}
-        for name in ("base64_json_640x480", "base64_json_12mp"):
-            body, content_type = request_body(photos, name)
-            result["latency_ms"][name] = summary(latencies(server, body, content_type, plan.original_latency))
-            log("  %s %s p50 %.1f ms" % (label, name, result["latency_ms"][name]["p50"]))
-        result.update(server.memory())
-        return result
-    finally:
-        server.stop()
-
-
-def floor(model_dir, photos_dir, plan, threads, unfused=False):
-    env = python_env()
-    env.pop("SSD_GRAPH_FUSION", None)
-    env.update({"OMP_NUM_THREADS": str(threads), "MXNET_CPU_WORKER_NTHREADS": "1"})
-    args = [os.path.join(HERE, "floor.py"), "--model-dir", model_dir, "--photos", photos_dir,
-            "--runs", str(plan.floor_runs), "--stage-runs", str(plan.stage_runs)]
-    return run_json(args + (["--unfused"] if unfused else []), env)
+        for floor_process in floors.values():
+            floor_process.stop()
+    if int8_dir and key == "demo":
+        log("demo: int8 accuracy against fp32 on %d held-out scenes" % plan.eval_scenes)
+        entry["int8"]["accuracy"] = evaluate_int8(spec["dir"], int8_dir, plan.eval_scenes)
 
 
 def docker_available():
@@ -512,7 +661,7 @@ def ratios_for(entry):
         "speedup_vs_original_p50": ratio(p50(original, "base64_json_640x480"), p50(served, "base64_json_640x480")),
         "speedup_vs_original_p50_jpeg_in": ratio(p50(original, "base64_json_640x480"), ours_jpeg),
         "first_over_steady": ratio(entry.get("start", {}).get("first_request_after_ping_ms"), ours_jpeg),
-        "first_after_ready_over_steady": ratio(served.get("start", {}).get("first_request_after_ready_ms"), ours_jpeg),
+        "first_after_ready_over_steady": ratio(entry.get("start", {}).get("first_request_after_ready_ms"), ours_jpeg),
         "jpeg_12mp_over_640": ratio(p50(served, "jpeg_12mp"), ours_jpeg),
         "base64_12mp_over_640": ratio(p50(served, "base64_json_12mp"), p50(served, "base64_json_640x480")),
     }
@@ -530,7 +679,7 @@ def ratios_for(entry):
     if int8.get("accuracy"):
         values["int8_map_drop_points"] = int8["accuracy"].get("drop_points")
     alternative = entry.get("alternative_config")
-    if alternative:
+    if alternative and "throughput" in alternative:
         values["alternative_p50_over_default"] = ratio(p50(alternative, "jpeg_640x480"), ours_jpeg)
         best = lambda section: max(v["rps"] for v in section["throughput"].values())  # noqa: E731
         values["alternative_peak_rps_over_default"] = ratio(best(alternative), best(served))
@@ -593,7 +742,7 @@ def table(report):
     add("start: /ping healthy / model loaded, s after launch", lambda e: "%s / %s" % (
         fmt(e["start"]["ping_healthy_s"]), fmt(e["start"]["model_ready_s"])))
     add("first request sent when /ping turns healthy, ms", lambda e: fmt(e["start"]["first_request_after_ping_ms"]))
-    add("first request once the model is loaded, ms", lambda e: fmt(e["served"]["start"]["first_request_after_ready_ms"]))
+    add("first request once the model is loaded (fresh server), ms", lambda e: fmt(e["start"]["first_request_after_ready_ms"]))
     add("throughput req/s at concurrency 1/2/4/8", lambda e: " / ".join(
         fmt(e["served"]["throughput"][str(c)]["rps"]) for c in CONCURRENCY))
     add("RSS per worker, MB", lambda e: ", ".join(fmt(v) for v in e["served"]["rss_mb_per_worker"]))
@@ -711,45 +860,9 @@ def main(argv=None):
         entry = {"name": spec["name"], "model_dir": spec["dir"], "random_weights": spec["random_weights"],
                  "load_avg_at_start": loadavg()}
         report["models"][key] = entry
-        log("%s: floor (graph forward, batch 1) with %d thread(s)" % (spec["name"], cores))
-        entry["floor"] = floor(spec["dir"], photos_dir, plan, cores, unfused=on_cpu)
-        if plan.separate_start:
-            log("%s: start-up, first request when /ping turns healthy" % spec["name"])
-            entry["start"] = measure_start("%s-start" % key, spec["dir"], photos, log_dir)
-        log("%s: served, default settings" % spec["name"])
-        entry["served"] = measure_served("%s-served" % key, spec["dir"], photos, plan, log_dir,
-                                         first_after_ping=not plan.separate_start)
-        if not plan.separate_start:
-            served_start = entry["served"]["start"]
-            entry["start"] = dict((k, served_start[k]) for k in ("ping_healthy_s", "model_ready_s",
-                                                            "first_request_after_ping_ms"))
-        if cores > 1:
-            log("%s: served, one worker per core" % spec["name"])
-            entry["alternative_config"] = measure_served(
-                "%s-workers-per-core" % key, spec["dir"], photos, plan, log_dir, workers=cores, threads=1,
-                bodies=("jpeg_640x480",), latency_counts=plan.alt_latency)
-        if spec.get("int8_dir"):
-            log("%s: int8" % spec["name"])
-            int8 = {"model_dir": spec["int8_dir"], "floor": floor(spec["int8_dir"], photos_dir, plan, cores)}
-            int8.update(measure_served("%s-int8" % key, spec["int8_dir"], photos, plan, log_dir,
-                                       bodies=("jpeg_640x480",), latency_counts=plan.int8_latency,
-                                       with_throughput=False))
-            if key == "demo":
-                log("demo: int8 accuracy against fp32 on %d held-out scenes" % plan.eval_scenes)
-                int8["accuracy"] = evaluate_int8(spec["dir"], spec["int8_dir"], plan.eval_scenes)
-            entry["int8"] = int8
-        else:
-            entry["int8"] = {"skipped": "int8 is the CPU target (MXNet >= 1.9 with oneDNN); this run is on a GPU"}
-        if not args.skip_original:
-            log("%s: the original approach (stock toolkit settings: %d worker(s) x 1 thread)" % (spec["name"], cores))
-            entry["original"] = measure_original("%s-original" % key, spec["original"], photos, plan, log_dir,
-                                                 workers=cores, threads=1)
-            if cores > 1 and plan.quick:
-                entry["original_all_cores"] = {"skipped": "quick run"}
-            elif cores > 1:
-                log("%s: the original approach with 1 worker x %d threads" % (spec["name"], cores))
-                entry["original_all_cores"] = measure_original("%s-original-all-cores" % key, spec["original"],
-                                                               photos, plan, log_dir, workers=1, threads=cores)
+        log("%s: start-up: first request when /ping turns healthy, and once the model is loaded" % spec["name"])
+        entry["start"] = measure_start("%s-start" % key, spec["dir"], photos, log_dir, after_ready=not plan.quick)
+        measure_model(key, spec, entry, photos, photos_dir, plan, log_dir, cores, on_cpu, args.skip_original)
         if image_ready:
             log("%s: cold start of %s" % (spec["name"], args.image))
             try:

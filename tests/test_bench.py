@@ -28,6 +28,7 @@ def test_quick_bench_writes_the_table_and_json(tmp_path):
         assert demo["served"]["latency_ms"][body]["p99"] >= demo["served"]["latency_ms"][body]["p50"] > 0
     assert set(demo["served"]["throughput"]) == {"1", "2", "4", "8"}
     assert demo["served"]["rss_mb_per_worker"] and demo["start"]["first_request_after_ping_ms"] > 0
+    assert "skipped" in demo["alternative_config"] and "skipped" in demo["original_all_cores"]  # full runs only
     assert demo["original"]["latency_ms"]["base64_json_640x480"]["p50"] > 0
     assert "skipped" in demo["cold_start"]
     if demo["floor"]["device"] == "cpu":

@@ -470,6 +470,17 @@ def test_every_python_and_debian_package_is_at_its_pinned_version(image):
     assert installed == expected_debian, installed
 
 
+def tampered_model(tmp_path):
+    """A copy of the demo model whose params no longer match their sha256, readable by the image's user."""
+    tampered = str(tmp_path / "model")
+    shutil.copytree(DEMO_MODEL, tampered)
+    with open(os.path.join(tampered, "model-0000.params"), "ab") as stream:
+        stream.write(b"tampered")
+    for path in (str(tmp_path), tampered) + tuple(os.path.join(tampered, n) for n in os.listdir(tampered)):
+        os.chmod(path, 0o755)
+    return tampered
+
+
 def test_baked_weights_match_their_checksum_and_a_mismatch_is_refused(image, tmp_path):
     check = ("import hashlib, json, os; d = os.environ['SSD_MODEL_DIR']; m = json.load(open(os.path.join(d, "
              "'model-meta.json'))); h = hashlib.sha256(open(os.path.join(d, m.get('params_file', "
@@ -483,12 +494,7 @@ def test_baked_weights_match_their_checksum_and_a_mismatch_is_refused(image, tmp
     done = docker("run", "--rm", "--network", "none", image["tag"], "sh", "/opt/ssd/check-image.sh")
     assert done.returncode == 0 and b"reads /opt/ssd/model" in done.stdout, done.stdout + done.stderr
     # ... and refuses weights whose sha256 differs from the metadata
-    tampered = str(tmp_path / "model")
-    shutil.copytree(DEMO_MODEL, tampered)
-    with open(os.path.join(tampered, "model-0000.params"), "ab") as stream:
-        stream.write(b"tampered")
-    for path in (str(tmp_path), tampered) + tuple(os.path.join(tampered, n) for n in os.listdir(tampered)):
-        os.chmod(path, 0o755)
+    tampered = tampered_model(tmp_path)
     done = docker("run", "--rm", "--network", "none", "-v", "%s:/opt/ml/model:ro" % tampered, image["tag"],
                   "sh", "/opt/ssd/check-image.sh")
     assert done.returncode != 0 and b"sha256" in done.stdout + done.stderr, done.stdout + done.stderr
@@ -551,12 +557,7 @@ def test_a_killed_worker_recovers_without_restarting_the_container(image):
 
 
 def test_a_model_that_cannot_load_stops_the_container_with_a_message(image, tmp_path):
-    tampered = str(tmp_path / "model")
-    shutil.copytree(DEMO_MODEL, tampered)
-    with open(os.path.join(tampered, "model-0000.params"), "ab") as stream:
-        stream.write(b"tampered")
-    for path in (str(tmp_path), tampered) + tuple(os.path.join(tampered, n) for n in os.listdir(tampered)):
-        os.chmod(path, 0o755)
+    tampered = tampered_model(tmp_path)
     container = Container(image["tag"], volumes=["%s:/opt/ml/model:ro" % tampered])
     try:
         deadline = time.time() + 120

@@ -52,8 +52,16 @@ def _port_is_free(port):
         sock.close()
 
 
-def free_port(low=20000, high=32767):
-    """A free port below 32768: MMS rejects larger ones ("Invalid port number")."""
+# Ports below 32768 (MMS rejects larger ones, "Invalid port number"), in two ranges: MMS's loopback
+# ports never come from where public ports (tests, the benchmark, the smoke test) are drawn, so a port
+# that clients were just hammering, or that a stopping container still holds, is not handed to MMS
+# a moment later (a benchmark run failed so: "Failed to bind to address").
+PUBLIC_PORTS = (20000, 26383)
+INTERNAL_PORTS = (26384, 32767)
+
+
+def free_port(low=PUBLIC_PORTS[0], high=PUBLIC_PORTS[1]):
+    """A free port below 32768, by default from the public range."""
     rng = random.Random()
     for _ in range(200):
         port = rng.randint(low, high)
@@ -69,7 +77,7 @@ def http_port():
 
 
 def internal_port(taken=()):
-    """A loopback port for MMS that cannot clash with SageMaker's: its safe range, else any free one."""
+    """A loopback port for MMS that cannot clash with SageMaker's: its safe range, else one from INTERNAL_PORTS."""
     safe_range = os.environ.get("SAGEMAKER_SAFE_PORT_RANGE")
     if safe_range and "-" in safe_range:
         low, high = [int(p) for p in safe_range.split("-", 1)]
@@ -77,7 +85,7 @@ def internal_port(taken=()):
             if port not in taken and _port_is_free(port):
                 return port
     for _ in range(20):
-        port = free_port()
+        port = free_port(*INTERNAL_PORTS)
         if port not in taken:
             return port
     raise RuntimeError("no free port for the model server")

@@ -359,3 +359,27 @@ def test_requests_that_wait_too_long_for_a_slot_get_503(demo_model_dir):
         assert running.post(quick).status_code == 200
     finally:
         running.stop()
+
+
+def test_workers_of_a_model_server_that_died_are_stopped_with_it(demo_model_dir, monkeypatch):
+    """MMS dying on its own (here SIGKILLed; on a port it cannot bind, it exits) leaves its Python
+    workers running; ModelServer.stop() must stop them too, as the launcher calls it on every exit."""
+    from ssd_serving.serving import ModelServer, internal_port
+    monkeypatch.setenv("SSD_MODEL_DIR", demo_model_dir)
+    server = ModelServer(internal_port(), host="127.0.0.1")
+    try:
+        server.start()
+        assert server.wait_ready(120), "the model server never had a worker with the model"
+        jvm_process = psutil.Process(server.process.pid)
+        workers = [p for p in jvm_process.children(recursive=True) if "model_service_worker" in " ".join(p.cmdline())]
+        assert workers, jvm_process.children(recursive=True)
+        jvm_process.kill()
+        jvm_process.wait(30)
+        time.sleep(1)
+        assert all(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)  # what is left behind
+        server.stop()
+        gone, alive = psutil.wait_procs(workers, timeout=10)
+        assert not alive, alive
+    finally:
+        server.stop()
+        server.cleanup()

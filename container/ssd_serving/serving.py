@@ -324,7 +324,16 @@ class ModelServer(object):
         return False
 
     def stop(self):
-        if self.process is None or self.process.poll() is not None:
+        """Stop MMS and every worker it started (they share its process group)."""
+        if self.process is None:
+            return
+        if self.process.poll() is not None:
+            # MMS exited on its own (a port it could not bind, a crash): the workers it had started
+            # live on in its process group, serving nothing; a fresh-clone bench run left one behind
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except OSError:
+                pass  # the group is empty
             return
         try:
             os.killpg(self.process.pid, signal.SIGTERM)

@@ -10,6 +10,11 @@ except ImportError:  # serving without the toolkit installed (unit tests, export
     _ToolkitError = Exception
 
 
+def error_json(status, message):
+    """The body of every error answer, from the worker or the front door: {"error": ..., "status": N}."""
+    return json.dumps({"error": message, "status": status})
+
+
 class InferenceError(_ToolkitError):
     """An error with an HTTP status; its JSON body is {"error": message}."""
 
@@ -25,7 +30,7 @@ class InferenceError(_ToolkitError):
         self.message = self.body()
 
     def body(self):
-        return json.dumps({"error": self.error, "status": self.status_code})
+        return error_json(self.status_code, self.error)
 
     def __str__(self):
         return self.error

@@ -17,7 +17,7 @@ traffic to a container that can only fail. This small threaded HTTP server owns 
 - MMS not answering becomes 503 JSON, MMS not answering in time 504 JSON, and too many open
   connections 503 JSON, so a client always gets JSON and a status it can act on.
 
-Standard library only, Python 3.6 and later (the EI image has Python 3.6.8).
+Standard library (and this package's error body), Python 3.6 and later (the EI image has Python 3.6.8).
 """
 from __future__ import absolute_import
 
@@ -28,6 +28,8 @@ import socket
 import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+
+from .errors import error_json
 
 LOG = logging.getLogger(__name__)
 
@@ -42,7 +44,7 @@ _PHRASES = {400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 411
 
 
 def error_body(status, message):
-    return json.dumps({"error": message, "status": status}).encode("utf-8")
+    return error_json(status, message).encode("utf-8")
 
 
 def normalise_error(status, body):

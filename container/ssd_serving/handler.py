@@ -2,12 +2,11 @@
 from __future__ import absolute_import
 
 import importlib
-import json
 import logging
 import os
 import sys
 
-from .errors import InferenceError
+from .errors import InferenceError, error_json
 
 LOG = logging.getLogger(__name__)
 
@@ -23,10 +22,6 @@ def _header(context, index, name):
         if key.lower() == wanted:
             return value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else value
     return None
-
-
-def _error_body(error):
-    return json.dumps({"error": error.error, "status": error.status_code})
 
 
 class DetectionService(object):
@@ -61,10 +56,10 @@ class DetectionService(object):
             return payload
         except InferenceError as error:
             LOG.info("request %d refused with %d: %s", index, error.status_code, error)
-            return self._fail(context, index, error.status_code, error.phrase, _error_body(error))
+            return self._fail(context, index, error.status_code, error.phrase, error.body())
         except Exception as error:  # keep the worker serving; the client learns it was our fault
             LOG.exception("request %d failed", index)
-            body = json.dumps({"error": "internal error: %s" % (error,), "status": 500})
+            body = error_json(500, "internal error: %s" % (error,))
             return self._fail(context, index, 500, "Internal Server Error", body)
 
     @staticmethod

@@ -214,14 +214,7 @@ def worker_status(mgmt_port, timeout=2.0):
 
 def _alive_since(pid, marked_at):
     """Whether process `pid` runs (not a zombie) and is the one that wrote a marker at `marked_at`."""
-    try:
-        import psutil
-    except ImportError:  # the model server needs psutil; this is only a fallback
-        try:
-            os.kill(pid, 0)
-            return True
-        except OSError:
-            return False
+    import psutil  # a dependency of Multi Model Server, pinned in every image and environment
     try:
         process = psutil.Process(pid)
         return process.status() != psutil.STATUS_ZOMBIE and process.create_time() <= marked_at + 1.0

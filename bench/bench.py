@@ -88,16 +88,8 @@ def python_env():
     return env
 
 
-def run_json(args, env=None, timeout=1800):
-    """Run a Python helper, return the JSON it prints last."""
-    done = subprocess.run([sys.executable] + args, env=env or python_env(), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, timeout=timeout, universal_newlines=True)
-    if done.returncode != 0:
-        raise RuntimeError("%s failed (%d):\n%s" % (" ".join(args), done.returncode, done.stderr[-4000:]))
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def run_text(args, env=None, timeout=1800):
+    """Run a Python helper, return what it prints."""
     done = subprocess.run([sys.executable] + args, env=env or python_env(), stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, timeout=timeout, universal_newlines=True)
     if done.returncode != 0:

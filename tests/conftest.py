@@ -1,6 +1,9 @@
 """Shared fixtures: real photos, the demo model, and a real Multi Model Server on a free port."""
+import contextlib
 import io
+import json
 import os
+import shutil
 import signal
 import struct
 import subprocess
@@ -101,10 +104,39 @@ def assert_scene_detected(boxes, class_ids, detections, classes):
             assert best >= 0.5, ("a confident detection that is no object", detection, boxes)
 
 
+def assert_scene_found_over_http(server, seed, size):
+    """A synthetic scene posted as PNG (lossless: this checks decoding, resizing and box mapping, not
+    JPEG noise) to `server` (anything with .post): the demo model answers and finds every object."""
+    rgb, boxes, class_ids = synthetic_scene(seed, *size)
+    reply = server.post(encode(rgb, "PNG"), "image/png",
+                        headers={"X-Amzn-SageMaker-Custom-Attributes": "threshold=%s" % RECALL_SCORE})
+    assert reply.status_code == 200, reply.text
+    document = reply.json()
+    assert document["model"]["name"] == demo_meta()["model_name"] and document["model"]["demo"] is True
+    assert_scene_detected(boxes, class_ids, document["detections"], demo_meta()["classes"])
+
+
 def demo_meta():
-    import json
     with open(os.path.join(DEMO_MODEL, "model-meta.json")) as stream:
         return json.load(stream)
+
+
+def rewrite_meta(model_dir, **changes):
+    """Change fields of an exported model's metadata in place."""
+    path = os.path.join(model_dir, "model-meta.json")
+    with open(path) as stream:
+        meta = json.load(stream)
+    meta.update(changes)
+    with open(path, "w") as stream:
+        json.dump(meta, stream)
+
+
+def copy_model(model_dir, out_dir, **meta_changes):
+    """A copy of an exported model directory, with these metadata fields changed; returns `out_dir`."""
+    shutil.copytree(model_dir, out_dir)
+    if meta_changes:
+        rewrite_meta(out_dir, **meta_changes)
+    return out_dir
 
 
 @pytest.fixture(scope="session")
@@ -164,13 +196,20 @@ class RunningServer(object):
         return requests.post(self.url + "/invocations", data=body, headers=headers, timeout=60, **kwargs)
 
 
-@pytest.fixture(scope="session")
-def server(demo_model_dir):
-    running = RunningServer(demo_model_dir)
+@contextlib.contextmanager
+def ready_server(model_dir):
+    """A RunningServer that is ready (/ping 200, launcher logged ready:), stopped on leaving."""
+    running = RunningServer(model_dir)
     try:
         yield running.wait_ready()
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="session")
+def server(demo_model_dir):
+    with ready_server(demo_model_dir) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -18,8 +18,8 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import (DEMO_MODEL, RECALL_SCORE, ROOT, assert_scene_detected, demo_meta, encode, free_port,
-                      photo_paths, synthetic_scene)
+from conftest import (DEMO_MODEL, RECALL_SCORE, ROOT, assert_scene_detected, assert_scene_found_over_http, copy_model,
+                      demo_meta, encode, free_port, photo_paths, synthetic_scene)
 
 BUILD_SCRIPT = os.path.join(ROOT, "docker", "build.sh")
 LOG_DIR = os.path.join(ROOT, "build", "docker-logs")
@@ -203,13 +203,7 @@ def test_real_photos(server, name):
 
 @pytest.mark.parametrize("size", [(640, 480), (333, 500)])
 def test_every_object_of_a_synthetic_scene_is_found(server, size):
-    rgb, boxes, class_ids = synthetic_scene(4242 + size[1], *size)
-    reply = server.post(encode(rgb, "PNG"), "image/png",
-                        headers={"X-Amzn-SageMaker-Custom-Attributes": "threshold=%s" % RECALL_SCORE})
-    assert reply.status_code == 200, reply.text
-    document = reply.json()
-    assert document["model"]["name"] == demo_meta()["model_name"]
-    assert_scene_detected(boxes, class_ids, document["detections"], demo_meta()["classes"])
+    assert_scene_found_over_http(server, 4242 + size[1], size)
 
 
 @pytest.mark.parametrize("body,content_type,status", [
@@ -254,14 +248,7 @@ def test_starts_and_serves_without_any_network(image):
 
 
 def test_model_in_opt_ml_model_overrides_the_baked_one(image, tmp_path):
-    mounted = str(tmp_path / "model")
-    shutil.copytree(DEMO_MODEL, mounted)
-    meta_path = os.path.join(mounted, "model-meta.json")
-    with open(meta_path) as stream:
-        meta = json.load(stream)
-    meta["model_name"] = "ssd_256_demo_shapes_from_opt_ml_model"
-    with open(meta_path, "w") as stream:
-        json.dump(meta, stream)
+    mounted = copy_model(DEMO_MODEL, str(tmp_path / "model"), model_name="ssd_256_demo_shapes_from_opt_ml_model")
     for path in (str(tmp_path), mounted):  # readable by the image's non-root user, as SageMaker's files are
         os.chmod(path, 0o755)
     container = Container(image["tag"], volumes=["%s:/opt/ml/model:ro" % mounted])

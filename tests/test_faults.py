@@ -24,7 +24,7 @@ import psutil
 import pytest
 import requests
 
-from conftest import RunningServer, encode, synthetic_scene
+from conftest import RunningServer, copy_model, encode, ready_server, rewrite_meta, synthetic_scene
 
 RECOVERY_LIMIT = 60.0   # seconds from the kill to /ping 200 and a successful request
 LOAD_THREADS = 4
@@ -120,11 +120,8 @@ class Load(object):
 
 @pytest.fixture(scope="module")
 def fault_server(demo_model_dir):
-    running = RunningServer(demo_model_dir)
-    try:
-        yield running.wait_ready()
-    finally:
-        running.stop()
+    with ready_server(demo_model_dir) as running:  # its own: these tests kill its workers
+        yield running
 
 
 def kill_and_recover(server, load):
@@ -185,17 +182,12 @@ def _params_missing_one_array(model_dir, out_dir):
     checks (files, sha256, graph) pass, the worker's load fails."""
     import mxnet as mx
     from ssd_serving.export import file_sha256
-    shutil.copytree(model_dir, out_dir)
+    copy_model(model_dir, out_dir)
     params_path = os.path.join(out_dir, "model-0000.params")
     arrays = mx.nd.load(params_path)
     arrays.pop(sorted(arrays)[0])
     mx.nd.save(params_path, arrays)
-    meta_path = os.path.join(out_dir, "model-meta.json")
-    with open(meta_path) as stream:
-        meta = json.load(stream)
-    meta["params_sha256"] = file_sha256(params_path)
-    with open(meta_path, "w") as stream:
-        json.dump(meta, stream)
+    rewrite_meta(out_dir, params_sha256=file_sha256(params_path))
     return out_dir
 
 

@@ -1,5 +1,4 @@
 """The served detector: loading, device choice, checksum refusal, detection quality and GluonCV parity."""
-import json
 import os
 import shutil
 
@@ -7,7 +6,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from conftest import RECALL_SCORE, assert_scene_detected, demo_meta, encode, synthetic_scene
+from conftest import RECALL_SCORE, assert_scene_detected, copy_model, demo_meta, encode, synthetic_scene
 from ssd_serving import model as model_module
 from ssd_serving.decoder import decode_image
 from ssd_serving.errors import ModelLoadError
@@ -119,12 +118,7 @@ def test_tampered_weights_are_refused(demo_model_dir, tmp_path):
 
 
 def test_sagemaker_model_dir_wins_over_the_baked_one(demo_model_dir, tmp_path, monkeypatch):
-    override = str(tmp_path / "opt_ml_model")
-    shutil.copytree(demo_model_dir, override)
-    meta_path = os.path.join(override, "model-meta.json")
-    meta = json.load(open(meta_path))
-    meta["model_name"] = "my_finetuned_shapes"
-    json.dump(meta, open(meta_path, "w"))
+    override = copy_model(demo_model_dir, str(tmp_path / "opt_ml_model"), model_name="my_finetuned_shapes")
     monkeypatch.setenv("SSD_MODEL_DIR", demo_model_dir)
     monkeypatch.setattr(model_module.environment, "model_dir_candidates",
                         lambda: [override, demo_model_dir])

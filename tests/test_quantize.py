@@ -1,13 +1,12 @@
 """int8 for the CPU target: export option, metadata, detections close to fp32, and refusal where it cannot run."""
 import json
 import os
-import shutil
 
 import mxnet as mx
 import numpy as np
 import pytest
 
-from conftest import RunningServer, assert_scene_detected, synthetic_scene
+from conftest import RunningServer, assert_scene_detected, copy_model, synthetic_scene
 from ssd_serving import quantize
 from ssd_serving.errors import ModelLoadError
 from ssd_serving.model import load_detector
@@ -17,14 +16,7 @@ CAN_RUN_INT8 = quantize.int8_support_problem() is None
 
 def int8_copy_of(demo_model_dir, out):
     """A model directory that says int8 (the demo's fp32 files): what an old MXNet must refuse."""
-    shutil.copytree(demo_model_dir, out)
-    meta_path = os.path.join(out, "model-meta.json")
-    with open(meta_path) as stream:
-        meta = json.load(stream)
-    meta["precision"] = "int8"
-    with open(meta_path, "w") as stream:
-        json.dump(meta, stream)
-    return out
+    return copy_model(demo_model_dir, out, precision="int8")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import RECALL_SCORE, RunningServer, assert_scene_detected, demo_meta, encode, synthetic_scene
+from conftest import RunningServer, assert_scene_found_over_http, demo_meta, encode, synthetic_scene
 
 
 def test_ping(server):
@@ -49,15 +49,7 @@ def test_real_photo_as_base64_and_json(server, photo_jpeg):
 
 @pytest.mark.parametrize("size", [(640, 480), (333, 500), (900, 300), (256, 256)])
 def test_every_object_is_found_over_http(server, size):
-    rgb, boxes, class_ids = synthetic_scene(4242 + size[1], *size)
-    # PNG: lossless, so this checks the served path (decoding, resizing, box mapping) and not JPEG noise
-    reply = server.post(encode(rgb, "PNG"), "image/png",
-                        headers={"X-Amzn-SageMaker-Custom-Attributes": "threshold=%s" % RECALL_SCORE})
-    assert reply.status_code == 200, reply.text
-    document = reply.json()
-    assert document["model"]["name"] == demo_meta()["model_name"] and document["model"]["demo"] is True
-    from ssd_serving.demo.scenes import CLASSES
-    assert_scene_detected(boxes, class_ids, document["detections"], list(CLASSES))
+    assert_scene_found_over_http(server, 4242 + size[1], size)
 
 
 def test_parameters_in_custom_attributes(server):

@@ -8,17 +8,14 @@ import os
 
 import pytest
 
-from conftest import RunningServer
+from conftest import ready_server
 from soak import Soak, format_report
 
 
 @pytest.fixture(scope="module")
 def soak_server(demo_model_dir):
-    running = RunningServer(demo_model_dir)
-    try:
-        yield running.wait_ready()
-    finally:
-        running.stop()
+    with ready_server(demo_model_dir) as running:  # its own: the soak samples its processes' memory
+        yield running
 
 
 def test_soak_under_mixed_load(soak_server):

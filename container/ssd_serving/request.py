@@ -1,7 +1,6 @@
 """Request decoding: content types, base64 and JSON bodies, and per-request detection parameters."""
 from __future__ import absolute_import
 
-import base64
 import binascii
 import json
 import re

@@ -28,16 +28,14 @@ for path in (CONTAINER, CODE):
 from ssd_serving.serving import free_port  # noqa: E402
 
 
+TEST_PHOTOS = ("grace_hopper", "astronaut", "chelsea", "coffee", "rocket")
+
+
 def photo_paths():
-    """Real photos that ship inside the matplotlib and scikit-image wheels."""
-    import matplotlib
-    import skimage
-    paths = {"grace_hopper": os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")}
-    skimage_data = os.path.join(os.path.dirname(skimage.__file__), "data")
-    for name, file_name in (("astronaut", "astronaut.png"), ("chelsea", "chelsea.png"),
-                            ("coffee", "coffee.png"), ("rocket", "rocket.jpg")):
-        paths[name] = os.path.join(skimage_data, file_name)
-    return dict((k, v) for k, v in paths.items() if os.path.isfile(v))
+    """Real photos that ship inside the matplotlib and scikit-image wheels (those int8 calibration
+    uses too), by name."""
+    from ssd_serving.quantize import builtin_photos
+    return dict((name, path) for name, path in builtin_photos() if name in TEST_PHOTOS)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,6 @@ from .transforms import ssd_val_transform
 
 LOG = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "int8")
 # The MXNet the quantized graph was made for; its fused oneDNN operators (_sg_mkldnn_conv with int8
 # attributes) do not exist in older releases, and MXNet 1.4.1 (the EI image) cannot read them.
 MIN_MXNET = (1, 9)

@@ -253,6 +253,7 @@ def test_any_image_bytes_decode_or_are_refused(data, target):
 @example(raw={"top_k": float("inf")})
 @example(raw={"threshold": 10 ** 400})
 @example(raw={"top_k": float("nan")})
+@example(raw={"classes": ["\u00b2"]})  # "²".isdigit() is True, but int() refuses it
 def test_any_parameters_are_valid_or_a_400(raw):
     assert_decoded_or_refused(lambda: parse_params(raw).class_ids(CLASSES))
 

@@ -39,7 +39,8 @@ class DetectionParams(object):
                 ids.add(item)
             elif isinstance(item, str) and item in class_names:
                 ids.add(class_names.index(item))
-            elif isinstance(item, str) and item.isdigit() and int(item) < len(class_names):
+            # isdecimal, not isdigit: "²" is a digit that int() refuses; every decimal it accepts
+            elif isinstance(item, str) and item.isdecimal() and int(item) < len(class_names):
                 ids.add(int(item))
             else:
                 raise BadRequestError("unknown class %s; this model's classes are: %s" %

@@ -1,16 +1,22 @@
 """The model server configuration the server writes."""
+import pytest
+
 from ssd_serving import serving
 
 
-def test_response_timeout_is_120_seconds_on_both_model_servers(tmp_path):
-    # mxnet-model-server 1.0.5 reads default_response_timeout in seconds; multi-model-server 1.1 reads it
-    # in minutes unless default_response_timeout_seconds is set (found in their WorkerThread/ConfigManager).
-    # A 2 here meant a 2-second limit on 1.0.5, which a worker loading and warming up its model misses
-    # on a busy machine, so MMS kept restarting it.
-    config = serving.write_config(str(tmp_path), "/store", 8080, 8081, 1)
+@pytest.mark.parametrize("model_server, setting", [
+    ("/usr/local/bin/mxnet-model-server", "default_response_timeout=120"),  # 1.0.5: seconds
+    ("/usr/local/bin/multi-model-server", "default_response_timeout=2"),    # 1.1.8 and 1.1.11: minutes
+])
+def test_response_timeout_is_120_seconds_on_every_model_server(tmp_path, model_server, setting):
+    # mxnet-model-server 1.0.5 reads default_response_timeout in seconds; multi-model-server 1.1.8 (AWS's
+    # 1.9.0 images) in minutes and has no other key; 1.1.11 in minutes unless default_response_timeout_seconds
+    # is set (found in their WorkerThread/ConfigManager). A 2 on 1.0.5 meant a 2-second limit, which a
+    # worker loading its model misses, and a 120 on 1.1.8 two hours.
+    config = serving.write_config(str(tmp_path), "/store", 8080, 8081, 1, model_server=model_server)
     with open(config) as stream:
         lines = stream.read().splitlines()
-    assert "default_response_timeout=120" in lines
+    assert setting in lines
     assert "default_response_timeout_seconds=120" in lines
 
 

@@ -71,9 +71,17 @@ def free_port(low=PUBLIC_PORTS[0], high=PUBLIC_PORTS[1]):
 
 
 def http_port():
-    # SageMaker's own toolkit reads SAGEMAKER_BIND_TO_PORT (default 8080); use its reading.
-    from sagemaker_inference.environment import Environment
-    return int(Environment().http_port)
+    """The public port: SAGEMAKER_BIND_TO_PORT (inference pipelines, multi-container endpoints), else 8080.
+
+    Read here, not through sagemaker_inference's Environment: its attribute was renamed between the
+    toolkit releases AWS's images carry (http_port in 1.1.0, inference_http_port in 1.10).
+    """
+    value = os.environ.get("SAGEMAKER_BIND_TO_PORT", "").strip()
+    if not value:
+        return 8080
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ModelLoadError("SAGEMAKER_BIND_TO_PORT must be a port number, not %r" % value)
+    return int(value)
 
 
 def internal_port(taken=()):
@@ -143,7 +151,21 @@ def _write_model_store(run_dir, handler, model_path=None):
     return store
 
 
-def write_config(run_dir, store, port, mgmt_port, workers, host="0.0.0.0", max_request_size=None):
+def response_timeout_setting(model_server):
+    """default_response_timeout for RESPONSE_TIMEOUT_SECONDS: its unit differs between the model servers.
+
+    mxnet-model-server 1.0.5 (the EI image) reads it as seconds; multi-model-server 1.1.8 (AWS's 1.9.0
+    images) as minutes, and 1.1.11 as minutes unless default_response_timeout_seconds is set (read in
+    their WorkerThread and ConfigManager classes).
+    """
+    if os.path.basename(model_server or "") == "mxnet-model-server":
+        return RESPONSE_TIMEOUT_SECONDS
+    return -(-RESPONSE_TIMEOUT_SECONDS // 60)
+
+
+def write_config(run_dir, store, port, mgmt_port, workers, host="0.0.0.0", max_request_size=None,
+                 model_server=None):
+    model_server = model_server or _model_server_command()
     config = os.path.join(run_dir, "config.properties")
     lines = [
         "inference_address=http://%s:%d" % (host, port),
@@ -151,11 +173,8 @@ def write_config(run_dir, store, port, mgmt_port, workers, host="0.0.0.0", max_r
         "model_store=%s" % store,
         "load_models=ALL",
         "default_workers_per_model=%d" % workers,
-        # The worker's model load (with warm-up) and each request must finish within this. Units differ:
-        # mxnet-model-server 1.0.5 reads default_response_timeout as seconds (its WorkerThread polls
-        # in seconds), multi-model-server 1.1 as minutes unless default_response_timeout_seconds is set.
-        # These two lines give 120 s on both; SageMaker gives up on a request after 60 s anyway.
-        "default_response_timeout=%d" % RESPONSE_TIMEOUT_SECONDS,
+        # The worker's model load (with warm-up) and each request must finish within this.
+        "default_response_timeout=%d" % response_timeout_setting(model_server),
         "default_response_timeout_seconds=%d" % RESPONSE_TIMEOUT_SECONDS,
         "decode_input_request=false",
         "enable_envvars_config=true",

@@ -18,9 +18,9 @@ logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="check: %(mess
 import mxnet
 from ssd_serving import handler, serving  # noqa: F401  the modules the model server loads
 import inference  # noqa: F401  code/inference.py
-model_dir, meta = serving.preflight()
-print("check: MXNet %s on Python %s reads %s; model server %s" % (
-    mxnet.__version__, sys.version.split()[0], model_dir, serving._model_server_command()))
+model_dir, choice = serving.preflight()
+print("check: MXNet %s on Python %s reads %s (%s graph here); model server %s" % (
+    mxnet.__version__, sys.version.split()[0], model_dir, choice.precision, serving._model_server_command()))
 try:
     import gluoncv  # noqa: F401
     print("check: note: this base has GluonCV; serving does not use it")

@@ -6,12 +6,12 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from conftest import RunningServer, assert_scene_detected, copy_model, synthetic_scene
-from ssd_serving import quantize
+from conftest import RunningServer, assert_scene_detected, copy_model, encode, synthetic_scene
+from ssd_serving import precision, quantize
 from ssd_serving.errors import ModelLoadError
 from ssd_serving.model import load_detector
 
-CAN_RUN_INT8 = quantize.int8_support_problem() is None
+CAN_RUN_INT8 = precision.int8_support_problem() is None
 
 
 def int8_copy_of(demo_model_dir, out):
@@ -22,7 +22,7 @@ def int8_copy_of(demo_model_dir, out):
 @pytest.fixture(scope="module")
 def int8_demo(demo_model_dir, tmp_path_factory):
     if not CAN_RUN_INT8:
-        pytest.skip(quantize.int8_support_problem())
+        pytest.skip(precision.int8_support_problem())
     from ssd_serving import export
     out = str(tmp_path_factory.mktemp("int8") / "demo-int8")
     # few calibration images keep the test short; the accuracy check uses the full builtin set
@@ -76,7 +76,7 @@ def test_int8_compared_with_fp32_by_the_evaluation_command(int8_demo, demo_model
 def test_old_mxnet_refuses_int8_at_start_with_a_reason(demo_model_dir, tmp_path, monkeypatch):
     # What the EI image (MXNet 1.4.1) does with an int8 model: refuse at the preflight, say why.
     model = int8_copy_of(demo_model_dir, str(tmp_path / "int8"))
-    monkeypatch.setattr(quantize, "mxnet_version", lambda: (1, 4))
+    monkeypatch.setattr(precision, "mxnet_version", lambda: (1, 4))
     from ssd_serving import serving
     monkeypatch.setenv("SSD_MODEL_DIR", model)
     monkeypatch.setattr(serving, "find_model_dir", lambda: model)
@@ -98,7 +98,7 @@ def test_server_on_this_mxnet_refuses_int8(demo_model_dir, tmp_path):
 def test_fp32_graph_is_fused_only_on_cpu_with_onednn(demo_model_dir, monkeypatch):
     from ssd_serving import model as model_module
     meta = {"precision": "fp32"}
-    assert model_module.fuses_graph(meta, "cpu") == quantize.onednn_enabled()
+    assert model_module.fuses_graph(meta, "cpu") == precision.onednn_enabled()
     assert not model_module.fuses_graph(meta, "gpu") and not model_module.fuses_graph({"precision": "int8"}, "cpu")
     monkeypatch.setenv("SSD_GRAPH_FUSION", "0")
     assert not model_module.fuses_graph(meta, "cpu")
@@ -109,3 +109,41 @@ def test_fp32_graph_is_fused_only_on_cpu_with_onednn(demo_model_dir, monkeypatch
     monkeypatch.setenv("SSD_GRAPH_FUSION", "0")
     unfused = load_detector(demo_model_dir)
     np.testing.assert_allclose(unfused.raw_outputs(rgb)[1], plain_scores, rtol=1e-3, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def fp32_with_int8(int8_demo, demo_model_dir, tmp_path_factory):
+    """What the cpu image bakes: the fp32 export with its int8 quantization in int8/."""
+    root = copy_model(demo_model_dir, str(tmp_path_factory.mktemp("both") / "model"))
+    copy_model(int8_demo, os.path.join(root, precision.INT8_SUBDIR))
+    return root
+
+
+@pytest.mark.skipif(not CAN_RUN_INT8, reason="int8 needs MXNet >= 1.9 with oneDNN")
+@pytest.mark.parametrize("flags, setting, expected", [
+    ({"avx2", "avx512_vnni"}, "auto", "int8"),
+    ({"avx2"}, "auto", "fp32"),
+    ({"avx2", "avx512_vnni"}, "fp32", "fp32"),
+    ({"avx2"}, "int8", "int8"),
+])
+def test_the_cpu_decides_which_graph_loads(fp32_with_int8, monkeypatch, flags, setting, expected):
+    # The CPU's flags are patched: this machine's own are whatever CI runs on (no VNNI on some).
+    monkeypatch.setattr(precision, "cpu_flags", lambda: set(flags))
+    monkeypatch.setenv("SSD_PRECISION", setting)
+    detector = load_detector(fp32_with_int8, warm_up=False)
+    assert detector.info["precision"] == expected == precision.graph_precision(detector.meta)
+    rgb, boxes, class_ids = synthetic_scene(4242, 640, 480)
+    assert_scene_detected(boxes, class_ids, detector.detect(rgb, threshold=0.2), detector.classes)
+
+
+@pytest.mark.skipif(not CAN_RUN_INT8, reason="int8 needs MXNet >= 1.9 with oneDNN")
+def test_server_says_which_graph_and_why_and_answers_with_it(fp32_with_int8):
+    running = RunningServer(fp32_with_int8, extra_env={"SSD_PRECISION": "int8"})
+    try:
+        running.wait_ready()
+        rgb, _, _ = synthetic_scene(77, 640, 480)
+        reply = running.post(encode(rgb, "PNG"), content_type="image/png")
+        assert reply.status_code == 200 and reply.json()["model"]["precision"] == "int8"
+        assert "serving the int8 graph: SSD_PRECISION=int8" in running.output()
+    finally:
+        running.stop()

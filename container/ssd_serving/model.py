@@ -7,10 +7,10 @@ import os
 import mxnet as mx
 import numpy as np
 
-from . import artifact, environment
+from . import artifact, environment, precision
 from .errors import ModelLoadError
 from .export import file_sha256
-from .quantize import int8_support_problem, onednn_enabled
+from .precision import graph_precision, onednn_enabled
 from .transforms import ssd_val_transform
 
 LOG = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class Detector(mx.gluon.Block):
             "weights_source": weights.get("source"),
             "weights_location": weights.get("location"),
             "params_sha256": self.meta.get("params_sha256"),
-            "precision": precision(self.meta),
+            "precision": graph_precision(self.meta),
             "device": self.device_name,
         }
 
@@ -145,31 +145,19 @@ class Detector(mx.gluon.Block):
             self.raw_outputs(dummy)
 
 
-def precision(meta):
-    """"fp32", or "int8" for a graph quantized by ssd_serving.quantize (exports before it are fp32)."""
-    return meta.get("precision", "fp32")
-
-
-def check_precision(meta, preference=None):
-    """Refuse, with the reason, an int8 graph this MXNet or the chosen device cannot run."""
-    if precision(meta) == "fp32":
-        return
-    if precision(meta) != "int8":
-        raise ModelLoadError("model precision %r is not fp32 or int8" % precision(meta))
-    problem = int8_support_problem()
-    if problem:
-        raise ModelLoadError("the model is int8 (quantized for the CPU target): %s" % problem)
-    preference = preference or environment.context_preference()
-    if preference not in ("auto", "cpu"):
-        raise ModelLoadError("the model is int8, which runs on the CPU only, but %s=%s; use the fp32 export "
-                             "for EI or GPU" % (environment.CONTEXT_ENV, preference))
+def choose_graph(model_dir, meta, context=None, flags=None):
+    """The fp32 graph or its int8 variant, by SSD_PRECISION, the device and the CPU's int8 instructions."""
+    device_name = candidate_contexts(context)[0][0]
+    problem = precision.int8_support_problem()
+    flags = precision.cpu_flags() if flags is None else flags
+    return precision.choose(model_dir, meta, precision.setting(), device_name, flags, problem)
 
 
 def fuses_graph(meta, device_name):
     """Whether loading fuses the fp32 graph with oneDNN (conv+batchnorm+relu and sums into one kernel):
     about 12% less forward time for ssd_512_resnet50_v1 on 2 vCPUs (see README, Performance). An int8
     graph is fused when quantized; EI and GPU have their own kernels."""
-    return (device_name == "cpu" and precision(meta) == "fp32" and environment.graph_fusion()
+    return (device_name == "cpu" and graph_precision(meta) == "fp32" and environment.graph_fusion()
             and onednn_enabled())
 
 
@@ -204,11 +192,12 @@ def verify_params(model_dir, meta):
 def load_detector(model_dir=None, context=None, warm_up=True):
     """Load the exported model from `model_dir` (or find it) on the best available device."""
     model_dir = find_model_dir(model_dir)
-    meta = artifact.read_metadata(model_dir)
+    choice = choose_graph(model_dir, artifact.read_metadata(model_dir), context)
+    model_dir, meta = choice.model_dir, choice.meta
     verify_params(model_dir, meta)
-    check_precision(meta, context)
+    LOG.info("serving the %s graph: %s", choice.precision, choice.reason)
     contexts = candidate_contexts(context)
-    if precision(meta) == "int8":
+    if choice.precision == "int8":
         contexts = [(name, ctx) for name, ctx in contexts if name == "cpu"]
     errors = []
     for device_name, ctx in contexts:

@@ -13,14 +13,12 @@ import numpy as np
 
 from . import artifact
 from .errors import ModelLoadError
+from .precision import MIN_MXNET, int8_support_problem
 from .export import file_sha256
 from .transforms import ssd_val_transform
 
 LOG = logging.getLogger(__name__)
 
-# The MXNet the quantized graph was made for; its fused oneDNN operators (_sg_mkldnn_conv with int8
-# attributes) do not exist in older releases, and MXNet 1.4.1 (the EI image) cannot read them.
-MIN_MXNET = (1, 9)
 BUILTIN = "builtin"
 # Synthetic scenes for calibration come from their own seed: neither the demo model's training seed
 # (7) nor its held-out evaluation seed (1234), so the accuracy check stays honest.
@@ -28,30 +26,6 @@ CALIBRATION_SCENE_SEED = 4321
 DEFAULT_SCENES = 24
 DEFAULT_CALIB_MODE = "naive"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm")
-
-
-def mxnet_version():
-    return tuple(int(p) for p in mx.__version__.split(".")[:2])
-
-
-def onednn_enabled():
-    """True when this MXNet has oneDNN (MKLDNN), which the int8 operators need (runtime features: MXNet >= 1.5)."""
-    try:
-        return bool(mx.runtime.Features().is_enabled("MKLDNN"))
-    except Exception:
-        return False
-
-
-def int8_support_problem():
-    """Why this MXNet cannot run or make an int8 graph, or None when it can."""
-    if mxnet_version() < MIN_MXNET:
-        return ("MXNet %s cannot run the int8 graph: it needs MXNet >= %d.%d with oneDNN on a CPU (the cpu "
-                "image); serve the fp32 export here instead (build with PRECISION=fp32)"
-                % (mx.__version__, MIN_MXNET[0], MIN_MXNET[1]))
-    if not onednn_enabled():
-        return ("MXNet %s here is built without oneDNN (MKLDNN), which the int8 graph needs; use the PyPI "
-                "mxnet wheel (the cpu image) or serve the fp32 export" % mx.__version__)
-    return None
 
 
 def builtin_photos():

@@ -25,7 +25,7 @@ import time
 from . import artifact, environment
 from .errors import ModelLoadError
 from .front import FrontDoor
-from .model import check_precision, find_model_dir, precision, verify_params
+from .model import choose_graph, find_model_dir, verify_params
 
 LOG = logging.getLogger("ssd_serving.serving")
 
@@ -112,21 +112,27 @@ def workers_and_threads():
 
 
 def preflight():
-    """Refuse to start (exit with a message) rather than serve a model that cannot load."""
-    model_dir = find_model_dir()
-    meta = artifact.read_metadata(model_dir)
+    """Refuse to start (exit with a message) rather than serve a model that cannot load.
+
+    Also picks the graph the workers will load (fp32 or int8, see precision.py) and logs which and why.
+    Returns the model folder found and that choice.
+    """
+    found = find_model_dir()
+    # an int8 graph on MXNet 1.4.1 (EI image) or on a GPU is refused here, saying why, before MXNet fails to read it
+    choice = choose_graph(found, artifact.read_metadata(found))
+    model_dir, meta = choice.model_dir, choice.meta
     verify_params(model_dir, meta)
-    check_precision(meta)  # an int8 graph on MXNet 1.4.1 (EI image) or on a GPU: say why, before MXNet fails to read it
     import mxnet as mx
     try:
         mx.sym.load(os.path.join(model_dir, meta.get("symbol_file", artifact.SYMBOL_FILE)))
     except Exception as err:
         raise ModelLoadError("the graph in %s cannot be read by MXNet %s: %s" % (model_dir, mx.__version__, err))
     weights = meta.get("weights", {})
-    LOG.info("model %s%s in %s (%s); weights from %s (%s), sha256 %s", meta["model_name"],
+    LOG.info("model %s%s in %s; weights from %s (%s), sha256 %s", meta["model_name"],
              " (DEMO model trained on synthetic shapes, not a pretrained detector)" if meta.get("demo") else "",
-             model_dir, precision(meta), weights.get("source"), weights.get("location"), meta.get("params_sha256"))
-    return model_dir, meta
+             model_dir, weights.get("source"), weights.get("location"), meta.get("params_sha256"))
+    LOG.info("serving the %s graph: %s", choice.precision, choice.reason)
+    return found, choice
 
 
 def _model_server_command():

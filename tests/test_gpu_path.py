@@ -1,0 +1,62 @@
+"""The gpu image's device code, with the GPU MOCKED: no GPU exists on these machines or in CI, and no MXNet CUDA
+build fits the occasional GPU machine, so these tests patch the GPU count and stand a second CPU context in
+for the GPU's. They check our choices (context order, inputs moved to the device, fp32 on GPU, fallback
+when the device refuses the graph), not CUDA itself; the gpu image has not been run on a GPU."""
+import json
+import logging
+import os
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from conftest import copy_model
+from ssd_serving import artifact, model as model_module, precision
+from ssd_serving.model import Detector, candidate_contexts, choose_graph, load_detector
+
+
+@pytest.fixture()
+def one_gpu(monkeypatch):
+    """MXNet reports one GPU (mocked)."""
+    monkeypatch.setattr(model_module, "_num_gpus", lambda: 1)
+    monkeypatch.setenv("SSD_CONTEXT", "auto")
+
+
+def test_auto_tries_the_gpu_before_the_cpu(one_gpu):
+    contexts = candidate_contexts()
+    names = [name for name, _ in contexts]
+    assert names[-2:] == ["gpu", "cpu"] and dict(contexts)["gpu"] == mx.gpu(0)
+
+
+def test_the_input_is_moved_to_the_gpu_context(demo_model_dir):
+    # mx.cpu(1) stands in for mx.gpu(0): a context other than the default one the input is made on
+    seen = {}
+
+    def fake_net(x):
+        seen["context"] = x.context
+        empty = mx.nd.full((1, 100, 1), -1)
+        return empty, mx.nd.zeros((1, 100, 1)), mx.nd.zeros((1, 100, 4))
+
+    meta = artifact.read_metadata(demo_model_dir)
+    detector = Detector(fake_net, meta, demo_model_dir, "gpu", mx.cpu(1))
+    assert detector.detect(np.zeros((48, 64, 3), dtype=np.uint8)) == []
+    assert seen["context"] == mx.cpu(1)
+
+
+def test_the_gpu_serves_fp32_even_where_an_int8_graph_and_vnni_are_there(one_gpu, demo_model_dir, tmp_path):
+    root = copy_model(demo_model_dir, str(tmp_path / "model"))
+    fp32 = json.load(open(os.path.join(root, "model-meta.json")))
+    copy_model(demo_model_dir, os.path.join(root, precision.INT8_SUBDIR), precision="int8",
+               quantization={"fp32_params_sha256": fp32["params_sha256"]})
+    choice = choose_graph(root, fp32, flags={"avx512_vnni"})
+    assert choice.precision == "fp32" and "gpu" in choice.reason
+
+
+@pytest.mark.skipif(model_module._num_gpus() > 0,
+                    reason="a real GPU is here: the fallback is for when it refuses the graph")
+def test_a_gpu_that_refuses_the_graph_falls_back_to_the_cpu_and_says_so(one_gpu, demo_model_dir, caplog):
+    # This MXNet has no CUDA, so loading on the mocked GPU fails for real, as a broken driver would.
+    with caplog.at_level(logging.WARNING, logger="ssd_serving.model"):
+        detector = load_detector(demo_model_dir)
+    assert detector.device_name == "cpu" and detector.info["device"] == "cpu"
+    assert any("could not load the model on gpu" in r.getMessage() for r in caplog.records)

@@ -1,0 +1,129 @@
+"""Which graph a model folder serves (precision.py): fp32 or its int8 variant, by SSD_PRECISION, device and CPU."""
+import json
+import os
+
+import pytest
+
+from conftest import copy_model, rewrite_meta
+from ssd_serving import precision
+from ssd_serving.errors import ModelLoadError
+
+VNNI = {"fpu", "avx2", "avx512f", "avx512_vnni"}
+AVX2_ONLY = {"fpu", "avx2", "fma"}
+
+
+@pytest.fixture()
+def both(demo_model_dir, tmp_path):
+    """The demo model with an int8/ folder beside it (the files are the fp32 ones: choice only, no MXNet)."""
+    root = copy_model(demo_model_dir, str(tmp_path / "model"))
+    fp32 = json.load(open(os.path.join(root, "model-meta.json")))
+    copy_model(demo_model_dir, os.path.join(root, precision.INT8_SUBDIR), precision="int8",
+               quantization={"fp32_params_sha256": fp32["params_sha256"]})
+    return root, fp32
+
+
+def choose(folder, meta, wanted="auto", device="cpu", flags=VNNI, problem=None):
+    return precision.choose(folder, meta, wanted, device, flags, problem)
+
+
+def test_auto_serves_int8_where_the_cpu_has_vnni_and_says_why(both):
+    root, meta = both
+    choice = choose(root, meta)
+    assert choice.precision == "int8" and choice.model_dir == os.path.join(root, "int8")
+    assert choice.meta["precision"] == "int8" and "avx512_vnni" in choice.reason
+
+
+@pytest.mark.parametrize("flag", ["avx_vnni", "amx_int8"])
+def test_avx_vnni_and_amx_count_as_int8_dot_products(both, flag):
+    root, meta = both
+    assert choose(root, meta, flags={"avx2", flag}).precision == "int8"
+
+
+def test_auto_serves_fp32_on_a_cpu_without_int8_dot_products_and_names_what_it_looked_for(both):
+    root, meta = both
+    choice = choose(root, meta, flags=AVX2_ONLY)
+    assert choice.precision == "fp32" and choice.model_dir == root
+    assert "avx512_vnni, avx_vnni, amx_int8" in choice.reason
+
+
+@pytest.mark.parametrize("device", ["gpu", "eia"])
+def test_auto_serves_fp32_on_gpu_and_ei(both, device):
+    root, meta = both
+    choice = choose(root, meta, device=device)
+    assert choice.precision == "fp32" and device in choice.reason
+
+
+def test_auto_serves_fp32_where_this_mxnet_cannot_run_int8(both):
+    root, meta = both
+    choice = choose(root, meta, problem="MXNet 1.4.1 cannot run the int8 graph")
+    assert choice.precision == "fp32" and "MXNet 1.4.1" in choice.reason
+
+
+def test_auto_without_an_int8_folder_serves_fp32(demo_model_dir):
+    meta = json.load(open(os.path.join(demo_model_dir, "model-meta.json")))
+    choice = choose(demo_model_dir, meta)
+    assert choice.precision == "fp32" and "no int8 graph" in choice.reason
+
+
+def test_forced_fp32_serves_fp32_even_with_vnni(both):
+    root, meta = both
+    assert choose(root, meta, wanted="fp32").precision == "fp32"
+
+
+def test_forced_int8_runs_without_vnni_and_says_it_is_slower(both):
+    root, meta = both
+    choice = choose(root, meta, wanted="int8", flags=AVX2_ONLY)
+    assert choice.precision == "int8" and "hardly faster" in choice.reason
+
+
+@pytest.mark.parametrize("device, problem, message", [
+    ("gpu", None, "runs on the CPU only"),
+    ("cpu", "MXNet 1.4.1 cannot run the int8 graph", "MXNet 1.4.1"),
+])
+def test_forced_int8_is_refused_where_it_cannot_run(both, device, problem, message):
+    root, meta = both
+    with pytest.raises(ModelLoadError, match=message):
+        choose(root, meta, wanted="int8", device=device, problem=problem)
+
+
+def test_forced_int8_without_an_int8_graph_is_refused(demo_model_dir):
+    meta = json.load(open(os.path.join(demo_model_dir, "model-meta.json")))
+    with pytest.raises(ModelLoadError, match="holds no int8 graph"):
+        choose(demo_model_dir, meta, wanted="int8")
+
+
+def test_an_int8_folder_made_from_other_weights_is_refused(both):
+    root, meta = both
+    rewrite_meta(os.path.join(root, "int8"), quantization={"fp32_params_sha256": "0" * 64})
+    with pytest.raises(ModelLoadError, match="not a quantization of the fp32 model beside it"):
+        choose(root, meta)
+
+
+def test_an_int8_only_folder_is_served_as_int8_or_refused_with_the_reason(demo_model_dir, tmp_path):
+    only = copy_model(demo_model_dir, str(tmp_path / "only"), precision="int8")
+    meta = json.load(open(os.path.join(only, "model-meta.json")))
+    assert choose(only, meta, flags=AVX2_ONLY).precision == "int8"
+    with pytest.raises(ModelLoadError, match="only an int8 graph"):
+        choose(only, meta, wanted="fp32")
+    with pytest.raises(ModelLoadError, match="runs on the CPU only"):
+        choose(only, meta, device="gpu")
+
+
+@pytest.mark.parametrize("value, expected", [(None, "auto"), ("", "auto"), ("INT8", "int8"), (" fp32 ", "fp32")])
+def test_setting_reads_ssd_precision(value, expected):
+    environ = {} if value is None else {"SSD_PRECISION": value}
+    assert precision.setting(environ) == expected
+
+
+def test_a_bad_setting_names_the_variable_and_the_choices():
+    with pytest.raises(ModelLoadError, match="SSD_PRECISION must be one of auto, fp32, int8, not 'fast'"):
+        precision.setting({"SSD_PRECISION": "fast"})
+
+
+def test_cpu_flags_come_from_proc_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512_vnni\n\n"
+                       "processor\t: 1\nflags\t\t: fpu avx2 avx512_vnni\n")
+    flags = precision.cpu_flags(str(cpuinfo))
+    assert precision.int8_instructions(flags) == ["avx512_vnni"]
+    assert precision.cpu_flags(str(tmp_path / "absent")) == set()

@@ -117,8 +117,9 @@ demo-eval-int8: $(MX19)/.installed
 
 ## bench: latency, throughput, memory and start-up of the server against its floor and the original approach,
 ## all measured in one run (one table; JSON in build/bench/latest.json). BENCH_ARGS=--quick for a smoke run.
-bench: $(MX19)/.installed
-	$(MX19)/bin/python bench/bench.py $(BENCH_ARGS)
+# The cpu stack (MXNet 1.9.1) measures everything; the ei image's stack (MXNet 1.4.1) serves beside it.
+bench: $(MX19)/.installed $(MX14)/.installed
+	BENCH_EI_PYTHON=$(MX14)/bin/python $(MX19)/bin/python bench/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV_DIR) build

@@ -4,6 +4,11 @@
 
 Prints one table and writes it as JSON, so runs can be compared. Not a test: nothing here asserts a
 time. On a GPU machine the same code runs on the GPU (the context is picked as serving picks it).
+
+The deploy targets side by side: besides the cpu stack (this Python, MXNet 1.9.1, fp32 and int8) the
+same server runs on the ei image's stack (MXNet 1.4.1, mxnet-model-server 1.0.5) from the MXNet 1.4.1
+environment (BENCH_EI_PYTHON, else the mx14 venv beside this one: make venvs). No EI accelerator can
+be attached here, so that row is the ei image's CPU path.
 """
 import argparse
 import base64
@@ -13,6 +18,7 @@ import json
 import multiprocessing
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -35,6 +41,10 @@ from ssd_serving.serving import free_port  # noqa: E402
 SCHEMA = 1
 DEFAULT_MODEL_NAME = "ssd_512_resnet50_v1_voc"
 CONCURRENCY = (1, 2, 4, 8)
+DEPLOY_CONCURRENCY = 8  # the deploy targets' throughput is compared at this concurrency only, to keep the run short
+EI_PYTHON_ENV = "BENCH_EI_PYTHON"
+# what each deploy target's row is: (key, section of a model's entry, label)
+DEPLOY_TARGETS = (("ei", "ei_stack", "ei stack"), ("cpu_fp32", "served", "cpu fp32"), ("cpu_int8", "int8", "cpu int8"))
 BODIES = ("jpeg_640x480", "base64_json_640x480", "jpeg_12mp", "base64_json_12mp")
 TARGETS = {
     "e2e_p50_over_floor": ("<=", 1.10, "end-to-end p50 (640x480 JPEG) / floor p50"),
@@ -80,17 +90,22 @@ def loadavg():
         return None
 
 
-def python_env():
+def python_env(python=None):
+    """The environment to run `python` (default: this one) with: the serving code importable, and its venv's
+    bin first on PATH, where serving looks for the model server (another venv's MMS would run its own Python)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([CONTAINER, CODE] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    bin_dir = os.path.dirname(os.path.abspath(python or sys.executable))
+    others = [p for p in env.get("PATH", "").split(os.pathsep)
+              if p and os.path.abspath(p) != os.path.dirname(os.path.abspath(sys.executable))]
+    env["PATH"] = os.pathsep.join([bin_dir] + others)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
-def run_text(args, env=None, timeout=1800):
-    """Run a Python helper, return what it prints."""
-    done = subprocess.run([sys.executable] + args, env=env or python_env(), stdout=subprocess.PIPE,
+def run_text(args, env=None, timeout=1800, python=None):
+    """Run a Python helper (with `python`, default this one), return what it prints."""
+    done = subprocess.run([python or sys.executable] + args, env=env or python_env(python), stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, timeout=timeout, universal_newlines=True)
     if done.returncode != 0:
         raise RuntimeError("%s failed (%d):\n%s" % (" ".join(args), done.returncode, done.stderr[-4000:]))
@@ -125,6 +140,39 @@ def host_info():
         info["git_dirty"] = bool(dirty)
     except (OSError, subprocess.CalledProcessError):
         info["git_commit"] = None
+    return info
+
+
+def ei_python():
+    """(path, None) of the MXNet 1.4.1 environment's Python that the ei image's stack runs on, or (None, why not)."""
+    if os.environ.get(EI_PYTHON_ENV):
+        path = os.path.abspath(os.environ[EI_PYTHON_ENV])  # abspath, not realpath: the venv is the symlink's folder
+        return (path, None) if os.path.isfile(path) else (None, "%s=%s does not exist" % (EI_PYTHON_ENV, path))
+    venvs = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(sys.executable))))
+    for path in (os.path.join(venvs, "mx14", "bin", "python"), os.path.join(ROOT, ".venv", "mx14", "bin", "python")):
+        if os.path.isfile(path):
+            return path, None
+    return None, "no MXNet 1.4.1 environment (make venvs, or set %s)" % EI_PYTHON_ENV
+
+
+STACK_PROBE = """
+import json, platform
+import mxnet
+from importlib import metadata
+servers = {}
+for name in ("multi-model-server", "mxnet-model-server"):
+    try:
+        servers[name] = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        pass
+print(json.dumps({"mxnet": mxnet.__version__, "python_version": platform.python_version(), "model_servers": servers}))
+"""
+
+
+def stack_info(python):
+    """What a Python environment serves with (MXNet and model server versions): recorded beside each row."""
+    info = json.loads(run_text(["-c", STACK_PROBE], python=python, timeout=120).strip().splitlines()[-1])
+    info["python"] = python
     return info
 
 
@@ -170,6 +218,7 @@ class Server(object):
 
     def __init__(self, label, command, env, log_dir):
         self.label = label
+        self.python = command[0]
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         env = dict(env)
@@ -183,6 +232,14 @@ class Server(object):
     def output(self):
         with open(self.log_path, errors="replace") as stream:
             return stream.read()
+
+    def launched(self):
+        """The model server the launcher started and the Python its workers run, as MMS logs them at start."""
+        output = self.output()
+        server = re.search(r"starting (\S+) on ", output)
+        worker_python = re.search(r"Python executable: (\S+)", output)
+        return {"model_server": server.group(1) if server else None,
+                "worker_python": worker_python.group(1) if worker_python else None}
 
     def wait_healthy(self, timeout=300):
         """Seconds from start until GET /ping answers 200 with a Healthy body (SageMaker looks at the 200)."""
@@ -226,8 +283,11 @@ class Server(object):
                 cmdline = " ".join(process.cmdline())
                 info = process.memory_full_info()
                 pss += getattr(info, "pss", info.rss)
-                # MMS forks one process per worker connection from its worker server: that child holds the model
-                if "model_service_worker" in cmdline and "model_service_worker" in " ".join(process.parent().cmdline()):
+                # multi-model-server 1.1 forks one process per worker connection from its worker server: that
+                # child holds the model; mxnet-model-server 1.0 (the ei stack) runs each worker straight from
+                # the JVM. Either way the process holding a model has no model_service_worker below it.
+                if "model_service_worker" in cmdline and not any(
+                        "model_service_worker" in " ".join(child.cmdline()) for child in process.children()):
                     workers.append(round(info.rss / 1e6, 1))
             except psutil.Error:
                 continue
@@ -244,16 +304,20 @@ class Server(object):
         self.log.close()
 
 
-def our_server(label, model_dir, log_dir, workers=None, threads=None):
-    env = python_env()
+def our_server(label, model_dir, log_dir, workers=None, threads=None, python=None, precision="fp32"):
+    """Our server (front door + MMS) from `python`'s environment (default: this one's, the cpu stack)."""
+    python = python or sys.executable
+    env = python_env(python)
     env["SSD_MODEL_DIR"] = model_dir
+    # each row serves the graph it is labelled with, whatever SSD_PRECISION=auto would pick on this CPU
+    env["SSD_PRECISION"] = precision
     for name in ("SAGEMAKER_MODEL_SERVER_WORKERS", "OMP_NUM_THREADS", "SSD_CONTEXT"):
         env.pop(name, None)
     if workers:
         env["SAGEMAKER_MODEL_SERVER_WORKERS"] = str(workers)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
-    return Server(label, [sys.executable, "-m", "ssd_serving.serving", "serve"], env, log_dir)
+    return Server(label, [python, "-m", "ssd_serving.serving", "serve"], env, log_dir)
 
 
 def original_server(label, spec, log_dir, workers, threads):
@@ -444,10 +508,13 @@ def timed_post(session, url, body, content_type):
     return probe
 
 
-def measure_model(key, spec, entry, photos, photos_dir, plan, log_dir, cores, on_cpu, skip_original):
-    """Every server and floor of one model up at once, their requests interleaved round by round."""
+def measure_model(key, spec, entry, photos, photos_dir, plan, log_dir, cores, on_cpu, skip_original, stacks):
+    """Every server and floor of one model up at once, their requests interleaved round by round.
+
+    `stacks` maps each Python that serves to what it serves with (stack_info), recorded in each row."""
     name = spec["name"]
     int8_dir = spec.get("int8_dir")
+    ei_dir = spec.get("ei_dir")
     original = not skip_original
     log("%s: loading the floor processes (%d thread(s)) and the servers" % (name, cores))
     floors = {"fp32": Floor("%s-floor" % key, spec["dir"], photos_dir, plan, cores, log_dir)}
@@ -462,7 +529,9 @@ def measure_model(key, spec, entry, photos, photos_dir, plan, log_dir, cores, on
             specs.append(("alternative", lambda: our_server("%s-workers-per-core" % key, spec["dir"], log_dir,
                                                             workers=cores, threads=1)))
         if int8_dir:
-            specs.append(("int8", lambda: our_server("%s-int8" % key, int8_dir, log_dir)))
+            specs.append(("int8", lambda: our_server("%s-int8" % key, int8_dir, log_dir, precision="int8")))
+        if ei_dir:  # the ei image's stack: the same server on MXNet 1.4.1 and mxnet-model-server 1.0.5
+            specs.append(("ei", lambda: our_server("%s-ei-stack" % key, ei_dir, log_dir, python=spec["ei_python"])))
         if original:
             specs.append(("original", lambda: original_server("%s-original" % key, spec["original"], log_dir,
                                                               workers=cores, threads=1)))
@@ -488,6 +557,9 @@ def measure_model(key, spec, entry, photos, photos_dir, plan, log_dir, cores, on
                 probes.append(("int8_floor", lambda: floors["int8"].forward(1), 1))
                 probes.append(("int8:jpeg_640x480", timed_post(sessions["int8"], servers["int8"].url,
                                                                *request_body(photos, "jpeg_640x480")), 1))
+            if "ei" in servers:
+                probes.append(("ei:jpeg_640x480", timed_post(sessions["ei"], servers["ei"].url,
+                                                             *request_body(photos, "jpeg_640x480")), 1))
             if "original" in servers:
                 probes.append(("original:base64_json_640x480", timed_post(
                     sessions["original"], servers["original"].url, *request_body(photos, "base64_json_640x480")), 1))
@@ -503,6 +575,7 @@ def measure_model(key, spec, entry, photos, photos_dir, plan, log_dir, cores, on
             def floor_entry(which, sample_name):
                 result = dict(floors[which].info)
                 result["forward_ms"] = summary(samples[sample_name])
+                result["mxnet"] = stacks[sys.executable]["mxnet"]  # floor.py runs on this Python
                 return result
 
             entry["floor"] = floor_entry("fp32", "floor")
@@ -511,7 +584,9 @@ def measure_model(key, spec, entry, photos, photos_dir, plan, log_dir, cores, on
 
             def server_entry(server_name):
                 server = servers[server_name]
-                result = {"config": server_start(server), "latency_ms": {}}
+                stack = dict(stacks[server.python], **server.launched())
+                stack["model_server_version"] = stack["model_servers"].get(stack["model_server"])
+                result = {"config": server_start(server), "latency_ms": {}, "stack": stack}
                 for sample_name, values in samples.items():
                     if sample_name.startswith(server_name + ":"):
                         result["latency_ms"][sample_name.split(":", 1)[1]] = summary(values)
@@ -532,13 +607,22 @@ def measure_model(key, spec, entry, photos, photos_dir, plan, log_dir, cores, on
                 entry["int8"]["floor"] = floor_entry("int8", "int8_floor")
             else:
                 entry["int8"] = {"skipped": "int8 is the CPU target (MXNet >= 1.9 with oneDNN); this run is on a GPU"}
+            if "ei" in servers:
+                entry["ei_stack"] = server_entry("ei")
+                entry["ei_stack"]["model_dir"] = ei_dir
+                check_ei_stack(entry["ei_stack"], spec["ei_python"])
+            else:
+                entry["ei_stack"] = {"skipped": spec.get("ei_skipped") or "not measured"}
 
-            # throughput: the two worker layouts in turn at each concurrency, again under the same load
-            for section, server_name in (("served", "served"), ("alternative_config", "alternative")):
+            # throughput: the two worker layouts in turn at each concurrency, again under the same load, and
+            # at DEPLOY_CONCURRENCY the other deploy targets (int8, the ei stack) in the same turn
+            layouts = (("served", "served"), ("alternative_config", "alternative"))
+            deploy_targets = (("int8", "int8"), ("ei_stack", "ei"))
+            for section, server_name in layouts + deploy_targets:
                 if server_name in servers:
                     entry[section]["throughput"] = {}
             for concurrency in CONCURRENCY:
-                for section, server_name in (("served", "served"), ("alternative_config", "alternative")):
+                for section, server_name in layouts + (deploy_targets if concurrency == DEPLOY_CONCURRENCY else ()):
                     if server_name not in servers:
                         continue
                     measured = throughput(servers[server_name], *request_body(photos, "jpeg_640x480"),
@@ -546,7 +630,7 @@ def measure_model(key, spec, entry, photos, photos_dir, plan, log_dir, cores, on
                     entry[section]["throughput"][str(concurrency)] = measured
                     log("  %s %s concurrency %d: %.2f req/s" % (name, server_name, concurrency, measured["rps"]))
             for section, server_name in (("served", "served"), ("alternative_config", "alternative"),
-                                         ("int8", "int8"), ("original", "original"),
+                                         ("int8", "int8"), ("ei_stack", "ei"), ("original", "original"),
                                          ("original_all_cores", "original_all_cores")):
                 if server_name in servers:
                     entry[section].update(servers[server_name].memory())
@@ -559,6 +643,16 @@ def measure_model(key, spec, entry, photos, photos_dir, plan, log_dir, cores, on
     if int8_dir and key == "demo":
         log("demo: int8 accuracy against fp32 on %d held-out scenes" % plan.eval_scenes)
         entry["int8"]["accuracy"] = evaluate_int8(spec["dir"], int8_dir, plan.eval_scenes)
+
+
+def check_ei_stack(section, python):
+    """Fail rather than label a row "MXNet 1.4.1" that ran elsewhere: MMS runs its workers with the Python it
+    was installed with, so the first model server on PATH decides which MXNet answers."""
+    worker_python = section["stack"].get("worker_python")
+    if section["stack"]["model_server"] != "mxnet-model-server" or not worker_python or \
+            os.path.dirname(os.path.abspath(worker_python)) != os.path.dirname(os.path.abspath(python)):
+        raise RuntimeError("the ei stack should run mxnet-model-server with %s's workers, but ran %s with %s"
+                           % (python, section["stack"]["model_server"], worker_python))
 
 
 def docker_available():
@@ -619,7 +713,6 @@ def cold_start(image, model_dir, photos, label, log_dir):
 def evaluate_int8(fp32_dir, int8_dir, scenes):
     out = run_text(["-m", "ssd_serving.demo.evaluate", "--model-dir", int8_dir, "--compare-to", fp32_dir,
                     "--count", str(scenes)])
-    import re
     values = {}
     for line in out.splitlines():
         if line.startswith("compare:"):
@@ -676,6 +769,38 @@ def ratios_for(entry):
         best = lambda section: max(v["rps"] for v in section["throughput"].values())  # noqa: E731
         values["alternative_peak_rps_over_default"] = ratio(best(alternative), best(served))
     return values
+
+
+def deploy_targets_for(entry):
+    """What each deploy target costs per image on this machine, from rows measured in the same rounds:
+    the ei image's stack (its CPU path: no EI accelerator here), the cpu image fp32 and int8."""
+    rows = {}
+    for target, section_name, label in DEPLOY_TARGETS:
+        section = entry.get(section_name) or {}
+        if not section.get("latency_ms"):
+            rows[target] = {"label": label, "skipped": section.get("skipped", "not measured")}
+            continue
+        stack = section["stack"]
+        rows[target] = {"label": label, "mxnet": stack["mxnet"],
+                        "precision": "int8" if target == "cpu_int8" else "fp32",
+                        "model_server": "%s %s" % (stack["model_server"], stack["model_server_version"]),
+                        "config": section.get("config"), "model_dir": section.get("model_dir", entry.get("model_dir")),
+                        "p50_ms_jpeg_640x480": p50(section, "jpeg_640x480"),
+                        "rps_at_concurrency_%d" % DEPLOY_CONCURRENCY:
+                            section.get("throughput", {}).get(str(DEPLOY_CONCURRENCY), {}).get("rps")}
+    rps_key = "rps_at_concurrency_%d" % DEPLOY_CONCURRENCY
+    ei = rows["ei"]
+    ratios = {}
+    for target in ("cpu_fp32", "cpu_int8"):
+        # below 1 for p50 and above 1 for req/s: that cpu target is the cheaper one per image
+        ratios["%s_over_ei_p50" % target] = ratio(rows[target].get("p50_ms_jpeg_640x480"),
+                                                  ei.get("p50_ms_jpeg_640x480"))
+        ratios["%s_over_ei_rps" % target] = ratio(rows[target].get(rps_key), ei.get(rps_key))
+    return {"targets": rows, "ratios": ratios, "concurrency": DEPLOY_CONCURRENCY, "body": "jpeg_640x480",
+            "note": "ei stack: our server on MXNet 1.4.1 (upstream mxnet 1.4.1 standing in for amazonei_mxnet) and "
+                    "mxnet-model-server 1.0.5, as the ei image serves; no EI accelerator can be attached here, so it "
+                    "runs the ei image's CPU path. The default model's EI-stack export is made by MXNet 1.4.1 "
+                    "(GluonCV 0.5) with its own random weights: MXNet 1.4.1 cannot read GluonCV 0.10's export."}
 
 
 def targets_for(key, values):
@@ -756,6 +881,7 @@ def table(report):
     add("  original base64_json_12mp p50/p90/p99 ms", lambda e: lat(e["original"], "base64_json_12mp"))
     add("  original with 1 worker x all cores, 640 p50 ms", lambda e: fmt(p50(e["original_all_cores"], "base64_json_640x480")))
     add("  original RSS per worker, MB", lambda e: ", ".join(fmt(v) for v in e["original"]["rss_mb_per_worker"]))
+    deploy_rows(add)
     rows.append(("ratios", ["" for _ in entries]))
     names = ["e2e_p50_over_floor", "e2e_p50_minus_floor_ms", "speedup_vs_original_p50", "speedup_vs_original_p50_jpeg_in",
              "speedup_vs_original_all_cores_p50", "first_over_steady", "first_after_ready_over_steady", "jpeg_12mp_over_640", "base64_12mp_over_640",
@@ -782,9 +908,30 @@ def table(report):
     return "\n".join(lines)
 
 
+def deploy_rows(add):
+    """The deploy targets side by side, each value "ei stack / cpu fp32 / cpu int8"."""
+    def each(e, getter):
+        targets = e["deploy_targets"]["targets"]
+        return " / ".join(getter(targets[target]) if "skipped" not in targets[target] else "-"
+                          for target, _, _ in DEPLOY_TARGETS)
+
+    def ratios(e, target):
+        values = e["deploy_targets"]["ratios"]
+        return "%s, %s" % (fmt(values["%s_over_ei_p50" % target]), fmt(values["%s_over_ei_rps" % target]))
+
+    add("deploy targets: ei stack (CPU path, no EI here) / cpu fp32 / cpu int8", lambda e: "MXNet " + each(
+        e, lambda t: t["mxnet"]))
+    add("  per image p50 (640x480 JPEG), ms", lambda e: each(e, lambda t: fmt(t["p50_ms_jpeg_640x480"])))
+    add("  throughput at concurrency %d, req/s" % DEPLOY_CONCURRENCY, lambda e: each(
+        e, lambda t: fmt(t["rps_at_concurrency_%d" % DEPLOY_CONCURRENCY])))
+    add("  cpu fp32 / ei stack: p50, req/s", lambda e: ratios(e, "cpu_fp32"))
+    add("  cpu int8 / ei stack: p50, req/s", lambda e: ratios(e, "cpu_int8"))
+
+
 # ----------------------------------------------------------------------------------------- main
 
-def prepare_models(keys, models_dir, want_int8):
+def prepare_models(keys, models_dir, want_int8, ei):
+    """The exports each model is served from; `ei` is (the MXNet 1.4.1 Python, its stack_info) or (None, why not)."""
     prepared = {}
     if "default" in keys:
         fp32 = run_text([os.path.join(HERE, "models.py"), "random-init", "--model", DEFAULT_MODEL_NAME,
@@ -798,6 +945,16 @@ def prepare_models(keys, models_dir, want_int8):
         if want_int8:
             entry["int8_dir"] = run_text([os.path.join(HERE, "models.py"), "int8", "--from", entry["dir"],
                                           "--out", os.path.join(models_dir, "%s-int8" % key)]).strip()
+        ei_python, ei_stack = ei
+        if ei_python is None:
+            entry["ei_skipped"] = ei_stack
+        elif key == "demo":  # committed, and readable by MXNet 1.4.1: the ei image bakes this very folder
+            entry["ei_python"], entry["ei_dir"] = ei_python, entry["dir"]
+        else:  # exported by MXNet 1.4.1 itself, as the ei image's exporter stage does
+            out = os.path.join(models_dir, "%s-random-init-mxnet%s" % (entry["name"], ei_stack["mxnet"]))
+            entry["ei_python"] = ei_python
+            entry["ei_dir"] = run_text([os.path.join(HERE, "models.py"), "random-init", "--model", entry["name"],
+                                        "--out", out], python=ei_python).strip()
     return prepared
 
 
@@ -831,8 +988,19 @@ def main(argv=None):
     report["photos"] = dict((k, {"size": v["size"], "jpeg_bytes": v["bytes"], "base64_json_bytes": v["json_bytes"]})
                             for k, v in photos.items() if isinstance(v, dict))
     report["photos"]["source"] = photos["source"]
-    log("preparing models (random-init export and int8 variants are cached in %s)" % models_dir)
-    prepared = prepare_models(keys, models_dir, want_int8=on_cpu)
+    stacks = {sys.executable: stack_info(sys.executable)}
+    ei_path, ei_why_not = ei_python()
+    if ei_path and not on_cpu:
+        ei_path, ei_why_not = None, "the deploy targets compare CPU paths; this run serves on a GPU"
+    if ei_path:
+        stacks[ei_path] = stack_info(ei_path)
+        log("ei stack: %s (MXNet %s)" % (ei_path, stacks[ei_path]["mxnet"]))
+    else:
+        log("ei stack skipped: %s" % ei_why_not)
+    report["stacks"] = stacks
+    log("preparing models (random-init exports and int8 variants are cached in %s)" % models_dir)
+    prepared = prepare_models(keys, models_dir, want_int8=on_cpu,
+                              ei=(ei_path, stacks[ei_path]) if ei_path else (None, ei_why_not))
 
     image_ready, docker_note = False, None
     if args.docker == "skip":
@@ -854,7 +1022,7 @@ def main(argv=None):
         report["models"][key] = entry
         log("%s: start-up: first request when /ping turns healthy, and once the model is loaded" % spec["name"])
         entry["start"] = measure_start("%s-start" % key, spec["dir"], photos, log_dir, after_ready=not plan.quick)
-        measure_model(key, spec, entry, photos, photos_dir, plan, log_dir, cores, on_cpu, args.skip_original)
+        measure_model(key, spec, entry, photos, photos_dir, plan, log_dir, cores, on_cpu, args.skip_original, stacks)
         if image_ready:
             log("%s: cold start of %s" % (spec["name"], args.image))
             try:
@@ -866,6 +1034,8 @@ def main(argv=None):
             entry["cold_start"] = {"skipped": docker_note}
         entry["load_avg_at_end"] = loadavg()
         entry["ratios"] = ratios_for(entry)
+        entry["deploy_targets"] = deploy_targets_for(entry) if on_cpu else {
+            "skipped": "the deploy targets compare CPU paths; this run serves on a GPU"}
         entry["targets"] = targets_for(key, entry["ratios"])
 
     report["load_after"] = loadavg()

@@ -1,6 +1,7 @@
 """The benchmark's models: the default architecture exported with RANDOM weights (timing only, never served to anyone) and int8 variants.
 
     python bench/models.py random-init --model ssd_512_resnet50_v1_voc --out DIR
+    .venv/mx14/bin/python bench/models.py random-init --model ssd_512_resnet50_v1_voc --out DIR   (EI stack)
     python bench/models.py int8 --from DIR --out DIR
 
 Zoo weights cannot be downloaded everywhere the benchmark runs; the forward cost of an SSD does not
@@ -29,11 +30,17 @@ def _meta(model_dir):
 
 
 def random_init(model_name, out_dir):
-    """Export `model_name`'s architecture with seeded random weights into `out_dir` (reused if there)."""
-    meta = _meta(out_dir)
-    if meta and meta.get("weights", {}).get("source") == "random-init" and meta.get("model_name") == model_name:
-        return out_dir
+    """Export `model_name`'s architecture with seeded random weights into `out_dir` (reused if there).
+
+    Run it with the MXNet that will serve the export: a graph exported by MXNet 1.9.1 (GluonCV 0.10)
+    uses operators MXNet 1.4.1 cannot read (_contrib_box_decode), so the EI stack gets its own, and
+    an export is reused only by the MXNet that made it.
+    """
     import mxnet as mx
+    meta = _meta(out_dir)
+    if (meta and meta.get("weights", {}).get("source") == "random-init" and meta.get("model_name") == model_name
+            and meta.get("exported_with", {}).get("mxnet") == mx.__version__):
+        return out_dir
     from gluoncv import model_zoo
     from ssd_serving.export import export_detector, input_size_from_name
     mx.random.seed(0)

@@ -1,4 +1,5 @@
-"""`make bench` in its smoke mode, on the demo model only: it runs and writes every field (no timing is checked)."""
+"""`make bench` in its smoke mode, on the demo model only: it runs and writes every field (no timing is checked),
+the deploy targets side by side included (the ei stack runs from the MXNet 1.4.1 venv that make test sets up)."""
 import json
 import os
 import subprocess
@@ -35,3 +36,25 @@ def test_quick_bench_writes_the_table_and_json(tmp_path):
         assert demo["int8"]["floor"]["precision"] == "int8" and demo["int8"]["accuracy"]["drop_points"] is not None
     for name in ("e2e_p50_over_floor", "speedup_vs_original_p50", "first_over_steady", "jpeg_12mp_over_640"):
         assert demo["ratios"][name] > 0 and demo["targets"][name]["met"] in (True, False)
+    for section in ("served", "int8", "original"):  # every row says which MXNet it ran on
+        assert demo[section]["stack"]["mxnet"].startswith("1.9")
+    if demo["floor"]["device"] == "cpu":
+        assert_deploy_targets(demo, done.stdout)
+
+
+def assert_deploy_targets(demo, stdout):
+    """The deploy targets side by side: the ei stack (MXNet 1.4.1, mxnet-model-server 1.0.5), cpu fp32 and int8."""
+    if "skipped" in demo["ei_stack"]:  # only where there is no MXNet 1.4.1 environment (make test makes both)
+        assert not os.path.isfile(os.path.join(ROOT, ".venv", "mx14", "bin", "python")), demo["ei_stack"]
+        return
+    assert "deploy targets: ei stack" in stdout and "throughput at concurrency 8, req/s" in stdout
+    ei = demo["ei_stack"]
+    assert ei["stack"]["mxnet"] == "1.4.1" and ei["stack"]["model_server"] == "mxnet-model-server"
+    assert os.path.dirname(ei["stack"]["worker_python"]) == os.path.dirname(ei["stack"]["python"])
+    assert ei["rss_mb_per_worker"]
+    targets = demo["deploy_targets"]["targets"]
+    assert [targets[t]["mxnet"][:3] for t in ("ei", "cpu_fp32", "cpu_int8")] == ["1.4", "1.9", "1.9"]
+    for target in targets.values():
+        assert target["p50_ms_jpeg_640x480"] > 0 and target["rps_at_concurrency_8"] > 0
+    assert all(value > 0 for value in demo["deploy_targets"]["ratios"].values())
+    assert len(demo["deploy_targets"]["ratios"]) == 4

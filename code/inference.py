@@ -1,7 +1,13 @@
 """SageMaker entry point: the model_fn/input_fn/predict_fn/output_fn contract, delegated to ssd_serving.
 
-Works in this project's own server and, shipped as code/inference.py in a model.tar.gz, in the
-stock SageMaker MXNet serving toolkit (model_fn returns an mx.gluon.Block).
+Works in this project's own server and, shipped as code/inference.py in a model.tar.gz, unchanged in
+the stock SageMaker MXNet serving toolkit of AWS's images, sagemaker-inference 1.1.0 to 1.10.1 with
+sagemaker-mxnet-inference 1.2.6.post0 to 1.5.5 (model_fn returns an mx.gluon.Block).
+
+The optional last parameter of input_fn, predict_fn and output_fn is there on purpose: sagemaker-inference
+1.7 and later pass their MMS Context in it (custom attributes are read from its headers, and errors keep
+their status with a JSON body, no traceback); this project's handler passes the
+X-Amzn-SageMaker-Custom-Attributes header string to input_fn instead. model_fn takes no Context.
 """
 from ssd_serving import service
 
@@ -10,13 +16,13 @@ def model_fn(model_dir):
     return service.model_fn(model_dir)
 
 
-def input_fn(request_body, content_type, custom_attributes=None):
-    return service.input_fn(request_body, content_type, custom_attributes)
+def input_fn(request_body, content_type, context=None):
+    return service.input_fn(request_body, content_type, context)
 
 
-def predict_fn(data, model):
-    return service.predict_fn(data, model)
+def predict_fn(data, model, context=None):
+    return service.predict_fn(data, model, context)
 
 
-def output_fn(prediction, accept):
-    return service.output_fn(prediction, accept)
+def output_fn(prediction, accept, context=None):
+    return service.output_fn(prediction, accept, context)

@@ -1,19 +1,116 @@
-"""The four SageMaker inference steps (model_fn, input_fn, predict_fn, output_fn) over this package."""
+"""The four SageMaker inference steps (model_fn, input_fn, predict_fn, output_fn) over this package.
+
+Two kinds of caller run them, through code/inference.py:
+
+- this project's Multi Model Server handler (handler.py) passes the X-Amzn-SageMaker-Custom-Attributes
+  header string as input_fn's third argument and turns a raised InferenceError into its HTTP answer;
+- the stock SageMaker MXNet serving toolkit in AWS's images (sagemaker_inference's Transformer). From
+  sagemaker-inference 1.7 on it passes the MMS Context as an extra last argument to every function that
+  takes one more parameter than it gives; before 1.7 it passes none, but its Transformer.transform(data,
+  context) is on the call stack. From 1.3.2 on it appends a Python traceback to the body of every error it
+  catches, so under the toolkit nothing is raised to it: the status goes onto the Context here, and the
+  JSON error body travels on through predict_fn and output_fn as an ordinary result.
+"""
 from __future__ import absolute_import
 
 import io
+import logging
+import sys
 
 import numpy as np
 from PIL import Image
 
 from . import environment
+from .errors import InferenceError
 from .model import load_detector
 from .request import parse_request
-from .response import ImageResult, Prediction, encode_prediction
+from .response import JSON, ImageResult, Prediction, encode_prediction
+
+LOG = logging.getLogger(__name__)
+
+CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
+# Frames between a step and the toolkit's Transformer.transform: inference.py, _default_transform_fn and,
+# in 1.7+, _run_handler_function; with room to spare, but bounded.
+_STACK_DEPTH = 16
 
 # Requests carry the network input size so large JPEGs decode at reduced scale; input_fn has no
 # model argument in the SageMaker contract, so model_fn records it here (one model per worker).
 _loaded = {"target_size": None}
+
+
+class Refusal(object):
+    """A request already answered with an error under the stock toolkit: its status is set on the
+    toolkit's Context, and predict_fn and output_fn pass it on until output_fn returns its JSON body."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def body(self):
+        return self.error.body().encode("utf-8")
+
+
+def _is_context(value):
+    return hasattr(value, "request_processor") and hasattr(value, "set_response_status")
+
+
+def _context_on_stack():
+    """The Context argument of the stock toolkit's Transformer.transform up the stack (sagemaker-inference
+    before 1.7 does not pass it on), or None: not the toolkit (it is never imported under handler.py)."""
+    transformer = sys.modules.get("sagemaker_inference.transformer")
+    if transformer is None:
+        return None
+    frame = sys._getframe(2)
+    for _ in range(_STACK_DEPTH):
+        if frame is None:
+            return None
+        if frame.f_code.co_name == "transform":
+            local = frame.f_locals
+            if isinstance(local.get("self"), transformer.Transformer) and _is_context(local.get("context")):
+                return local["context"]
+        frame = frame.f_back
+    return None
+
+
+def toolkit_context(argument):
+    """The stock toolkit's MMS Context for this request, or None when this project's handler calls.
+
+    `argument` is the step's extra last argument: the Context (sagemaker-inference >= 1.7), the
+    custom-attributes header string or None (handler.py), or None (older toolkits: found on the stack).
+    """
+    if _is_context(argument):
+        return argument
+    if argument is not None:
+        return None
+    return _context_on_stack()
+
+
+def request_header(context, name):
+    """A request header from an MMS Context, its name matched case-insensitively (the toolkit serves
+    index 0 only: one request per call)."""
+    try:
+        headers = context.request_processor[0].get_request_properties() or {}
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return None
+    wanted = name.lower()
+    for key, value in headers.items():
+        if isinstance(key, (bytes, bytearray)):
+            key = key.decode("latin-1")
+        if isinstance(key, str) and key.lower() == wanted:
+            return value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else value
+    return None
+
+
+def _refuse(context, error):
+    """Answer the toolkit's request with `error` (an InferenceError keeps its status, anything else is a
+    500) without raising: the toolkit would append a traceback to the body."""
+    if not isinstance(error, InferenceError):
+        LOG.exception("request failed")
+        error = InferenceError("internal error: %s" % (error,))
+    else:
+        LOG.info("request refused with %d: %s", error.status_code, error)
+    context.set_response_status(error.status_code, error.phrase, 0)
+    context.set_response_content_type(0, JSON)
+    return Refusal(error)
 
 
 def model_fn(model_dir=None):
@@ -27,19 +124,17 @@ def model_fn(model_dir=None):
 def warm_up_request(detector, size=(640, 480)):
     """One whole request at load (JPEG decode, resize from a photo's size, detection, JSON): the graph's
     warm-up does not reach Pillow's JPEG plugin, the resize kernels or the encoder, and without this the
-    first client paid for them (demo model: 63 ms instead of 42)."""
+    first client paid for them (demo model: 63 ms instead of 42). It calls the steps' insides: under the
+    toolkit before 1.7 the model loads inside a request, whose Context the public steps would find."""
     width, height = size
     ramp = np.linspace(0, 255, width * height * 3, dtype=np.float64).reshape(height, width, 3)
     stream = io.BytesIO()
     Image.fromarray(ramp.astype(np.uint8)).save(stream, format="JPEG", quality=90)
-    output_fn(predict_fn(input_fn(stream.getvalue(), "image/jpeg"), detector), "application/json")
+    request = parse_request(stream.getvalue(), "image/jpeg", None, _loaded["target_size"])
+    encode_prediction(_predict(request, detector), JSON)
 
 
-def input_fn(request_body, content_type, custom_attributes=None):
-    return parse_request(request_body, content_type, custom_attributes, _loaded["target_size"])
-
-
-def predict_fn(request, detector):
+def _predict(request, detector):
     params = request.params
     class_ids = params.class_ids(detector.classes)
     results = []
@@ -50,5 +145,38 @@ def predict_fn(request, detector):
     return Prediction(results, detector.info, request.batch)
 
 
-def output_fn(prediction, accept):
-    return encode_prediction(prediction, accept)
+def input_fn(request_body, content_type, custom_attributes=None):
+    """A DetectionRequest. `custom_attributes`: the header string (handler.py) or the toolkit's Context."""
+    context = toolkit_context(custom_attributes)
+    if context is None:
+        return parse_request(request_body, content_type, custom_attributes, _loaded["target_size"])
+    try:
+        return parse_request(request_body, content_type, request_header(context, CUSTOM_ATTRIBUTES),
+                             _loaded["target_size"])
+    except Exception as error:  # pylint: disable=broad-except
+        return _refuse(context, error)
+
+
+def predict_fn(request, detector, context=None):
+    if isinstance(request, Refusal):
+        return request
+    context = toolkit_context(context)
+    if context is None:
+        return _predict(request, detector)
+    try:
+        return _predict(request, detector)
+    except Exception as error:  # pylint: disable=broad-except
+        return _refuse(context, error)
+
+
+def output_fn(prediction, accept, context=None):
+    """(body bytes, content type); the stock toolkits of every version take such a tuple apart."""
+    if isinstance(prediction, Refusal):
+        return prediction.body(), JSON
+    context = toolkit_context(context)
+    if context is None:
+        return encode_prediction(prediction, accept)
+    try:
+        return encode_prediction(prediction, accept)
+    except Exception as error:  # pylint: disable=broad-except
+        return _refuse(context, error).body(), JSON

@@ -66,8 +66,57 @@ serve: $(MX19)/.installed
 	echo "==> serving $$model_dir on port $(PORT)"; \
 	SSD_MODEL_DIR=$$model_dir SAGEMAKER_BIND_TO_PORT=$(PORT) exec $(MX19)/bin/python -m ssd_serving.serving serve
 
-## test: the whole suite on both MXNet stacks, plus the Python 3.6 floor of what runs in the image
-test: lint-py36 test-mx19 test-mx14
+# --- stock toolkit venvs (issue 10) -------------------------------------------------------------------
+# code/inference.py must work unchanged in AWS's stock MXNet images whatever toolkit pair they carry. One
+# small venv per pair (requirements/toolkits/PAIR.txt), layered on a base venv: its own site-packages
+# holds only the pair (pip --no-deps --target) and a .pth that adds the base's site-packages after it,
+# so MXNet, MMS and pytest come from the base and the pair wins. MMS's launchers are copied into the
+# venv's bin with its python in the shebang: MMS starts its workers with the launcher's interpreter.
+# test-toolkits runs tests/test_stock_toolkit.py once per pair, each in its own pytest: the toolkit's
+# serve refuses to start while any other MMS runs (the test then fails and names its pid).
+TOOLKIT_PAIRS := ei mid aws19 newest
+TOOLKIT_BASE_ei := $(MX14)
+TOOLKIT_BASE_mid := $(MX19)
+TOOLKIT_BASE_aws19 := $(MX19)
+TOOLKIT_BASE_newest := $(MX19)
+TOOLKIT_VENVS := $(foreach pair,$(TOOLKIT_PAIRS),$(VENV_DIR)/toolkit-$(pair)/.installed)
+.PHONY: toolkit-venvs test-toolkits
+
+$(VENV_DIR)/toolkit-ei/.installed: $(MX14)/.installed
+# sagemaker-inference 1.10 imports boto3, which the base has from the deploy tests' tools
+$(VENV_DIR)/toolkit-mid/.installed $(VENV_DIR)/toolkit-aws19/.installed $(VENV_DIR)/toolkit-newest/.installed: \
+    $(MX19)/.installed $(MX19)/.deploy-tests-installed
+
+$(VENV_DIR)/toolkit-%/.installed: requirements/toolkits/%.txt
+	@echo "==> stock toolkit pair '$*' in $(@D), layered on $(TOOLKIT_BASE_$*)"
+	rm -rf $(@D)
+	$(TOOLKIT_BASE_$*)/bin/python -m venv --without-pip $(@D)
+	purelib='import sysconfig; print(sysconfig.get_paths()["purelib"])'; \
+	site=$$($(@D)/bin/python -c "$$purelib"); base=$$($(TOOLKIT_BASE_$*)/bin/python -c "$$purelib"); \
+	$(TOOLKIT_BASE_$*)/bin/pip install -q --no-deps --target "$$site" -r $<; \
+	echo "import site; site.addsitedir('$$base')" > "$$site/zz-base-venv.pth"
+	for tool in multi-model-server mxnet-model-server model-archiver; do \
+	    if [ -f $(TOOLKIT_BASE_$*)/bin/$$tool ]; then \
+	        sed '1s|^#!.*|#!$(abspath $(@D))/bin/python|' $(TOOLKIT_BASE_$*)/bin/$$tool > $(@D)/bin/$$tool; \
+	        chmod +x $(@D)/bin/$$tool; \
+	    fi; \
+	done
+	touch $@
+
+toolkit-venvs: $(TOOLKIT_VENVS)
+
+## test-toolkits: code/inference.py in the stock toolkit's own serve, once per pair (TOOLKIT_PAIRS)
+test-toolkits: $(TOOLKIT_VENVS)
+	@failed=""; for pair in $(TOOLKIT_PAIRS); do \
+	    echo "==> code/inference.py in the stock toolkit's serve: pair $$pair ($$(grep -v '^#' requirements/toolkits/$$pair.txt | xargs))"; \
+	    SSD_STOCK_TOOLKIT_PAIR=$$pair $(VENV_DIR)/toolkit-$$pair/bin/python -m pytest tests/test_stock_toolkit.py $(PYTEST_ARGS) \
+	        || failed="$$failed $$pair"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "==> stock toolkit pairs failed:$$failed"; exit 1; fi
+# --- end of stock toolkit venvs (issue 10) ------------------------------------------------------------
+
+## test: the whole suite on both MXNet stacks, plus the Python 3.6 floor of what runs in the image and the stock toolkit pairs
+test: lint-py36 test-mx19 test-mx14 test-toolkits
 
 lint-py36: $(MX19)/.installed
 	@echo "==> checking that image code parses on Python 3.6 (vermin)"

@@ -127,3 +127,14 @@ def test_cpu_flags_come_from_proc_cpuinfo(tmp_path):
     flags = precision.cpu_flags(str(cpuinfo))
     assert precision.int8_instructions(flags) == ["avx512_vnni"]
     assert precision.cpu_flags(str(tmp_path / "absent")) == set()
+
+
+def test_an_unreadable_int8_folder_stops_the_server_instead_of_being_ignored(both, monkeypatch):
+    # Tests run as root, who reads any folder: os.access is patched to answer as the image's non-root user
+    # would for a 0700 folder of another owner (what a mkdtemp-made int8/ once was in the image).
+    root, meta = both
+    unreadable = os.path.join(root, "int8")
+    real_access = os.access
+    monkeypatch.setattr(precision.os, "access", lambda path, mode: path != unreadable and real_access(path, mode))
+    with pytest.raises(ModelLoadError, match="cannot be read by this server's user"):
+        choose(root, meta)

@@ -147,3 +147,37 @@ def test_server_says_which_graph_and_why_and_answers_with_it(fp32_with_int8):
         assert "serving the int8 graph: SSD_PRECISION=int8" in running.output()
     finally:
         running.stop()
+
+
+def test_builtin_photos_are_taken_out_of_the_wheels_as_the_image_build_does(tmp_path):
+    # The build downloads the matplotlib and scikit-image wheels and unpacks only their photos (a Python 3.8
+    # base cannot install those wheels); here the wheels are zipped from the installed packages' files.
+    import zipfile
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    installed = dict(quantize.builtin_photos())
+    assert {"grace_hopper", "astronaut"} <= set(installed)
+    for package, names in (("matplotlib", ["grace_hopper"]), ("skimage", ["astronaut", "chelsea"])):
+        with zipfile.ZipFile(str(wheels / ("%s-0-py3-none-any.whl" % package)), "w") as archive:
+            for name, owner, inner in quantize.BUILTIN_PHOTOS:
+                if name in names:
+                    archive.write(installed[name], "%s/%s" % (owner, inner))
+            archive.writestr("%s/__init__.py" % package, "")
+    written = quantize.extract_builtin_photos(str(wheels), str(tmp_path / "photos"))
+    assert sorted(os.path.basename(p) for p in written) == ["astronaut.png", "chelsea.png", "grace_hopper.jpg"]
+    with open(installed["grace_hopper"], "rb") as stream:
+        assert open(str(tmp_path / "photos" / "grace_hopper.jpg"), "rb").read() == stream.read()
+    images, described = quantize.calibration_images(str(tmp_path / "photos"), scenes=2)
+    assert described["count"] == 5 and described["photos"] == ["astronaut.png", "chelsea.png", "grace_hopper.jpg"]
+
+
+@pytest.mark.skipif(not CAN_RUN_INT8, reason="int8 needs MXNet >= 1.9 with oneDNN")
+def test_the_accuracy_check_compares_against_fp32_even_on_a_vnni_cpu(fp32_with_int8, int8_demo, monkeypatch, capsys):
+    # The image build runs this check; on a VNNI build host SSD_PRECISION=auto would pick the int8/ graph
+    # of the reference folder, and int8 would be compared with itself.
+    from ssd_serving.demo import evaluate
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2", "avx512_vnni"})
+    assert evaluate.main(["--model-dir", int8_demo, "--compare-to", fp32_with_int8, "--count", "2",
+                          "--max-drop", "100"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("model ")]
+    assert [line.split()[2] for line in lines] == ["int8", "fp32"], lines

@@ -145,12 +145,12 @@ class Detector(mx.gluon.Block):
             self.raw_outputs(dummy)
 
 
-def choose_graph(model_dir, meta, context=None, flags=None):
-    """The fp32 graph or its int8 variant, by SSD_PRECISION, the device and the CPU's int8 instructions."""
+def choose_graph(model_dir, meta, context=None, flags=None, wanted=None):
+    """The fp32 graph or its int8 variant, by `wanted` (default SSD_PRECISION), the device and the CPU."""
     device_name = candidate_contexts(context)[0][0]
     problem = precision.int8_support_problem()
     flags = precision.cpu_flags() if flags is None else flags
-    return precision.choose(model_dir, meta, precision.setting(), device_name, flags, problem)
+    return precision.choose(model_dir, meta, wanted or precision.setting(), device_name, flags, problem)
 
 
 def fuses_graph(meta, device_name):
@@ -189,10 +189,13 @@ def verify_params(model_dir, meta):
                              "exported ones" % (params_file, actual, expected))
 
 
-def load_detector(model_dir=None, context=None, warm_up=True):
-    """Load the exported model from `model_dir` (or find it) on the best available device."""
+def load_detector(model_dir=None, context=None, warm_up=True, wanted_precision=None):
+    """Load the exported model from `model_dir` (or find it) on the best available device.
+
+    `wanted_precision` (auto, fp32, int8) overrides SSD_PRECISION: tools that measure one graph say which.
+    """
     model_dir = find_model_dir(model_dir)
-    choice = choose_graph(model_dir, artifact.read_metadata(model_dir), context)
+    choice = choose_graph(model_dir, artifact.read_metadata(model_dir), context, wanted=wanted_precision)
     model_dir, meta = choice.model_dir, choice.meta
     verify_params(model_dir, meta)
     LOG.info("serving the %s graph: %s", choice.precision, choice.reason)

@@ -81,7 +81,7 @@ def int8_support_problem():
     import mxnet as mx
     if mxnet_version() < MIN_MXNET:
         return ("MXNet %s cannot run the int8 graph: it needs MXNet >= %d.%d with oneDNN on a CPU (the cpu "
-                "image); serve the fp32 export here instead (build with PRECISION=fp32)"
+                "image); serve the fp32 export here instead (images built without WITH_INT8=1 hold only fp32)"
                 % (mx.__version__, MIN_MXNET[0], MIN_MXNET[1]))
     if not onednn_enabled():
         return ("MXNet %s here is built without oneDNN (MKLDNN), which the int8 graph needs; use the PyPI "
@@ -98,6 +98,9 @@ def variants(model_dir, meta):
     """{"fp32": (dir, meta), "int8": (dir, meta)} for the graphs `model_dir` holds."""
     found = {graph_precision(meta): (model_dir, meta)}
     int8_dir = os.path.join(model_dir, INT8_SUBDIR)
+    if os.path.isdir(int8_dir) and not os.access(int8_dir, os.R_OK | os.X_OK):
+        raise ModelLoadError("%s cannot be read by this server's user (uid %d): make it readable (chmod -R a+rX) "
+                             "rather than have its int8 graph ignored" % (int8_dir, os.getuid()))
     if graph_precision(meta) == "fp32" and artifact.has_model(int8_dir):
         int8_meta = artifact.read_metadata(int8_dir)
         if graph_precision(int8_meta) != "int8":

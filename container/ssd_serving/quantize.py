@@ -28,27 +28,48 @@ DEFAULT_CALIB_MODE = "naive"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm")
 
 
+# Real photos that ship inside the matplotlib and scikit-image wheels: (name, package, path in the package).
+BUILTIN_PHOTOS = [("grace_hopper", "matplotlib", "mpl-data/sample_data/grace_hopper.jpg")] + [
+    (os.path.splitext(name)[0], "skimage", "data/" + name)
+    for name in ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
+                 "motorcycle_right.png", "horse.png")]
+
+
 def builtin_photos():
-    """(name, path) of real photos that ship inside the matplotlib and scikit-image wheels, where installed."""
+    """(name, path) of the BUILTIN_PHOTOS whose package is installed here."""
     found = []
-    try:
-        import matplotlib
-        path = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
+    for name, package, inner in BUILTIN_PHOTOS:
+        try:
+            module = __import__(package)
+        except ImportError:
+            continue
+        path = os.path.join(os.path.dirname(module.__file__), *inner.split("/"))
         if os.path.isfile(path):
-            found.append(("grace_hopper", path))
-    except ImportError:
-        pass
-    try:
-        import skimage
-        data = os.path.join(os.path.dirname(skimage.__file__), "data")
-        for name in ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
-                     "motorcycle_right.png", "horse.png"):
-            path = os.path.join(data, name)
-            if os.path.isfile(path):
-                found.append((os.path.splitext(name)[0], path))
-    except ImportError:
-        pass
+            found.append((name, path))
     return found
+
+
+def extract_builtin_photos(wheel_dir, out_dir):
+    """Copy the BUILTIN_PHOTOS out of downloaded matplotlib/scikit-image wheels into `out_dir`; returns their paths.
+
+    The image build calibrates this way on any base: those wheels need a newer Python than some of AWS's
+    images have (3.8), but their photos are plain files.
+    """
+    import zipfile
+    if not os.path.isdir(out_dir):
+        os.makedirs(out_dir)
+    written = []
+    for wheel in sorted(glob.glob(os.path.join(wheel_dir, "*.whl"))):
+        with zipfile.ZipFile(wheel) as archive:
+            members = set(archive.namelist())
+            for name, package, inner in BUILTIN_PHOTOS:
+                member = "%s/%s" % (package, inner)
+                if member in members:
+                    target = os.path.join(out_dir, name + os.path.splitext(inner)[1])
+                    with open(target, "wb") as stream:
+                        stream.write(archive.read(member))
+                    written.append(target)
+    return written
 
 
 def _read_rgb(path):
@@ -173,7 +194,11 @@ def quantize_exported(model_dir, out_dir, calibration=BUILTIN, scenes=DEFAULT_SC
         parent = os.path.dirname(os.path.abspath(out_dir))
         if not os.path.isdir(parent):
             os.makedirs(parent)
-        shutil.copytree(staging, out_dir)
+        # a new folder, not a copy of the staging one, whose mkdtemp mode (0700) would hide the graph from
+        # a server running as another user (the image's model-server)
+        os.makedirs(out_dir)
+        for name in os.listdir(staging):
+            shutil.copyfile(os.path.join(staging, name), os.path.join(out_dir, name))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     LOG.info("wrote the int8 model to %s (fp32 layers kept: %s)", out_dir, ", ".join(excluded) or "none")

@@ -54,10 +54,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
+    from ssd_serving import artifact
     from ssd_serving.model import load_detector
+    from ssd_serving.precision import graph_precision
     results = []
     for model_dir in [args.model_dir] + ([args.compare_to] if args.compare_to else []):
-        detector = load_detector(model_dir, context=args.context)
+        # the graph at the top of the folder, never its int8/ variant: comparisons must measure what they name
+        top = graph_precision(artifact.read_metadata(model_dir))
+        detector = load_detector(model_dir, context=args.context, wanted_precision=top)
         train_seed = detector.meta.get("weights", {}).get("train_seed")
         if train_seed is not None and int(train_seed) == args.seed:
             parser.error("--seed %d is the seed this model was trained on; pick another one" % args.seed)

@@ -1,24 +1,27 @@
 # The SSD object detector behind the SageMaker inference contract, on an AWS MXNet inference image.
 #
-#   docker/build.sh cpu|ei          on a local stand-in base (where ECR cannot be reached)
-#   docker/build.sh aws-eia|aws-cpu|aws-gpu   on AWS's images (after `docker login` to their ECR registry)
+#   docker/build.sh cpu|gpu|ei      on a local stand-in base (where ECR cannot be reached)
+#   docker/build.sh aws-cpu|aws-gpu|aws-eia   on AWS's images (after `docker login` to their ECR registry)
 #   docker run --rm -p 8080:8080 IMAGE serve
 #
 # Build arguments:
 #   REGION, AWS_ACCOUNT, ECR_DOMAIN        where AWS's images are (account 763104351884 serves most regions)
-#   BASE_REPOSITORY, BASE_TAG               which one: mxnet-inference-eia:1.4.1-cpu-py36-ubuntu16.04 (default, EI),
-#                                           mxnet-inference:1.4.1-cpu-py36-ubuntu16.04 (CPU),
-#                                           mxnet-inference:1.4.1-gpu-py36-cu100-ubuntu16.04 (GPU)
+#   BASE_REPOSITORY, BASE_TAG               which one: mxnet-inference:1.9.0-cpu-py38-ubuntu20.04-sagemaker (cpu),
+#                                           mxnet-inference:1.9.0-gpu-py38-cu112-ubuntu20.04-sagemaker (gpu),
+#                                           mxnet-inference-eia:1.4.1-cpu-py36-ubuntu16.04 (default, EI)
 #   BASE_IMAGE                              or the whole image name (e.g. a stand-in from docker/base)
 #   EXPORTER_IMAGE                          image that exports the model (default BASE_IMAGE; for the GPU image use
 #                                           the CPU image of the same MXNet, since MXNet-CUDA needs a GPU driver)
 #   MODEL_NAME                              GluonCV SSD to bake (default ssd_512_resnet50_v1_voc)
 #   MODEL_PARAMS, MODEL_CLASSES             your own weights from weights/ in the build context, and their classes
 #   REQUIRE_ZOO_WEIGHTS=1                   fail instead of baking the demo model when the zoo cannot be reached
-#   PRECISION                               fp32 (default) or int8: quantize the baked graph for the CPU target
-#                                           (needs MXNet >= 1.9 with oneDNN: the cpu target; EI and GPU stay fp32)
-#   CALIBRATION_IMAGES                      with int8: builtin (real photos from the matplotlib/scikit-image wheels
-#                                           plus synthetic scenes) or a folder under weights/ holding your images
+#   WITH_INT8=1                             also bake the int8 quantization of the model (in its int8/ folder) for
+#                                           the cpu target (MXNet >= 1.9 with oneDNN); the server then serves it
+#                                           where the CPU has VNNI or AMX (SSD_PRECISION=auto). docker/build.sh
+#                                           passes it for cpu and aws-cpu. When the demo model is baked, the build
+#                                           fails if int8 loses more than 1 mAP point on the demo's held-out scenes.
+#   CALIBRATION_IMAGES                      with WITH_INT8=1: builtin (real photos from the matplotlib and
+#                                           scikit-image wheels plus synthetic scenes) or a folder under weights/
 #   SERVING_USER                            user the server runs as (default model-server; root for bases that need it)
 # Build secret `ca_bundle` (optional): a CA bundle for TLS-inspecting proxies, used by pip and the weight
 # download during the build only; it is never stored in an image layer.
@@ -40,7 +43,7 @@ COPY requirements/common.txt requirements/mxnet-1.4.txt requirements/mxnet-1.9.t
 COPY docker/pip_install_pinned.py /export/pins/
 COPY docker/base/constraints.txt /export/pins/base/
 COPY docker/exporter/ /export/pins/exporter/
-ARG PRECISION=fp32
+ARG WITH_INT8=0
 RUN --mount=type=secret,id=ca_bundle sh /export/pins/exporter/install.sh
 COPY container/ssd_serving /export/src/ssd_serving
 COPY container/models/demo /export/demo
@@ -55,10 +58,13 @@ RUN --mount=type=secret,id=ca_bundle --mount=type=cache,id=ssd-gluoncv-models,ta
 
 # --- the served image: the base's MXNet and model server, our package, the baked model; no GluonCV
 FROM ${BASE_IMAGE} AS serving
+# AWS's 1.9.0 bases say multi-models=true; this server does not serve multi-model endpoints (yet)
 LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true \
+      com.amazonaws.sagemaker.capabilities.multi-models=false \
       org.opencontainers.image.title="GluonCV SSD object detection for Amazon SageMaker"
 USER root
 ENV SSD_MODEL_DIR=/opt/ssd/model \
+    SSD_PRECISION=auto \
     SSD_CODE_DIR=/opt/ssd/code \
     PYTHONPATH=/opt/ssd/lib \
     PYTHONUNBUFFERED=1

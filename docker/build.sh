@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Build the SSD serving image.
 #
-#   docker/build.sh cpu|ei [docker build options...]
+#   docker/build.sh cpu|gpu|ei [docker build options...]
 #       on a local stand-in base: makes the OS image if missing (docker/make-os-image.sh), builds the
-#       stand-in base (docker/base/Dockerfile, target cpu or ei), then the top Dockerfile on it
-#   docker/build.sh aws-eia|aws-cpu|aws-gpu [docker build options...]
-#       on AWS's MXNet 1.4.1 inference images (run `docker login` to their ECR registry first)
+#       stand-in base (docker/base/Dockerfile, target cpu, gpu or ei), then the top Dockerfile on it
+#   docker/build.sh aws-cpu|aws-gpu|aws-eia [docker build options...]
+#       on AWS's last MXNet inference images (run `docker login` to their ECR registry first):
+#       aws-cpu  mxnet-inference:1.9.0-cpu-py38-ubuntu20.04-sagemaker (fp32 + int8, chosen by the CPU at start)
+#       aws-gpu  mxnet-inference:1.9.0-gpu-py38-cu112-ubuntu20.04-sagemaker (fp32; CUDA 11.2: T4 g4dn, A10G g5)
+#       aws-eia  mxnet-inference-eia:1.4.1-cpu-py36-ubuntu16.04 (fp32; Elastic Inference, closed to new customers)
+#   docker/build.sh aws-cpu-1.4|aws-gpu-1.4 [docker build options...]
+#       legacy: AWS's MXNet 1.4.1 CPU and GPU images (no oneDNN fusion, no int8, CUDA 10.0: no g5)
 #
+# The cpu and aws-cpu targets bake the int8 variant too (--build-arg WITH_INT8=1; pass WITH_INT8=0 to skip).
 # Options after the target go to the top image's build, e.g. --build-arg MODEL_NAME=ssd_512_mobilenet1.0_voc,
 # --build-arg REQUIRE_ZOO_WEIGHTS=1, --build-arg MODEL_PARAMS=my.params --build-arg MODEL_CLASSES=a,b.
 # Environment:
@@ -24,13 +30,13 @@ ROOT=$(dirname "$HERE")
 source "$HERE/lib.sh"
 
 usage() {
-    die "usage: docker/build.sh cpu|ei|aws-eia|aws-cpu|aws-gpu [docker build options...]" \
-        "pick a target: cpu or ei build on local stand-in bases, aws-* on AWS's images"
+    die "usage: docker/build.sh cpu|gpu|ei|aws-cpu|aws-gpu|aws-eia|aws-cpu-1.4|aws-gpu-1.4 [docker build options...]" \
+        "pick a target: cpu, gpu or ei build on local stand-in bases, aws-* on AWS's images"
 }
 [ $# -ge 1 ] || usage
 TARGET=$1
 shift
-case "$TARGET" in cpu|ei|aws-eia|aws-cpu|aws-gpu) ;; *) usage ;; esac
+case "$TARGET" in cpu|gpu|ei|aws-cpu|aws-gpu|aws-eia|aws-cpu-1.4|aws-gpu-1.4) ;; *) usage ;; esac
 IMAGE=${IMAGE:-ssd-serving:$TARGET}
 CA_BUNDLE=${CA_BUNDLE-/etc/ssl/certs/ca-certificates.crt}
 BUILD_NETWORK=${BUILD_NETWORK:-host}
@@ -89,7 +95,10 @@ fi
 
 top_args=()
 case "$TARGET" in
-    cpu|ei)
+    cpu|aws-cpu) top_args+=(--build-arg WITH_INT8=1) ;;  # a later --build-arg WITH_INT8=0 wins
+esac
+case "$TARGET" in
+    cpu|gpu|ei)
         if docker image inspect "$OS_IMAGE" >/dev/null 2>&1; then
             step "OS image $OS_IMAGE is there"
         else
@@ -98,17 +107,17 @@ case "$TARGET" in
             "$HERE/make-os-image.sh" "$OS_IMAGE"
             SUMMARY+=("OS image: $(( $(date +%s) - t0 ))s")
         fi
-        if [ "$TARGET" = ei ]; then
-            BASE=${BASE:-ssd-local/mxnet-inference-eia:1.4.1-standin-py311}
-        else
-            BASE=${BASE:-ssd-local/mxnet-inference:1.9.1-standin-py311}
-        fi
+        case "$TARGET" in
+            ei) BASE=${BASE:-ssd-local/mxnet-inference-eia:1.4.1-cpu-standin} ;;
+            cpu) BASE=${BASE:-ssd-local/mxnet-inference:1.9.0-cpu-standin} ;;
+            gpu) BASE=${BASE:-ssd-local/mxnet-inference:1.9.0-gpu-standin} ;;
+        esac
         step "building the $TARGET stand-in base $BASE (docker/base/Dockerfile)"
         build "stand-in base" "$LOG_DIR/base-$TARGET.log" -f "$ROOT/docker/base/Dockerfile" --target "$TARGET" \
             --build-arg "OS_IMAGE=$OS_IMAGE" -t "$BASE" "$ROOT"
-        top_args=(--build-arg "BASE_IMAGE=$BASE")
+        top_args+=(--build-arg "BASE_IMAGE=$BASE")
         ;;
-    aws-eia|aws-cpu|aws-gpu)
+    aws-*)
         REGION=${REGION:-${AWS_REGION:-${AWS_DEFAULT_REGION:-us-east-1}}}
         case "$REGION" in
             af-south-1) ACCOUNT=626614931356 ;;
@@ -117,21 +126,28 @@ case "$TARGET" in
             eu-south-1) ACCOUNT=692866216735 ;;
             me-south-1) ACCOUNT=217643126080 ;;
             cn-*) ACCOUNT=727897471807 ;;
+            us-gov-west-1) ACCOUNT=442386744353 ;;
+            us-iso-east-1) ACCOUNT=886529160074 ;;
             *) ACCOUNT=763104351884 ;;
         esac
         case "$REGION" in cn-*) DOMAIN=amazonaws.com.cn ;; *) DOMAIN=amazonaws.com ;; esac
         REGISTRY=$ACCOUNT.dkr.ecr.$REGION.$DOMAIN
+        # MXNet built for CUDA cannot be imported without a GPU driver: the gpu targets export on the CPU image
         case "$TARGET" in
+            aws-cpu) BASE=$REGISTRY/mxnet-inference:1.9.0-cpu-py38-ubuntu20.04-sagemaker ;;
+            aws-gpu) BASE=$REGISTRY/mxnet-inference:1.9.0-gpu-py38-cu112-ubuntu20.04-sagemaker
+                     EXPORTER=$REGISTRY/mxnet-inference:1.9.0-cpu-py38-ubuntu20.04-sagemaker ;;
             aws-eia) BASE=$REGISTRY/mxnet-inference-eia:1.4.1-cpu-py36-ubuntu16.04 ;;
-            aws-cpu) BASE=$REGISTRY/mxnet-inference:1.4.1-cpu-py36-ubuntu16.04 ;;
-            aws-gpu) BASE=$REGISTRY/mxnet-inference:1.4.1-gpu-py36-cu100-ubuntu16.04
-                     # MXNet built for CUDA cannot be imported without a GPU driver: export on the CPU image
-                     top_args+=(--build-arg "EXPORTER_IMAGE=$REGISTRY/mxnet-inference:1.4.1-cpu-py36-ubuntu16.04") ;;
+            aws-cpu-1.4) BASE=$REGISTRY/mxnet-inference:1.4.1-cpu-py36-ubuntu16.04 ;;
+            aws-gpu-1.4) BASE=$REGISTRY/mxnet-inference:1.4.1-gpu-py36-cu100-ubuntu16.04
+                         EXPORTER=$REGISTRY/mxnet-inference:1.4.1-cpu-py36-ubuntu16.04 ;;
         esac
-        step "base: $BASE"
-        docker image inspect "$BASE" >/dev/null 2>&1 || docker pull "$BASE" || \
-            die "cannot pull $BASE" \
-                "log in first: aws ecr get-login-password --region $REGION | docker login --username AWS --password-stdin $REGISTRY (or build a stand-in: docker/build.sh cpu|ei)"
+        login="log in first: aws ecr get-login-password --region $REGION | docker login --username AWS --password-stdin $REGISTRY (or build a stand-in: docker/build.sh cpu|gpu|ei)"
+        for image in "$BASE" ${EXPORTER:+"$EXPORTER"}; do
+            step "AWS image: $image"
+            docker image inspect "$image" >/dev/null 2>&1 || docker pull "$image" || die "cannot pull $image" "$login"
+        done
+        if [ -n "${EXPORTER:-}" ]; then top_args+=(--build-arg "EXPORTER_IMAGE=$EXPORTER"); fi
         top_args+=(--build-arg "BASE_IMAGE=$BASE")
         ;;
     *) usage ;;
@@ -141,8 +157,10 @@ step "building $IMAGE on $BASE (Dockerfile)"
 build "serving image" "$LOG_DIR/image-$TARGET.log" -f "$ROOT/Dockerfile" "${top_args[@]}" "$@" -t "$IMAGE" "$ROOT"
 
 baked=$(docker run --rm --network none --entrypoint python "$IMAGE" -c 'import json, os
-m = json.load(open(os.path.join(os.environ["SSD_MODEL_DIR"], "model-meta.json")))
-print("%s (demo: %s, weights: %s)" % (m["model_name"], str(m.get("demo", False)).lower(), m["weights"].get("source")))')
+d = os.environ["SSD_MODEL_DIR"]
+m = json.load(open(os.path.join(d, "model-meta.json")))
+graphs = "fp32 + int8" if os.path.isdir(os.path.join(d, "int8")) else "fp32"
+print("%s (demo: %s, weights: %s, graphs: %s)" % (m["model_name"], str(m.get("demo", False)).lower(), m["weights"].get("source"), graphs))')
 step "done in $(( $(date +%s) - STARTED ))s"
 for line in "${SUMMARY[@]}"; do printf '    %s\n' "$line" >&2; done
 printf '    base %s: %s\n' "$BASE" "$(size_of "$BASE")" >&2

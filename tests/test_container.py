@@ -20,12 +20,14 @@ from PIL import Image
 
 from conftest import (DEMO_MODEL, RECALL_SCORE, ROOT, assert_scene_detected, assert_scene_found_over_http, copy_model,
                       demo_meta, encode, free_port, photo_paths, synthetic_scene)
+from ssd_serving import precision
 
 BUILD_SCRIPT = os.path.join(ROOT, "docker", "build.sh")
 LOG_DIR = os.path.join(ROOT, "build", "docker-logs")
 STACKS = ["cpu", "ei"]
-STAND_IN_BASES = {"cpu": "ssd-local/mxnet-inference:1.9.1-standin-py311",  # docker/build.sh's names
-                  "ei": "ssd-local/mxnet-inference-eia:1.4.1-standin-py311"}
+STAND_IN_BASES = {"cpu": "ssd-local/mxnet-inference:1.9.0-cpu-standin",  # docker/build.sh's names
+                  "gpu": "ssd-local/mxnet-inference:1.9.0-gpu-standin",
+                  "ei": "ssd-local/mxnet-inference-eia:1.4.1-cpu-standin"}
 READY_TIMEOUT = 180
 CA_BUNDLE_DEFAULT = os.environ.get("CA_BUNDLE") or "/etc/ssl/certs/ca-certificates.crt"  # as docker/build.sh
 
@@ -285,6 +287,72 @@ def test_require_zoo_weights_fails_the_build_when_the_zoo_is_unreachable(image):
     assert status != 0, output[-3000:]
     assert "REQUIRE_ZOO_WEIGHTS=1 and the zoo weights" in output, output[-3000:]
     assert docker("image", "inspect", "ssd-serving-test:require-zoo").returncode != 0
+
+
+def _posted_scene(container, seed=31):
+    rgb, boxes, class_ids = synthetic_scene(seed, 640, 480)
+    reply = container.post(encode(rgb, "PNG"), content_type="image/png",
+                           headers={"X-Amzn-SageMaker-Custom-Attributes": "threshold=%s" % RECALL_SCORE})
+    assert reply.status_code == 200, reply.text
+    document = reply.json()
+    assert_scene_detected(boxes, class_ids, document["detections"], demo_meta()["classes"])
+    return document
+
+
+def test_the_cpu_image_carries_int8_and_the_cpu_chooses(image):
+    """The cpu image bakes fp32 and int8; SSD_PRECISION=auto picks by this host's CPU (int8 with VNNI/AMX,
+    which the container sees as the host does), fp32 and int8 force it, and responses and the log say which."""
+    if image["stack"] != "cpu":
+        pytest.skip("int8 is baked for the cpu target only (the ei image's MXNet 1.4.1 cannot run it)")
+    assert "graphs: fp32 + int8" in image["build_output"], image["build_output"][-3000:]
+    # the build checked the demo's int8 accuracy against fp32 and kept what it measured
+    check = docker("run", "--rm", "--network", "none", "--entrypoint", "cat", image["tag"],
+                   "/opt/ssd/model/int8/accuracy-check.txt").stdout.decode()
+    drop = float(re.search(r"drop_points=(-?[0-9.]+)", check).group(1))
+    assert "reference_mAP=" in check and drop <= 1.0, check
+    seen = precision.int8_instructions(precision.cpu_flags())
+    for wanted, expected in (("auto", "int8" if seen else "fp32"), ("fp32", "fp32"), ("int8", "int8")):
+        container = Container(image["tag"], env={"SSD_PRECISION": wanted})
+        try:
+            container.wait_ready()
+            assert _posted_scene(container)["model"]["precision"] == expected
+            logs = container.logs()
+            assert "serving the %s graph: SSD_PRECISION=%s" % (expected, wanted) in logs, logs[-3000:]
+            if wanted != "fp32":  # the reason names the CPU instructions it looked for or found
+                assert (", ".join(seen) if seen else "avx512_vnni, avx_vnni, amx_int8") in logs, logs[-3000:]
+        finally:
+            container.remove()
+
+
+def test_a_bad_precision_setting_stops_the_container_with_a_message(image):
+    container = Container(image["tag"], env={"SSD_PRECISION": "fast"})
+    try:
+        deadline = time.time() + 60
+        while container.state().get("Running") and time.time() < deadline:
+            time.sleep(0.5)
+        assert container.state().get("ExitCode") not in (None, 0), container.logs()[-3000:]
+        assert "SSD_PRECISION must be one of auto, fp32, int8, not 'fast'" in container.logs()
+    finally:
+        container.remove()
+
+
+def test_the_gpu_image_builds_and_serves_fp32(docker_engine):
+    """The gpu target on its stand-in base, whose MXNet is the CPU build (no GPU here): the image builds,
+    serves fp32 (no int8 is baked for it) and falls back to the CPU, saying so. Not run on a GPU."""
+    status, output = build_image("gpu", "ssd-serving-test:gpu")
+    assert status == 0, output[-6000:]
+    assert "graphs: fp32)" in output
+    labels = json.loads(docker("image", "inspect", "ssd-serving-test:gpu").stdout.decode())[0]["Config"]["Labels"]
+    assert labels["ssd.stand-in-for"] == "mxnet-inference:1.9.0-gpu-py38-cu112-ubuntu20.04-sagemaker"
+    assert labels["com.amazonaws.sagemaker.capabilities.multi-models"] == "false"  # not the base's "true"
+    container = Container("ssd-serving-test:gpu")
+    try:
+        container.wait_ready()
+        document = _posted_scene(container)
+        assert document["model"]["precision"] == "fp32" and document["model"]["device"] == "cpu"
+        assert "serving the fp32 graph" in container.logs()
+    finally:
+        container.remove()
 
 
 def test_stand_in_base_serves_like_aws_image(image, tmp_path):

@@ -45,22 +45,41 @@ BANNER
     fi
     cp -R "$chosen" "$OUT"
 fi
-if [ "${PRECISION:-fp32}" = int8 ]; then
-    # quantize whatever was chosen above (zoo, your weights, or the demo model)
+if [ "${WITH_INT8:-0}" = 1 ]; then
+    # the int8 variant of whatever was chosen above (zoo, your weights, or the demo model), beside it in int8/:
+    # the server picks one at start (SSD_PRECISION=auto: int8 on CPUs with VNNI/AMX, else fp32)
     case "${CALIBRATION_IMAGES:-builtin}" in
-        builtin) calibration=builtin ;;
+        builtin)
+            calibration=/export/calibration-photos
+            "$PYTHON" -c 'import sys; from ssd_serving.quantize import extract_builtin_photos as x; print("exporter: calibration photos:", " ".join(x(*sys.argv[1:])))' \
+                /export/photo-wheels "$calibration"
+            scenes=24 ;;
         *)
             calibration="/export/weights/$CALIBRATION_IMAGES"
             [ -d "$calibration" ] || {
                 echo "ERROR: CALIBRATION_IMAGES=$CALIBRATION_IMAGES: no such folder in weights/ of the build context" >&2
                 exit 1
             }
-            ;;
+            scenes=0 ;;
     esac
-    echo "exporter: quantizing to int8, calibration images: $CALIBRATION_IMAGES"
+    echo "exporter: quantizing to int8 into $OUT/int8, calibration images: ${CALIBRATION_IMAGES:-builtin}"
     "$PYTHON" -m ssd_serving.export --quantize int8 --from-export "$OUT" --out /export/model-int8 \
-        --calibration-images "$calibration" >/dev/null
-    rm -rf "$OUT"
-    mv /export/model-int8 "$OUT"
+        --calibration-images "$calibration" --calibration-scenes "$scenes" >/dev/null
+    mv /export/model-int8 "$OUT/int8"
+    if "$PYTHON" -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1])).get("demo") else 1)' "$OUT/model-meta.json"; then
+        # the demo model is what is baked: its held-out scenes check that int8 lost at most 1 mAP point
+        echo "exporter: checking the int8 variant's accuracy against fp32 on the demo's held-out scenes"
+        if ! "$PYTHON" -m ssd_serving.demo.evaluate --model-dir "$OUT/int8" --compare-to "$OUT" --max-drop 1.0 \
+                >/export/accuracy.log 2>&1; then
+            cat /export/accuracy.log >&2
+            echo "ERROR: the int8 variant loses more than 1 mAP point against fp32 (above); build with WITH_INT8=0" >&2
+            exit 1
+        fi
+        cat /export/accuracy.log
+        # kept in the image, so what the build measured can be read back from it
+        grep '^compare:' /export/accuracy.log > "$OUT/int8/accuracy-check.txt"
+    fi
 fi
-"$PYTHON" -c 'import json, sys; m = json.load(open(sys.argv[1])); print("exporter: baking %s (demo: %s, weights: %s, precision: %s)" % (m["model_name"], m.get("demo", False), m["weights"].get("source"), m.get("precision", "fp32")))' "$OUT/model-meta.json"
+# readable by the serving image's non-root user, whatever modes the tools above created
+chmod -R a+rX "$OUT"
+"$PYTHON" -c 'import json, sys; m = json.load(open(sys.argv[1])); print("exporter: baking %s (demo: %s, weights: %s, graphs: fp32%s)" % (m["model_name"], m.get("demo", False), m["weights"].get("source"), " + int8" if len(sys.argv) > 2 else ""))' "$OUT/model-meta.json" $( [ -d "$OUT/int8" ] && echo int8 )

@@ -23,22 +23,23 @@ fi
 "$PYTHON" /export/pins/pip_install_pinned.py "$LIST" -c /export/pins/requirements/common.txt \
     -c "/export/pins/requirements/mxnet-$SERIES.txt" -c /export/pins/base/constraints.txt
 "$PYTHON" -c 'import gluoncv; print("exporter: GluonCV", gluoncv.__version__)'
-case "${PRECISION:-fp32}" in
-    fp32) ;;
-    int8)
-        # int8 calibrates on real photos; the builtin ones ship inside these wheels (this stage only)
-        CALIBRATION_LIST=/export/pins/exporter/calibration-$SERIES.txt
-        [ -f "$CALIBRATION_LIST" ] || {
-            echo "ERROR: PRECISION=int8 needs MXNet >= 1.9 with oneDNN (the cpu target); this base has MXNet $MXNET_VERSION." >&2
-            echo "       The ei and aws-* images serve fp32: build them without PRECISION." >&2
+case "${WITH_INT8:-0}" in
+    0) ;;
+    1)
+        [ "$SERIES" = 1.9 ] || {
+            echo "ERROR: WITH_INT8=1 needs MXNet >= 1.9 with oneDNN (the cpu target); this base has MXNet $MXNET_VERSION." >&2
+            echo "       The ei and gpu images serve fp32: build them without WITH_INT8." >&2
             exit 1
         }
-        echo "exporter: PRECISION=int8, adding the calibration photos' packages from $CALIBRATION_LIST"
-        "$PYTHON" /export/pins/pip_install_pinned.py "$CALIBRATION_LIST" -c /export/pins/requirements/common.txt \
-            -c "/export/pins/requirements/mxnet-$SERIES.txt" -c /export/pins/base/constraints.txt
+        # int8 calibrates on real photos that ship inside the matplotlib and scikit-image wheels: download
+        # those wheels (for any Python: only their photo files are used, this stage's Python may be 3.8)
+        PHOTO_WHEELS=$(grep -E '^(matplotlib|scikit-image)==' /export/pins/requirements/common.txt)
+        echo "exporter: WITH_INT8=1, downloading the calibration photos' wheels:" $PHOTO_WHEELS
+        "$PYTHON" -m pip download --no-deps --only-binary=:all: --python-version 3.11 \
+            --platform manylinux2014_x86_64 --disable-pip-version-check -d /export/photo-wheels $PHOTO_WHEELS
         ;;
     *)
-        echo "ERROR: PRECISION=$PRECISION: use fp32 or int8" >&2
+        echo "ERROR: WITH_INT8=$WITH_INT8: use 1 (bake the int8 variant too) or 0" >&2
         exit 1
         ;;
 esac

@@ -80,9 +80,11 @@ class Process(object):
 
 @pytest.fixture(scope="session")
 def moto_url():
-    """`python -m moto.server` on a free port: STS, IAM, ECR, SageMaker (+ Runtime), Application Auto Scaling."""
+    """moto's server on a free port: STS, IAM, ECR, SageMaker (+ Runtime), Application Auto Scaling (through
+    moto_server.py, which lets moto's SageMaker accept the c6i and g5 instance types)."""
     port = free_port()
-    server = Process([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], "moto")
+    server = Process([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "moto_server.py"),
+                      "-H", "127.0.0.1", "-p", str(port)], "moto")
     try:
         server.wait_for("http://127.0.0.1:%d/moto-api/" % port, (200,))
         yield "http://127.0.0.1:%d" % port
@@ -105,7 +107,10 @@ class Aws(object):
             "AWS_CONFIG_FILE": os.path.join(tmp_dir, "no-aws-config"),
             "AWS_SHARED_CREDENTIALS_FILE": os.path.join(tmp_dir, "no-aws-credentials"),
             # docker login writes here, not into the user's ~/.docker
-            "DOCKER_CONFIG": self.docker_config, "SSD_POLL_SECONDS": "0.2"})
+            "DOCKER_CONFIG": self.docker_config, "SSD_POLL_SECONDS": "0.2",
+            # the default target is cpu; most of these tests exercise the ei target's extra paths (the
+            # accelerator, EI regions, AWS's refusal), and the ones about cpu or gpu pass --target
+            "SSD_TARGET": "ei"})
         self.env = env
         self.session = boto3.session.Session(aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
                                              region_name=REGION)

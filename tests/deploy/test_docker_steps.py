@@ -166,11 +166,18 @@ def test_smoke_test_of_a_serving_image(aws, docker_engine):
 
 # ---------------------------------------------------------------------------------------------- the whole flow
 
-def test_whole_flow_builds_tests_pushes_registers_and_deploys(aws, registry, sagemaker_proxy):
-    """One run of ./build_and_push.sh with no subcommand, building through docker/build.sh (--local-base):
-    the image is smoke-tested, pushed (and pulled back), registered with ml.eia2.medium, deployed; no
-    credential is printed or written into the image. SSD_TEST_FLOW_TARGET picks the target (default ei)."""
-    target = os.environ.get("SSD_TEST_FLOW_TARGET", "ei")
+STAND_IN_FOR = {"cpu": "mxnet-inference:1.9.0-cpu-py38-ubuntu20.04-sagemaker",
+                "gpu": "mxnet-inference:1.9.0-gpu-py38-cu112-ubuntu20.04-sagemaker",
+                "ei": "mxnet-inference-eia:1.4.1-cpu-py36-ubuntu16.04"}
+
+
+@pytest.mark.parametrize("target", os.environ.get("SSD_TEST_FLOW_TARGETS", "cpu,gpu").split(","))
+def test_whole_flow_builds_tests_pushes_registers_and_deploys(aws, registry, sagemaker_proxy, target):
+    """One run of ./build_and_push.sh with no subcommand, building through docker/build.sh (--local-base) on
+    the stand-in of the target's AWS image: the image is smoke-tested, pushed (and pulled back), registered
+    (with ml.eia2.medium for ei), deployed; no credential is printed or written into the image.
+    SSD_TEST_FLOW_TARGETS picks the targets (default cpu,gpu: what users deploy today; ei's registration is
+    tested in test_register_deploy)."""
     sagemaker_proxy(busy_polls=2)
     tag = unique_tag(target + "-flow")
     uri = "%s/%s:%s" % (registry.host, REPOSITORY, tag)
@@ -185,6 +192,8 @@ def test_whole_flow_builds_tests_pushes_registers_and_deploys(aws, registry, sag
         assert docker("rmi", uri).returncode == 0
         assert docker("pull", uri, env=dict(os.environ, DOCKER_CONFIG=aws.docker_config)).returncode == 0
         assert image_id(uri) == image_id(local)
+        labels = json.loads(docker("image", "inspect", local).stdout)[0]["Config"]["Labels"]
+        assert labels["ssd.stand-in-for"] == STAND_IN_FOR[target]  # built on that AWS image's stand-in
         sagemaker = aws.client("sagemaker")
         model = sagemaker.describe_model(ModelName="%s-%s" % (REPOSITORY, tag))
         assert model["PrimaryContainer"]["Image"] == uri

@@ -62,9 +62,17 @@ def test_register_cpu_has_no_accelerator_and_takes_a_role_arn_and_model_data(aws
     name = "sagemaker-ssd-gluoncv-ei-test"
     variant = only_variant(aws, name)
     assert "AcceleratorType" not in variant
-    assert variant["InstanceType"] == "ml.c5.xlarge"
+    assert variant["InstanceType"] == "ml.c6i.xlarge"  # VNNI: the image serves int8 there
     container = aws.client("sagemaker").describe_model(ModelName=name)["PrimaryContainer"]
     assert container["ModelDataUrl"] == "s3://bucket/ppe/model.tar.gz"
+
+
+def test_the_default_target_is_cpu_on_c6i_without_an_accelerator(aws):
+    env = dict(aws.env)
+    del env["SSD_TARGET"]  # the fixture picks ei for the tests of its paths
+    run_script(["register", "--image-uri", IMAGE_URI, "--tag", "default-test", "--role", ROLE_NAME], env)
+    variant = only_variant(aws, "sagemaker-ssd-gluoncv-default-test")
+    assert "AcceleratorType" not in variant and variant["InstanceType"] == "ml.c6i.xlarge"
 
 
 def test_changed_settings_get_new_versions_and_the_old_ones_stay(aws):

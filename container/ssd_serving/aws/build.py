@@ -14,7 +14,7 @@ from .settings import ROOT
 BUILD_SCRIPT = os.path.join(ROOT, "docker", "build.sh")
 DOCKERFILE = os.path.join(ROOT, "Dockerfile")
 # docker/build.sh's names for the targets: local stand-in bases, and AWS's images.
-SCRIPT_TARGETS_LOCAL = {"ei": "ei", "cpu": "cpu"}
+SCRIPT_TARGETS_LOCAL = {"ei": "ei", "cpu": "cpu", "gpu": "gpu"}
 SCRIPT_TARGETS_AWS = {"ei": "aws-eia", "cpu": "aws-cpu", "gpu": "aws-gpu"}
 
 
@@ -77,8 +77,7 @@ def build(settings, aws):
                               "without --local-base")
         if settings.target not in SCRIPT_TARGETS_LOCAL:
             raise DeployError("there is no local stand-in base for the %s target" % settings.target,
-                              "build it FROM AWS's image (without --local-base) where ECR can be reached, or use "
-                              "--target cpu")
+                              "build it FROM AWS's image (without --local-base) where ECR can be reached")
         _script(SCRIPT_TARGETS_LOCAL[settings.target], reference, {})
     else:
         base = settings.base_image or targets.base_image(settings.target, aws.region)

@@ -34,8 +34,12 @@ class Option(object):
 
 
 OPTIONS = [
-    Option("target", "SSD_TARGET", "common", "what to build and deploy: ei (AWS's EI image, for an Elastic Inference "
-           "accelerator), cpu or gpu", default=targets.DEFAULT_TARGET, choices=targets.TARGETS),
+    Option("target", "SSD_TARGET", "common", "what to build and deploy: cpu (AWS's mxnet-inference:1.9.0-cpu-py38 "
+           "image, fp32 + int8 chosen by the CPU, default instance %s), gpu (mxnet-inference:1.9.0-gpu-py38-cu112, "
+           "%s; ml.g5.xlarge works too), or ei (AWS's 1.4.1 EI image, for an Elastic Inference accelerator, "
+           "which AWS no longer offers to new customers)" % (targets.DEFAULT_INSTANCE_TYPES["cpu"],
+                                                            targets.DEFAULT_INSTANCE_TYPES["gpu"]),
+           default=targets.DEFAULT_TARGET, choices=targets.TARGETS),
     Option("region", "AWS_REGION", "aws", "AWS region (else AWS_DEFAULT_REGION, else your AWS profile's)"),
     Option("account", "SSD_ACCOUNT", "aws", "refuse to run unless the credentials are for this account id "
            "(default: whatever STS says they are for)"),
@@ -68,8 +72,8 @@ OPTIONS = [
     Option("model_data", "SSD_MODEL_DATA", "register", "s3://.../model.tar.gz of a fine-tuned model (optional; "
            "without it the image serves its baked model)", metavar="S3_URI"),
     Option("model_name", "SSD_MODEL_NAME", "register", "SageMaker model name (default REPOSITORY-TAG)"),
-    Option("instance_type", "SSD_INSTANCE_TYPE", "register", "instance type (default ml.m5.large for ei, "
-           "ml.c5.xlarge for cpu, ml.g4dn.xlarge for gpu)"),
+    Option("instance_type", "SSD_INSTANCE_TYPE", "register", "instance type (default %s)" % ", ".join(
+           "%s for %s" % (kind, target) for target, kind in sorted(targets.DEFAULT_INSTANCE_TYPES.items()))),
     Option("accelerator_type", "SSD_ACCELERATOR_TYPE", "register", "EI accelerator of the variant (default "
            "ml.eia2.medium for ei; none for cpu and gpu); `none` for no accelerator"),
     Option("instance_count", "SSD_INSTANCE_COUNT", "register", "initial instance count", type=int, default=1,

@@ -145,38 +145,31 @@ def _predict(request, detector):
     return Prediction(results, detector.info, request.batch)
 
 
+def _step(context, function, *args):
+    """function(*args); under the stock toolkit (a Context) a failure becomes a Refusal, never an exception."""
+    if context is None:
+        return function(*args)
+    try:
+        return function(*args)
+    except Exception as error:  # pylint: disable=broad-except
+        return _refuse(context, error)
+
+
 def input_fn(request_body, content_type, custom_attributes=None):
     """A DetectionRequest. `custom_attributes`: the header string (handler.py) or the toolkit's Context."""
     context = toolkit_context(custom_attributes)
-    if context is None:
-        return parse_request(request_body, content_type, custom_attributes, _loaded["target_size"])
-    try:
-        return parse_request(request_body, content_type, request_header(context, CUSTOM_ATTRIBUTES),
-                             _loaded["target_size"])
-    except Exception as error:  # pylint: disable=broad-except
-        return _refuse(context, error)
+    header = custom_attributes if context is None else request_header(context, CUSTOM_ATTRIBUTES)
+    return _step(context, parse_request, request_body, content_type, header, _loaded["target_size"])
 
 
 def predict_fn(request, detector, context=None):
     if isinstance(request, Refusal):
         return request
-    context = toolkit_context(context)
-    if context is None:
-        return _predict(request, detector)
-    try:
-        return _predict(request, detector)
-    except Exception as error:  # pylint: disable=broad-except
-        return _refuse(context, error)
+    return _step(toolkit_context(context), _predict, request, detector)
 
 
 def output_fn(prediction, accept, context=None):
     """(body bytes, content type); the stock toolkits of every version take such a tuple apart."""
-    if isinstance(prediction, Refusal):
-        return prediction.body(), JSON
-    context = toolkit_context(context)
-    if context is None:
-        return encode_prediction(prediction, accept)
-    try:
-        return encode_prediction(prediction, accept)
-    except Exception as error:  # pylint: disable=broad-except
-        return _refuse(context, error).body(), JSON
+    if not isinstance(prediction, Refusal):
+        prediction = _step(toolkit_context(context), encode_prediction, prediction, accept)
+    return (prediction.body(), JSON) if isinstance(prediction, Refusal) else prediction

@@ -138,3 +138,10 @@ def test_an_unreadable_int8_folder_stops_the_server_instead_of_being_ignored(bot
     monkeypatch.setattr(precision.os, "access", lambda path, mode: path != unreadable and real_access(path, mode))
     with pytest.raises(ModelLoadError, match="cannot be read by this server's user"):
         choose(root, meta)
+
+
+def test_a_graph_of_another_precision_is_refused(demo_model_dir, tmp_path):
+    other = copy_model(demo_model_dir, str(tmp_path / "bf16"), precision="bf16")
+    meta = json.load(open(os.path.join(other, "model-meta.json")))
+    with pytest.raises(ModelLoadError, match="model precision 'bf16' .* is not fp32 or int8"):
+        choose(other, meta)

@@ -96,6 +96,8 @@ def graph_precision(meta):
 
 def variants(model_dir, meta):
     """{"fp32": (dir, meta), "int8": (dir, meta)} for the graphs `model_dir` holds."""
+    if graph_precision(meta) not in ("fp32", "int8"):
+        raise ModelLoadError("model precision %r in %s is not fp32 or int8" % (graph_precision(meta), model_dir))
     found = {graph_precision(meta): (model_dir, meta)}
     int8_dir = os.path.join(model_dir, INT8_SUBDIR)
     if os.path.isdir(int8_dir) and not os.access(int8_dir, os.R_OK | os.X_OK):

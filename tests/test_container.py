@@ -5,6 +5,8 @@ unless SSD_REQUIRE_DOCKER=1 (set by .ci/run), where a missing engine is a failur
 with docker/build.sh (its build cache makes rebuilds quick); every container a test starts has a
 unique name and is removed by that test (or by the fixture that started it).
 """
+import base64
+import binascii
 import json
 import os
 import re
@@ -406,9 +408,13 @@ def test_stand_in_base_runs_other_commands_and_keeps_running(image):
 LEAK_NAMES = re.compile(r"(^|/)(\.git(/|$)|\.aws/(credentials|config)$|\.docker/config\.json$|\.netrc$|\.pypirc$|"
                         r"id_(rsa|ecdsa|ed25519)$|run/secrets/)")
 LEAK_CONTENT = [
-    (re.compile(rb"(?<![A-Z0-9])(AKIA|ASIA)(?!IOSFODNN7EXAMPLE)[A-Z0-9]{16}(?![A-Z0-9])"), "an AWS access key id"),
-    (re.compile(rb"aws_secret_access_key\s*[=:]\s*[A-Za-z0-9/+]{40}"), "an AWS secret access key"),
-    (re.compile(rb"aws_session_token\s*[=:]\s*\S{20}"), "an AWS session token"),
+    # AWS's documentation examples end in EXAMPLE (AKIAIOSFODNN7EXAMPLE; botocore's API examples have more)
+    (re.compile(rb"(?<![A-Z0-9])(AKIA|ASIA)(?![A-Z0-9]{9}EXAMPLE(?![A-Z0-9]))[A-Z0-9]{16}(?![A-Z0-9])"),
+     "an AWS access key id"),
+    # a value on the same line, as credentials files and environment dumps hold it: botocore's own source,
+    # which the cpu image carries like AWS's 1.9.0 image, names these keys with code after them
+    (re.compile(rb"aws_secret_access_key[ \t]*[=:][ \t]*[A-Za-z0-9/+]{40}"), "an AWS secret access key"),
+    (re.compile(rb"aws_session_token[ \t]*[=:][ \t]*[A-Za-z0-9/+=]{20}"), "an AWS session token"),
     (re.compile(rb"-----BEGIN (RSA |EC |OPENSSH |DSA |ENCRYPTED )?PRIVATE KEY-----\r?\n[A-Za-z0-9+/=\r\n]{64}"),
      "a private key"),
 ]
@@ -416,6 +422,26 @@ LEAK_CONTENT = [
 # (the `future` package ships CPython's test keycert.pem) and self-test keys compiled into libraries
 # (libgnutls); the private-key pattern is not applied to those.
 PUBLIC_TEST_FIXTURES = re.compile(r"(site-packages|dist-packages)/[^/]+/(.+/)?tests?/[^/]+\.pem$")
+
+
+def _leaks(data):
+    return [what for pattern, what in LEAK_CONTENT if pattern.search(data)]
+
+
+def test_the_leak_patterns_find_credentials_files_and_not_botocore_source():
+    # credentials of the right shapes, made up at run time so that no key-like string is written in the repository
+    key_id = b"AKIA" + binascii.hexlify(os.urandom(8)).upper()
+    secret = base64.b64encode(os.urandom(30))   # 40 characters, as AWS secret keys are
+    token = base64.b64encode(os.urandom(60))
+    assert _leaks(b"[default]\naws_access_key_id = " + key_id + b"\naws_secret_access_key = " + secret +
+                  b"\naws_session_token = " + token + b"\n") == [
+        "an AWS access key id", "an AWS secret access key", "an AWS session token"]
+    # what botocore's source and API examples hold: key names followed by code, and AWS's ...EXAMPLE keys
+    documented = [b"AKIA" + middle + b"EXAMPLE" for middle in (b"I44QH8DHB", b"1" * 9)]
+    botocore = (b"        :param aws_session_token:\n            credential_inputs.append(x)\n"
+                b"            aws_session_token=frozen_credentials.token,\n        aws_session_token=None,\n" +
+                b"".join(b'"AccessKeyId": "' + key + b'"\n' for key in documented))
+    assert _leaks(botocore) == []
 
 
 def _public_key_material(name, data):

@@ -147,7 +147,7 @@ soak: $(MX19)/.installed
 	@mkdir -p build
 	$(MX19)/bin/python tests/soak.py --seconds $(SOAK_SECONDS) --concurrency $(SOAK_CONCURRENCY) --json build/soak-report.json
 
-## image: build the serving image on a stand-in base (STACK=cpu or ei) or AWS's (STACK=aws-eia|aws-cpu|aws-gpu)
+## image: build the serving image on a stand-in base (STACK=cpu, gpu or ei) or AWS's (STACK=aws-cpu|aws-gpu|aws-eia; 1.9.0 cpu/gpu)
 image:
 	docker/build.sh $(STACK)
 

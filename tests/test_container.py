@@ -653,3 +653,48 @@ def test_a_model_that_cannot_load_stops_the_container_with_a_message(image, tmp_
         assert "not starting" in container.logs() and "sha256" in container.logs(), container.logs()[-3000:]
     finally:
         container.remove()
+
+
+def _refused_with(image, folder, message):
+    """The container started with `folder` at /opt/ml/model exits non-zero, never healthy, saying `message`."""
+    container = Container(image["tag"], volumes=["%s:/opt/ml/model:ro" % folder])
+    try:
+        deadline = time.time() + 120
+        while container.state().get("Running") and time.time() < deadline:
+            try:
+                assert requests.get(container.url + "/ping", timeout=2).status_code != 200
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        state = container.state()
+        assert not state.get("Running") and state.get("ExitCode") not in (None, 0), state
+        assert "not starting" in container.logs() and message in container.logs(), container.logs()[-3000:]
+    finally:
+        container.remove()
+
+
+def test_opt_ml_model_is_served_or_refused_never_passed_over_for_the_baked_model(image, tmp_path):
+    """A model.tar.gz packed as mymodel/<the three files> is served; one holding other files, or a folder the
+    server's user cannot read, stops the container with what it found, instead of the baked model answering."""
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    copy_model(DEMO_MODEL, str(packed / "mymodel"), model_name="ssd_256_demo_shapes_in_a_folder")
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "weights.params").write_bytes(b"not a model")
+    (junk / "README.txt").write_text("not a model either")
+    for path in [tmp_path] + [os.path.join(d, n) for d, ds, fs in os.walk(str(tmp_path)) for n in ds + fs]:
+        os.chmod(str(path), 0o755)  # readable by the image's non-root user, as SageMaker's files are
+    private = copy_model(DEMO_MODEL, str(tmp_path / "private"))
+    os.chmod(private, 0o700)  # owned by root here: the image's model-server user cannot list it
+
+    container = Container(image["tag"], volumes=["%s:/opt/ml/model:ro" % packed])
+    try:
+        container.wait_ready()
+        rgb, _, _ = synthetic_scene(22, 400, 300)
+        reply = container.post(encode(rgb))
+        assert reply.status_code == 200 and reply.json()["model"]["name"] == "ssd_256_demo_shapes_in_a_folder"
+    finally:
+        container.remove()
+    _refused_with(image, str(junk), "holds README.txt, weights.params, but no exported model")
+    _refused_with(image, private, "cannot be read by this server's user")

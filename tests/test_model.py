@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import RECALL_SCORE, assert_scene_detected, copy_model, demo_meta, encode, synthetic_scene
-from ssd_serving import model as model_module
+from ssd_serving import artifact, model as model_module
 from ssd_serving.decoder import decode_image
 from ssd_serving.errors import ModelLoadError
 from ssd_serving.model import candidate_contexts, load_detector
@@ -120,7 +120,59 @@ def test_tampered_weights_are_refused(demo_model_dir, tmp_path):
 def test_sagemaker_model_dir_wins_over_the_baked_one(demo_model_dir, tmp_path, monkeypatch):
     override = copy_model(demo_model_dir, str(tmp_path / "opt_ml_model"), model_name="my_finetuned_shapes")
     monkeypatch.setenv("SSD_MODEL_DIR", demo_model_dir)
-    monkeypatch.setattr(model_module.environment, "model_dir_candidates",
-                        lambda: [override, demo_model_dir])
+    monkeypatch.setattr(model_module.environment, "SAGEMAKER_MODEL_DIR", override)
     assert model_module.find_model_dir() == override
     assert load_detector(warm_up=False).info["name"] == "my_finetuned_shapes"
+
+
+# What SageMaker unpacked into /opt/ml/model is served or refused, never passed over for the baked model.
+
+def _opt_ml_model(tmp_path):
+    folder = tmp_path / "opt_ml_model"
+    folder.mkdir()
+    return folder
+
+
+@pytest.mark.parametrize("layout", ["absent", "empty", "only code/"])
+def test_the_baked_model_is_served_only_when_opt_ml_model_holds_nothing(demo_model_dir, tmp_path, layout):
+    folder = tmp_path / "opt_ml_model"
+    if layout != "absent":
+        folder.mkdir()
+    if layout == "only code/":
+        (folder / "code").mkdir()
+        (folder / "code" / "inference.py").write_text("# user code only")
+    assert artifact.given_model_dir(str(folder)) is None
+
+
+def test_a_model_in_a_single_subfolder_is_served(demo_model_dir, tmp_path):
+    folder = _opt_ml_model(tmp_path)
+    inner = copy_model(demo_model_dir, str(folder / "mymodel"), model_name="packed_in_a_folder")
+    (folder / "code").mkdir()
+    assert artifact.given_model_dir(str(folder)) == inner
+    assert model_module.find_model_dir(sagemaker_model_dir=str(folder)) == inner
+
+
+def test_other_files_in_opt_ml_model_are_refused_and_listed(demo_model_dir, tmp_path):
+    folder = _opt_ml_model(tmp_path)
+    (folder / "weights.params").write_bytes(b"x")
+    (folder / "notes.txt").write_text("x")
+    with pytest.raises(ModelLoadError, match=r"holds notes.txt, weights.params, but no exported model"):
+        artifact.given_model_dir(str(folder))
+    # a single folder that holds no model: its files are listed
+    (tmp_path / "second").mkdir()
+    other = _opt_ml_model(tmp_path / "second")
+    (other / "mymodel").mkdir()
+    (other / "mymodel" / "model.params").write_bytes(b"x")
+    with pytest.raises(ModelLoadError, match=r"holds mymodel/model.params, but no exported model"):
+        model_module.find_model_dir(sagemaker_model_dir=str(other))
+
+
+def test_an_unreadable_opt_ml_model_is_refused_naming_the_permissions(demo_model_dir, tmp_path, monkeypatch):
+    # Tests run as root, who reads any folder: os.access is patched to answer as the image's non-root
+    # server user would for a folder it may not read (the container test makes a real one).
+    folder = _opt_ml_model(tmp_path)
+    copy_model(demo_model_dir, str(folder / "mymodel"))
+    real_access = os.access
+    monkeypatch.setattr(artifact.os, "access", lambda path, mode: path != str(folder) and real_access(path, mode))
+    with pytest.raises(ModelLoadError, match=r"cannot be read by this server's user \(uid \d+; the folder's mode"):
+        model_module.find_model_dir(sagemaker_model_dir=str(folder))

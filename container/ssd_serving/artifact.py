@@ -13,6 +13,9 @@ PARAMS_FILE = PREFIX + "-0000.params"
 META_FILE = PREFIX + "-meta.json"
 
 _REQUIRED_KEYS = ("model_name", "classes", "input_width", "input_height", "mean", "std", "weights")
+# Beside the model, a model.tar.gz may carry user code for the entry point (SageMaker's layout) and the
+# int8 variant (precision.py); neither is "another model".
+CODE_SUBDIR = "code"
 
 
 def has_model(model_dir):
@@ -35,3 +38,42 @@ def read_metadata(model_dir):
         if not os.path.isfile(os.path.join(model_dir, name)):
             raise ModelLoadError("model directory %s lacks %s" % (model_dir, name))
     return meta
+
+
+def given_model_dir(path):
+    """The model in SageMaker's model folder (`path`, /opt/ml/model): the folder itself or its single subfolder.
+
+    None when it holds no model to serve: absent, empty, or only code/. Anything else that is not a model,
+    or a folder this process cannot read, is a ModelLoadError saying what was found, so a model.tar.gz that
+    was packed wrongly stops the server instead of being passed over for the model baked into the image.
+    """
+    if not os.path.lexists(path):
+        return None
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise ModelLoadError("%s cannot be read by this server's user (uid %d; the folder's mode is %s): make "
+                             "the model readable, e.g. chmod -R a+rX before packing model.tar.gz"
+                             % (path, os.getuid(), _mode(path)))
+    entries = sorted(name for name in os.listdir(path) if name != CODE_SUBDIR and not name.startswith("."))
+    if not entries:
+        return None
+    if has_model(path):
+        return path
+    inner = os.path.join(path, entries[0])
+    if len(entries) == 1 and os.path.isdir(inner):
+        if not os.access(inner, os.R_OK | os.X_OK):
+            raise ModelLoadError("%s cannot be read by this server's user (uid %d; mode %s): make it readable"
+                                 % (inner, os.getuid(), _mode(inner)))
+        if has_model(inner):
+            return inner
+        entries = ["%s/%s" % (entries[0], name) for name in sorted(os.listdir(inner))]
+    shown = ", ".join(entries[:20]) + (" and %d more" % (len(entries) - 20) if len(entries) > 20 else "")
+    raise ModelLoadError("%s holds %s, but no exported model (%s, %s and %s at its top or in one folder); "
+                         "pack those three files at the top of model.tar.gz (python -m ssd_serving.export "
+                         "writes them)" % (path, shown or "nothing", SYMBOL_FILE, PARAMS_FILE, META_FILE))
+
+
+def _mode(path):
+    try:
+        return oct(os.stat(path).st_mode & 0o777)
+    except OSError:
+        return "unknown"

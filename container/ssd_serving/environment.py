@@ -40,15 +40,6 @@ def _float(name, default):
     return float(value) if value not in (None, "") else default
 
 
-def model_dir_candidates(sagemaker_model_dir=SAGEMAKER_MODEL_DIR):
-    """Where to look for the model, in order: a model.tar.gz SageMaker unpacked, then the baked one."""
-    candidates = [sagemaker_model_dir]
-    baked = os.environ.get(MODEL_DIR_ENV)
-    if baked:
-        candidates.append(baked)
-    return candidates
-
-
 def context_preference():
     return os.environ.get(CONTEXT_ENV, "auto").strip().lower() or "auto"
 

@@ -18,15 +18,21 @@ LOG = logging.getLogger(__name__)
 WARMUP_RUNS = 2
 
 
-def find_model_dir(preferred=None):
-    """The first directory holding an exported model: `preferred`, /opt/ml/model, then the baked one."""
-    candidates = ([preferred] if preferred else []) + environment.model_dir_candidates()
-    for candidate in candidates:
-        if artifact.has_model(candidate):
-            return candidate
+def find_model_dir(preferred=None, sagemaker_model_dir=None):
+    """The model to serve: `preferred` when it holds one, else what SageMaker unpacked into /opt/ml/model
+    (served or refused, never passed over: artifact.given_model_dir), else the one baked into the image."""
+    if preferred and artifact.has_model(preferred):
+        return preferred
+    given = artifact.given_model_dir(sagemaker_model_dir or environment.SAGEMAKER_MODEL_DIR)
+    if given:
+        return given
+    baked = os.environ.get(environment.MODEL_DIR_ENV)
+    if baked and artifact.has_model(baked):
+        return baked
     raise ModelLoadError("no exported model found in %s; set %s to a directory written by "
-                         "`python -m ssd_serving.export`" % (", ".join(c for c in candidates if c),
-                                                             environment.MODEL_DIR_ENV))
+                         "`python -m ssd_serving.export`" % (
+                             ", ".join(p for p in (preferred, sagemaker_model_dir or environment.SAGEMAKER_MODEL_DIR,
+                                                   baked) if p), environment.MODEL_DIR_ENV))
 
 
 def _has_eia():

@@ -13,8 +13,7 @@ PARAMS_FILE = PREFIX + "-0000.params"
 META_FILE = PREFIX + "-meta.json"
 
 _REQUIRED_KEYS = ("model_name", "classes", "input_width", "input_height", "mean", "std", "weights")
-# Beside the model, a model.tar.gz may carry user code for the entry point (SageMaker's layout) and the
-# int8 variant (precision.py); neither is "another model".
+# Beside the model, a model.tar.gz may carry user code for the entry point (SageMaker's layout): not a model.
 CODE_SUBDIR = "code"
 
 
@@ -49,10 +48,7 @@ def given_model_dir(path):
     """
     if not os.path.lexists(path):
         return None
-    if not os.access(path, os.R_OK | os.X_OK):
-        raise ModelLoadError("%s cannot be read by this server's user (uid %d; the folder's mode is %s): make "
-                             "the model readable, e.g. chmod -R a+rX before packing model.tar.gz"
-                             % (path, os.getuid(), _mode(path)))
+    require_readable(path)
     entries = sorted(name for name in os.listdir(path) if name != CODE_SUBDIR and not name.startswith("."))
     if not entries:
         return None
@@ -60,9 +56,7 @@ def given_model_dir(path):
         return path
     inner = os.path.join(path, entries[0])
     if len(entries) == 1 and os.path.isdir(inner):
-        if not os.access(inner, os.R_OK | os.X_OK):
-            raise ModelLoadError("%s cannot be read by this server's user (uid %d; mode %s): make it readable"
-                                 % (inner, os.getuid(), _mode(inner)))
+        require_readable(inner)
         if has_model(inner):
             return inner
         entries = ["%s/%s" % (entries[0], name) for name in sorted(os.listdir(inner))]
@@ -72,8 +66,13 @@ def given_model_dir(path):
                          "writes them)" % (path, shown or "nothing", SYMBOL_FILE, PARAMS_FILE, META_FILE))
 
 
-def _mode(path):
+def require_readable(folder):
+    """Refuse a model folder this process cannot list, naming the permissions, rather than skip what it holds."""
+    if os.access(folder, os.R_OK | os.X_OK):
+        return
     try:
-        return oct(os.stat(path).st_mode & 0o777)
+        mode = oct(os.stat(folder).st_mode & 0o777)
     except OSError:
-        return "unknown"
+        mode = "unknown"
+    raise ModelLoadError("%s cannot be read by this server's user (uid %d; the folder's mode is %s): make the "
+                         "model readable, e.g. chmod -R a+rX before packing model.tar.gz" % (folder, os.getuid(), mode))

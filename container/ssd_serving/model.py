@@ -23,7 +23,8 @@ def find_model_dir(preferred=None, sagemaker_model_dir=None):
     (served or refused, never passed over: artifact.given_model_dir), else the one baked into the image."""
     if preferred and artifact.has_model(preferred):
         return preferred
-    given = artifact.given_model_dir(sagemaker_model_dir or environment.SAGEMAKER_MODEL_DIR)
+    sagemaker_model_dir = sagemaker_model_dir or environment.SAGEMAKER_MODEL_DIR
+    given = artifact.given_model_dir(sagemaker_model_dir)
     if given:
         return given
     baked = os.environ.get(environment.MODEL_DIR_ENV)
@@ -31,8 +32,8 @@ def find_model_dir(preferred=None, sagemaker_model_dir=None):
         return baked
     raise ModelLoadError("no exported model found in %s; set %s to a directory written by "
                          "`python -m ssd_serving.export`" % (
-                             ", ".join(p for p in (preferred, sagemaker_model_dir or environment.SAGEMAKER_MODEL_DIR,
-                                                   baked) if p), environment.MODEL_DIR_ENV))
+                             ", ".join(p for p in (preferred, sagemaker_model_dir, baked) if p),
+                             environment.MODEL_DIR_ENV))
 
 
 def _has_eia():

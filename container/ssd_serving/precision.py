@@ -100,9 +100,8 @@ def variants(model_dir, meta):
         raise ModelLoadError("model precision %r in %s is not fp32 or int8" % (graph_precision(meta), model_dir))
     found = {graph_precision(meta): (model_dir, meta)}
     int8_dir = os.path.join(model_dir, INT8_SUBDIR)
-    if os.path.isdir(int8_dir) and not os.access(int8_dir, os.R_OK | os.X_OK):
-        raise ModelLoadError("%s cannot be read by this server's user (uid %d): make it readable (chmod -R a+rX) "
-                             "rather than have its int8 graph ignored" % (int8_dir, os.getuid()))
+    if os.path.isdir(int8_dir):
+        artifact.require_readable(int8_dir)
     if graph_precision(meta) == "fp32" and artifact.has_model(int8_dir):
         int8_meta = artifact.read_metadata(int8_dir)
         if graph_precision(int8_meta) != "int8":

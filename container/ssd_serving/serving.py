@@ -32,7 +32,7 @@ LOG = logging.getLogger("ssd_serving.serving")
 MODEL_NAME = "model"
 HANDLER = "ssd_serving.handler:handle"
 CODE_DIR_ENV = "SSD_CODE_DIR"  # where the default code/inference.py lives (baked into the image)
-USER_CODE_DIR = os.path.join(environment.SAGEMAKER_MODEL_DIR, "code")
+USER_CODE_DIR = os.path.join(environment.SAGEMAKER_MODEL_DIR, artifact.CODE_SUBDIR)
 STOP_GRACE_SECONDS = 20
 RESPONSE_TIMEOUT_SECONDS = 120
 # An out-of-memory JVM exits (so does this server, and SageMaker replaces the container) instead of limping
@@ -316,7 +316,9 @@ class ModelServer(object):
     def start(self):
         workers, threads = workers_and_threads()
         store = _write_model_store(self.run_dir, self.handler, self.model_path)
-        config = write_config(self.run_dir, store, self.port, self.mgmt_port, workers, host=self.host)
+        model_server = _model_server_command()
+        config = write_config(self.run_dir, store, self.port, self.mgmt_port, workers, host=self.host,
+                              model_server=model_server)
         env = dict(os.environ)
         tmp = os.path.join(self.run_dir, "tmp")
         os.makedirs(tmp)
@@ -325,7 +327,7 @@ class ModelServer(object):
         # MMS keeps its pid file in the temp dir: a private one lets several servers coexist.
         env.update({"TMPDIR": tmp, "TEMP": tmp, "PYTHONPATH": self.python_path, "OMP_NUM_THREADS": str(threads),
                     "MXNET_CPU_WORKER_NTHREADS": env.get("MXNET_CPU_WORKER_NTHREADS", "1")})
-        command = [_model_server_command(), "--start", "--foreground", "--mms-config", config,
+        command = [model_server, "--start", "--foreground", "--mms-config", config,
                    "--model-store", store]
         LOG.info("starting %s on %s:%d with %d worker(s) x %d thread(s)", os.path.basename(command[0]),
                  self.host, self.port, workers, threads)

@@ -13,6 +13,7 @@ import time
 import zlib
 
 import numpy as np
+import psutil
 import pytest
 import requests
 from PIL import Image
@@ -137,6 +138,18 @@ def copy_model(model_dir, out_dir, **meta_changes):
     return out_dir
 
 
+def process_group(pgid):
+    """Live processes of process group `pgid` (a server started in its own session, and what it started)."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process)
+        except (OSError, psutil.Error):
+            pass
+    return found
+
+
 @pytest.fixture(scope="session")
 def demo_model_dir():
     assert os.path.isfile(os.path.join(DEMO_MODEL, "model-meta.json")), \
@@ -202,6 +215,19 @@ def ready_server(model_dir):
         yield running.wait_ready()
     finally:
         running.stop()
+
+
+@pytest.fixture()
+def stub_int8_pair(demo_model_dir, tmp_path):
+    """(folder, fp32 metadata): the demo model with an int8/ folder beside it that says it was quantized from
+    it (the files are the fp32 ones: for choosing a graph only, never for loading int8)."""
+    from ssd_serving.precision import INT8_SUBDIR
+    root = copy_model(demo_model_dir, str(tmp_path / "model"))
+    with open(os.path.join(root, "model-meta.json")) as stream:
+        fp32 = json.load(stream)
+    copy_model(demo_model_dir, os.path.join(root, INT8_SUBDIR), precision="int8",
+               quantization={"fp32_params_sha256": fp32["params_sha256"]})
+    return root, fp32
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ import psutil
 import pytest
 import requests
 
-from conftest import RunningServer, copy_model, encode, ready_server, rewrite_meta, synthetic_scene
+from conftest import RunningServer, copy_model, encode, process_group, ready_server, rewrite_meta, synthetic_scene
 
 RECOVERY_LIMIT = 60.0   # seconds from the kill to /ping 200 and a successful request
 LOAD_THREADS = 4
@@ -354,17 +354,6 @@ def test_requests_that_wait_too_long_for_a_slot_get_503(demo_model_dir):
         running.stop()
 
 
-def _in_process_group(pgid):
-    found = []
-    for process in psutil.process_iter():
-        try:
-            if os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
-                found.append(process)
-        except (OSError, psutil.Error):
-            pass
-    return found
-
-
 def test_workers_of_a_model_server_that_could_not_bind_are_stopped_with_it(demo_model_dir, monkeypatch, capfd):
     """multi-model-server 1.1.11 that cannot bind its management port exits after it has started a
     worker, and the worker lives on (a benchmark run left one so); ModelServer.stop(), which the server
@@ -381,7 +370,7 @@ def test_workers_of_a_model_server_that_could_not_bind_are_stopped_with_it(demo_
         server.process.wait(30)
         printed = "".join(capfd.readouterr())
         assert "Failed to bind" in printed, printed[-3000:]
-        left = _in_process_group(server.process.pid)
+        left = process_group(server.process.pid)
         if os.path.basename(_model_server_command()) == "multi-model-server":  # 1.0.5 leaves nothing behind
             assert any("model_service_worker" in " ".join(p.cmdline()) for p in left), left
         server.stop()

@@ -2,16 +2,13 @@
 build fits the occasional GPU machine, so these tests patch the GPU count and stand a second CPU context in
 for the GPU's. They check our choices (context order, inputs moved to the device, fp32 on GPU, fallback
 when the device refuses the graph), not CUDA itself; the gpu image has not been run on a GPU."""
-import json
 import logging
-import os
 
 import mxnet as mx
 import numpy as np
 import pytest
 
-from conftest import copy_model
-from ssd_serving import artifact, model as model_module, precision
+from ssd_serving import artifact, model as model_module
 from ssd_serving.model import Detector, candidate_contexts, choose_graph, load_detector
 
 
@@ -43,11 +40,8 @@ def test_the_input_is_moved_to_the_gpu_context(demo_model_dir):
     assert seen["context"] == mx.cpu(1)
 
 
-def test_the_gpu_serves_fp32_even_where_an_int8_graph_and_vnni_are_there(one_gpu, demo_model_dir, tmp_path):
-    root = copy_model(demo_model_dir, str(tmp_path / "model"))
-    fp32 = json.load(open(os.path.join(root, "model-meta.json")))
-    copy_model(demo_model_dir, os.path.join(root, precision.INT8_SUBDIR), precision="int8",
-               quantization={"fp32_params_sha256": fp32["params_sha256"]})
+def test_the_gpu_serves_fp32_even_where_an_int8_graph_and_vnni_are_there(one_gpu, stub_int8_pair):
+    root, fp32 = stub_int8_pair
     choice = choose_graph(root, fp32, flags={"avx512_vnni"})
     assert choice.precision == "fp32" and "gpu" in choice.reason
 

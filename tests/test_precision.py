@@ -12,49 +12,39 @@ VNNI = {"fpu", "avx2", "avx512f", "avx512_vnni"}
 AVX2_ONLY = {"fpu", "avx2", "fma"}
 
 
-@pytest.fixture()
-def both(demo_model_dir, tmp_path):
-    """The demo model with an int8/ folder beside it (the files are the fp32 ones: choice only, no MXNet)."""
-    root = copy_model(demo_model_dir, str(tmp_path / "model"))
-    fp32 = json.load(open(os.path.join(root, "model-meta.json")))
-    copy_model(demo_model_dir, os.path.join(root, precision.INT8_SUBDIR), precision="int8",
-               quantization={"fp32_params_sha256": fp32["params_sha256"]})
-    return root, fp32
-
-
 def choose(folder, meta, wanted="auto", device="cpu", flags=VNNI, problem=None):
     return precision.choose(folder, meta, wanted, device, flags, problem)
 
 
-def test_auto_serves_int8_where_the_cpu_has_vnni_and_says_why(both):
-    root, meta = both
+def test_auto_serves_int8_where_the_cpu_has_vnni_and_says_why(stub_int8_pair):
+    root, meta = stub_int8_pair
     choice = choose(root, meta)
     assert choice.precision == "int8" and choice.model_dir == os.path.join(root, "int8")
     assert choice.meta["precision"] == "int8" and "avx512_vnni" in choice.reason
 
 
 @pytest.mark.parametrize("flag", ["avx_vnni", "amx_int8"])
-def test_avx_vnni_and_amx_count_as_int8_dot_products(both, flag):
-    root, meta = both
+def test_avx_vnni_and_amx_count_as_int8_dot_products(stub_int8_pair, flag):
+    root, meta = stub_int8_pair
     assert choose(root, meta, flags={"avx2", flag}).precision == "int8"
 
 
-def test_auto_serves_fp32_on_a_cpu_without_int8_dot_products_and_names_what_it_looked_for(both):
-    root, meta = both
+def test_auto_serves_fp32_on_a_cpu_without_int8_dot_products_and_names_what_it_looked_for(stub_int8_pair):
+    root, meta = stub_int8_pair
     choice = choose(root, meta, flags=AVX2_ONLY)
     assert choice.precision == "fp32" and choice.model_dir == root
     assert "avx512_vnni, avx_vnni, amx_int8" in choice.reason
 
 
 @pytest.mark.parametrize("device", ["gpu", "eia"])
-def test_auto_serves_fp32_on_gpu_and_ei(both, device):
-    root, meta = both
+def test_auto_serves_fp32_on_gpu_and_ei(stub_int8_pair, device):
+    root, meta = stub_int8_pair
     choice = choose(root, meta, device=device)
     assert choice.precision == "fp32" and device in choice.reason
 
 
-def test_auto_serves_fp32_where_this_mxnet_cannot_run_int8(both):
-    root, meta = both
+def test_auto_serves_fp32_where_this_mxnet_cannot_run_int8(stub_int8_pair):
+    root, meta = stub_int8_pair
     choice = choose(root, meta, problem="MXNet 1.4.1 cannot run the int8 graph")
     assert choice.precision == "fp32" and "MXNet 1.4.1" in choice.reason
 
@@ -65,13 +55,13 @@ def test_auto_without_an_int8_folder_serves_fp32(demo_model_dir):
     assert choice.precision == "fp32" and "no int8 graph" in choice.reason
 
 
-def test_forced_fp32_serves_fp32_even_with_vnni(both):
-    root, meta = both
+def test_forced_fp32_serves_fp32_even_with_vnni(stub_int8_pair):
+    root, meta = stub_int8_pair
     assert choose(root, meta, wanted="fp32").precision == "fp32"
 
 
-def test_forced_int8_runs_without_vnni_and_says_it_is_slower(both):
-    root, meta = both
+def test_forced_int8_runs_without_vnni_and_says_it_is_slower(stub_int8_pair):
+    root, meta = stub_int8_pair
     choice = choose(root, meta, wanted="int8", flags=AVX2_ONLY)
     assert choice.precision == "int8" and "hardly faster" in choice.reason
 
@@ -80,8 +70,8 @@ def test_forced_int8_runs_without_vnni_and_says_it_is_slower(both):
     ("gpu", None, "runs on the CPU only"),
     ("cpu", "MXNet 1.4.1 cannot run the int8 graph", "MXNet 1.4.1"),
 ])
-def test_forced_int8_is_refused_where_it_cannot_run(both, device, problem, message):
-    root, meta = both
+def test_forced_int8_is_refused_where_it_cannot_run(stub_int8_pair, device, problem, message):
+    root, meta = stub_int8_pair
     with pytest.raises(ModelLoadError, match=message):
         choose(root, meta, wanted="int8", device=device, problem=problem)
 
@@ -92,8 +82,8 @@ def test_forced_int8_without_an_int8_graph_is_refused(demo_model_dir):
         choose(demo_model_dir, meta, wanted="int8")
 
 
-def test_an_int8_folder_made_from_other_weights_is_refused(both):
-    root, meta = both
+def test_an_int8_folder_made_from_other_weights_is_refused(stub_int8_pair):
+    root, meta = stub_int8_pair
     rewrite_meta(os.path.join(root, "int8"), quantization={"fp32_params_sha256": "0" * 64})
     with pytest.raises(ModelLoadError, match="not a quantization of the fp32 model beside it"):
         choose(root, meta)
@@ -129,10 +119,10 @@ def test_cpu_flags_come_from_proc_cpuinfo(tmp_path):
     assert precision.cpu_flags(str(tmp_path / "absent")) == set()
 
 
-def test_an_unreadable_int8_folder_stops_the_server_instead_of_being_ignored(both, monkeypatch):
+def test_an_unreadable_int8_folder_stops_the_server_instead_of_being_ignored(stub_int8_pair, monkeypatch):
     # Tests run as root, who reads any folder: os.access is patched to answer as the image's non-root user
     # would for a 0700 folder of another owner (what a mkdtemp-made int8/ once was in the image).
-    root, meta = both
+    root, meta = stub_int8_pair
     unreadable = os.path.join(root, "int8")
     real_access = os.access
     monkeypatch.setattr(precision.os, "access", lambda path, mode: path != unreadable and real_access(path, mode))

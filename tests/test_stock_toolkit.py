@@ -35,7 +35,7 @@ import pytest
 import requests
 
 from conftest import (CODE, CONTAINER, ROOT, RECALL_SCORE, assert_scene_found_over_http, demo_meta, encode,
-                      synthetic_scene)
+                      process_group, synthetic_scene)
 from ssd_serving.serving import free_port, internal_port
 
 PAIR_ENV = "SSD_STOCK_TOOLKIT_PAIR"
@@ -171,18 +171,6 @@ def mms_processes():
     return found
 
 
-def group_members(pgid):
-    """Live processes of a process group, as psutil.Process."""
-    members = []
-    for process in psutil.process_iter(["status"]):
-        try:
-            if process.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(process.pid) == pgid:
-                members.append(process)
-        except (OSError, psutil.Error):
-            pass
-    return members
-
-
 def unpack_model_tar_layout(demo_model_dir, model_dir):
     """What SageMaker unpacks a model.tar.gz with code/ into."""
     shutil.copytree(demo_model_dir, model_dir)
@@ -254,11 +242,11 @@ class StockServer(object):
                 pass
             deadline = time.time() + grace
             while time.time() < deadline:
-                if self.process.poll() is not None and not group_members(pgid):
+                if self.process.poll() is not None and not process_group(pgid):
                     return []
                 time.sleep(0.2)
         self.process.wait()
-        return ["%d %s" % (p.pid, " ".join(p.cmdline())[:120]) for p in group_members(pgid)]
+        return ["%d %s" % (p.pid, " ".join(p.cmdline())[:120]) for p in process_group(pgid)]
 
     def post(self, body, content_type="image/jpeg", headers=None, timeout=60):
         headers = dict(headers or {})
@@ -322,7 +310,7 @@ def test_the_pair_runs_from_its_own_venv(stock_server):
         assert metadata.version(name) == version, name
     for module in (sagemaker_inference, sagemaker_mxnet_serving_container):
         assert os.path.abspath(module.__file__).startswith(os.path.abspath(sys.prefix) + os.sep), module.__file__
-    workers = [p for p in group_members(stock_server.process.pid)
+    workers = [p for p in process_group(stock_server.process.pid)
                if any("model_service_worker" in part for part in p.cmdline())]
     assert workers, "no MMS worker in the server's process group"
     for worker in workers:

@@ -46,6 +46,7 @@ COPY docker/exporter/ /export/pins/exporter/
 ARG WITH_INT8=0
 RUN --mount=type=secret,id=ca_bundle sh /export/pins/exporter/install.sh
 COPY container/ssd_serving /export/src/ssd_serving
+COPY container/ssd_tools /export/src/ssd_tools
 COPY container/models/demo /export/demo
 COPY weights/ /export/weights/
 ARG MODEL_NAME=ssd_512_resnet50_v1_voc
@@ -56,7 +57,8 @@ ARG CALIBRATION_IMAGES=builtin
 RUN --mount=type=secret,id=ca_bundle --mount=type=cache,id=ssd-gluoncv-models,target=/root/.mxnet/models \
     sh /export/pins/exporter/export.sh
 
-# --- the served image: the base's MXNet and model server, our package, the baked model; no GluonCV
+# --- the served image: the base's MXNet and model server, the serving runtime (ssd_serving, not the tools),
+# the baked model; no GluonCV
 FROM ${BASE_IMAGE} AS serving
 # AWS's 1.9.0 bases say multi-models=true; this server does not serve multi-model endpoints (yet)
 LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true \
@@ -66,18 +68,20 @@ USER root
 ENV SSD_MODEL_DIR=/opt/ssd/model \
     SSD_PRECISION=auto \
     SSD_CODE_DIR=/opt/ssd/code \
-    PYTHONPATH=/opt/ssd/lib \
     PYTHONUNBUFFERED=1
 COPY docker/serve-entrypoint.sh /usr/local/bin/ssd-entrypoint
 COPY docker/check-image.sh /opt/ssd/check-image.sh
 COPY code/inference.py /opt/ssd/code/inference.py
-COPY container/ssd_serving /opt/ssd/lib/ssd_serving
+COPY container/ssd_serving /opt/ssd/ssd_serving
 COPY --from=exporter /export/model /opt/ssd/model
 ARG SERVING_USER=model-server
+# the runtime goes where the base's Python keeps installed packages: no PYTHONPATH to keep right
 RUN chmod 0755 /usr/local/bin/ssd-entrypoint \
  && (id -u "${SERVING_USER}" >/dev/null 2>&1 || useradd -m "${SERVING_USER}") \
  && PYTHON=$(command -v python || command -v python3) \
- && "$PYTHON" -m compileall -q /opt/ssd/lib /opt/ssd/code \
+ && SITE=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') \
+ && mv /opt/ssd/ssd_serving "$SITE/ssd_serving" && chmod -R a+rX "$SITE/ssd_serving" \
+ && "$PYTHON" -m compileall -q "$SITE/ssd_serving" /opt/ssd/code \
  && sh /opt/ssd/check-image.sh
 USER ${SERVING_USER}
 EXPOSE 8080

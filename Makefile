@@ -11,29 +11,35 @@ MX14 := $(VENV_DIR)/mx14
 DEPLOY := $(VENV_DIR)/deploy
 DEMO_MODEL := container/models/demo
 LOCAL_MODELS := build/models
-export PYTHONPATH := $(CURDIR)/container:$(CURDIR)/code
 
 .PHONY: serve test test-mx19 test-mx14 test-container image lint-py36 venvs deploy-env demo-model demo-eval demo-eval-int8 bench soak export clean
 
-$(MX19)/.installed: requirements/common.txt requirements/mxnet-1.9.txt
+# Each venv gets this project installed in editable mode (pyproject.toml): ssd_serving and ssd_tools
+# import from the working tree, with no PYTHONPATH.
+PROJECT := pyproject.toml setup.cfg container/ssd_serving/__init__.py container/ssd_tools/__init__.py
+
+$(MX19)/.installed: requirements/common.txt requirements/mxnet-1.9.txt $(PROJECT)
 	@echo "==> creating the MXNet 1.9.1 environment in $(MX19)"
 	$(PYTHON) -m venv $(MX19)
 	$(MX19)/bin/pip install -q -r requirements/common.txt
 	$(MX19)/bin/pip install -q --no-deps -r requirements/mxnet-1.9.txt
+	$(MX19)/bin/pip install -q --no-deps -e .
 	touch $@
 
-$(MX14)/.installed: requirements/common.txt requirements/mxnet-1.4.txt
+$(MX14)/.installed: requirements/common.txt requirements/mxnet-1.4.txt $(PROJECT)
 	@echo "==> creating the MXNet 1.4.1 (EI image stack) environment in $(MX14)"
 	$(PYTHON) -m venv $(MX14)
 	$(MX14)/bin/pip install -q -r requirements/common.txt
 	$(MX14)/bin/pip install -q --no-deps -r requirements/mxnet-1.4.txt
+	$(MX14)/bin/pip install -q --no-deps -e .
 	touch $@
 
 # The build host's tools for ./build_and_push.sh (boto3, AWS CLI); the script creates it when missing.
-$(DEPLOY)/.installed: requirements/deploy.txt
+$(DEPLOY)/.installed: requirements/deploy.txt $(PROJECT)
 	@echo "==> creating the build-host tools environment (boto3, AWS CLI) in $(DEPLOY)"
 	$(PYTHON) -m venv $(DEPLOY)
 	$(DEPLOY)/bin/pip install -q -r requirements/deploy.txt
+	$(DEPLOY)/bin/pip install -q --no-deps -e .
 	touch $@
 
 # moto's servers and the deploy tools in the test venv; the pins of the MXNet stack must not move.
@@ -61,7 +67,7 @@ deploy-env: $(DEPLOY)/.installed
 ## serve: serve the detector on PORT (default 8080): zoo weights when they can be downloaded, else the demo model
 serve: $(MX19)/.installed
 	@echo "==> choosing the model to serve"
-	model_dir=$$($(MX19)/bin/python -m ssd_serving.export --ensure --model $(MODEL_NAME) \
+	model_dir=$$($(MX19)/bin/python -m ssd_tools.export --ensure --model $(MODEL_NAME) \
 	    --out $(LOCAL_MODELS)/$(MODEL_NAME) --fallback $(DEMO_MODEL)); \
 	echo "==> serving $$model_dir on port $(PORT)"; \
 	SSD_MODEL_DIR=$$model_dir SAGEMAKER_BIND_TO_PORT=$(PORT) exec $(MX19)/bin/python -m ssd_serving.serving serve
@@ -120,7 +126,7 @@ test: lint-py36 test-mx19 test-mx14 test-toolkits
 
 lint-py36: $(MX19)/.installed
 	@echo "==> checking that image code parses on Python 3.6 (vermin)"
-	$(MX19)/bin/vermin --no-tips --violations -t=3.6- container/ssd_serving code docker
+	$(MX19)/bin/vermin --no-tips --violations -t=3.6- container/ssd_serving container/ssd_tools code docker
 
 # The container tests (tests/test_container.py: the Dockerfile built on both stand-in bases) and the
 # ./build_and_push.sh tests (tests/deploy) run in the MXNet 1.9.1 run only: they test the images and
@@ -153,16 +159,16 @@ image:
 
 ## demo-model: retrain the demo detector from scratch (CPU, fixed seeds) and export it
 demo-model: $(MX19)/.installed
-	$(MX19)/bin/python -m ssd_serving.demo.train --out $(DEMO_MODEL)
+	$(MX19)/bin/python -m ssd_tools.demo.train --out $(DEMO_MODEL)
 
 ## demo-eval: VOC07 mAP of the demo detector on a held-out synthetic set
 demo-eval: $(MX19)/.installed
-	$(MX19)/bin/python -m ssd_serving.demo.evaluate --model-dir $(DEMO_MODEL) --require 0.9
+	$(MX19)/bin/python -m ssd_tools.demo.evaluate --model-dir $(DEMO_MODEL) --require 0.9
 
 ## demo-eval-int8: quantize the demo detector to int8 (builtin calibration) and report its mAP drop against fp32
 demo-eval-int8: $(MX19)/.installed
-	$(MX19)/bin/python -m ssd_serving.export --quantize int8 --from-export $(DEMO_MODEL) --out $(LOCAL_MODELS)/demo-int8 >/dev/null
-	$(MX19)/bin/python -m ssd_serving.demo.evaluate --model-dir $(LOCAL_MODELS)/demo-int8 --compare-to $(DEMO_MODEL) --max-drop 1.0
+	$(MX19)/bin/python -m ssd_tools.export --quantize int8 --from-export $(DEMO_MODEL) --out $(LOCAL_MODELS)/demo-int8 >/dev/null
+	$(MX19)/bin/python -m ssd_tools.demo.evaluate --model-dir $(LOCAL_MODELS)/demo-int8 --compare-to $(DEMO_MODEL) --max-drop 1.0
 
 ## bench: latency, throughput, memory and start-up of the server against its floor and the original approach,
 ## all measured in one run (one table; JSON in build/bench/latest.json). BENCH_ARGS=--quick for a smoke run.

@@ -2,7 +2,7 @@
 # Build, smoke-test, push to ECR, register on SageMaker and deploy the SSD serving image.
 #   ./build_and_push.sh --help              everything, with each option's environment variable
 #   ./build_and_push.sh [SUBCOMMAND] ...    build | test | push | register | deploy | invoke; none: the whole flow
-# The AWS and docker logic is Python (container/ssd_serving/aws), run from the build-host tools venv
+# The AWS and docker logic is Python (container/ssd_tools/aws), run from the build-host tools venv
 # .venv/deploy (boto3, the AWS CLI), which this script creates with `make deploy-env` when missing.
 set -euo pipefail
 
@@ -15,7 +15,7 @@ die() {
     exit 1
 }
 
-USE_OTHER_PYTHON="or set SSD_DEPLOY_PYTHON to a Python with requirements/deploy.txt installed"
+USE_OTHER_PYTHON="or set SSD_DEPLOY_PYTHON to a Python with requirements/deploy.txt and this project (pip install -e .) installed"
 if [ -n "${SSD_DEPLOY_PYTHON:-}" ]; then
     PY=$SSD_DEPLOY_PYTHON
 else
@@ -31,7 +31,9 @@ else
     fi
 fi
 "$PY" -c 'import boto3' 2>/dev/null || die "$PY cannot import boto3" "run 'make deploy-env', $USE_OTHER_PYTHON"
+"$PY" -c 'import ssd_tools.aws' 2>/dev/null || \
+    die "$PY cannot import ssd_tools.aws (this project is not installed in it)" \
+        "run 'make deploy-env', or '$PY -m pip install --no-deps -e $ROOT'"
 
 export SSD_ROOT=$ROOT
-export PYTHONPATH=$ROOT/container${PYTHONPATH:+:$PYTHONPATH}
-exec "$PY" -m ssd_serving.aws "$@"
+exec "$PY" -m ssd_tools.aws "$@"

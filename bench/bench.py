@@ -26,17 +26,14 @@ import tempfile
 import threading
 import time
 
+import numpy as np
+import requests
+
+from ssd_serving.ports import free_port
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-CONTAINER = os.path.join(ROOT, "container")
-CODE = os.path.join(ROOT, "code")
-DEMO_MODEL = os.path.join(CONTAINER, "models", "demo")
-sys.path.insert(0, CONTAINER)
-
-import numpy as np  # noqa: E402
-import requests  # noqa: E402
-
-from ssd_serving.serving import free_port  # noqa: E402
+DEMO_MODEL = os.path.join(ROOT, "container", "models", "demo")
 
 SCHEMA = 1
 DEFAULT_MODEL_NAME = "ssd_512_resnet50_v1_voc"
@@ -94,7 +91,6 @@ def python_env(python=None):
     """The environment to run `python` (default: this one) with: the serving code importable, and its venv's
     bin first on PATH, where serving looks for the model server (another venv's MMS would run its own Python)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([CONTAINER, CODE] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     bin_dir = os.path.dirname(os.path.abspath(python or sys.executable))
     others = [p for p in env.get("PATH", "").split(os.pathsep)
               if p and os.path.abspath(p) != os.path.dirname(os.path.abspath(sys.executable))]
@@ -711,7 +707,7 @@ def cold_start(image, model_dir, photos, label, log_dir):
 
 
 def evaluate_int8(fp32_dir, int8_dir, scenes):
-    out = run_text(["-m", "ssd_serving.demo.evaluate", "--model-dir", int8_dir, "--compare-to", fp32_dir,
+    out = run_text(["-m", "ssd_tools.demo.evaluate", "--model-dir", int8_dir, "--compare-to", fp32_dir,
                     "--count", str(scenes)])
     values = {}
     for line in out.splitlines():

@@ -14,13 +14,7 @@ import os
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-for path in (os.path.join(ROOT, "container"), os.path.join(ROOT, "code")):
-    if path not in sys.path:
-        sys.path.insert(0, path)
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def summary(seconds):

@@ -13,9 +13,6 @@ import logging
 import os
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(ROOT, "container"))
 
 RANDOM_WEIGHTS = {"source": "random-init",
                   "location": "timing only: RANDOM weights made by bench/models.py, detects nothing; never serve this"}
@@ -42,7 +39,7 @@ def random_init(model_name, out_dir):
             and meta.get("exported_with", {}).get("mxnet") == mx.__version__):
         return out_dir
     from gluoncv import model_zoo
-    from ssd_serving.export import export_detector, input_size_from_name
+    from ssd_tools.export import export_detector, input_size_from_name
     mx.random.seed(0)
     net = model_zoo.get_model(model_name, pretrained=False, pretrained_base=False)
     net.initialize()
@@ -55,7 +52,7 @@ def int8(from_dir, out_dir):
     source, meta = _meta(from_dir), _meta(out_dir)
     if meta and meta.get("quantization", {}).get("fp32_params_sha256") == source.get("params_sha256"):
         return out_dir
-    from ssd_serving.quantize import quantize_exported
+    from ssd_tools.quantize import quantize_exported
     quantize_exported(from_dir, out_dir)
     return out_dir
 

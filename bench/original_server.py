@@ -9,10 +9,8 @@ import signal
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CONTAINER = os.path.join(os.path.dirname(HERE), "container")
-sys.path.insert(0, CONTAINER)
 
-from ssd_serving import serving  # noqa: E402
+from ssd_serving import serving
 
 
 def main(argv=None):
@@ -22,7 +20,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(name)s: %(message)s")
     server = serving.ModelServer(args.port, handler="original_service:handle",
-                                 python_path=os.pathsep.join([HERE, CONTAINER]))
+                                 python_path=HERE)
     signal.signal(signal.SIGTERM, lambda signum, frame: server.request_stop())
     signal.signal(signal.SIGINT, lambda signum, frame: server.request_stop())
     try:

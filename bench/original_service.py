@@ -29,7 +29,7 @@ def _context():
 
 def _load_demo(model_dir, ctx):
     from ssd_serving.artifact import read_metadata
-    from ssd_serving.demo import train
+    from ssd_tools.demo import train
     meta = read_metadata(model_dir)
     size = int(meta["input_width"])
     # load_test keeps the aspect ratio (short side = input size, long side up to 1024 here): the

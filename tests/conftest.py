@@ -1,42 +1,10 @@
 """Shared fixtures: real photos, the demo model, and a real Multi Model Server on a free port."""
-import contextlib
-import io
 import json
 import os
-import shutil
-import signal
-import struct
-import subprocess
-import sys
-import tempfile
-import time
-import zlib
 
-import numpy as np
-import psutil
 import pytest
-import requests
-from PIL import Image
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONTAINER = os.path.join(ROOT, "container")
-CODE = os.path.join(ROOT, "code")
-DEMO_MODEL = os.path.join(CONTAINER, "models", "demo")
-for path in (CONTAINER, CODE):
-    if path not in sys.path:
-        sys.path.insert(0, path)
-
-from ssd_serving.serving import free_port  # noqa: E402
-
-
-TEST_PHOTOS = ("grace_hopper", "astronaut", "chelsea", "coffee", "rocket")
-
-
-def photo_paths():
-    """Real photos that ship inside the matplotlib and scikit-image wheels (those int8 calibration
-    uses too), by name."""
-    from ssd_serving.quantize import builtin_photos
-    return dict((name, path) for name, path in builtin_photos() if name in TEST_PHOTOS)
+from helpers import DEMO_MODEL, copy_model, photo_paths, ready_server
 
 
 @pytest.fixture(scope="session")
@@ -52,169 +20,11 @@ def photo_jpeg(photos):
         return stream.read()
 
 
-def encode(rgb, fmt="JPEG", **kwargs):
-    stream = io.BytesIO()
-    Image.fromarray(rgb).save(stream, format=fmt, **kwargs)
-    return stream.getvalue()
-
-
-def png_chunk(kind, data):
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
-
-
-def png_declaring(width, height, bit_depth=8, color_type=2, rows=None):
-    """A PNG whose header declares width x height; its pixel data is `rows` (raw scanlines) or a few zeros."""
-    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
-    data = zlib.compress(rows if rows is not None else b"\x00" * 64)
-    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", data) + png_chunk(b"IEND", b"")
-
-
-def iou(a, b):
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def match_objects(boxes, class_ids, detections, classes, min_iou=0.5):
-    """For each true object, the best IoU among detections with its label."""
-    found = []
-    for box, class_id in zip(boxes, class_ids):
-        same = [d for d in detections if d["label"] == classes[int(class_id)]]
-        found.append(max([iou(list(box), d["box"]) for d in same] or [0.0]))
-    return found
-
-
-# The demo model's operating points in these tests: every object scores at least RECALL_SCORE (so a
-# scene must be found completely above it), and nothing that is not an object scores PRECISION_SCORE.
-RECALL_SCORE = 0.2
-PRECISION_SCORE = 0.5
-
-
-def assert_scene_detected(boxes, class_ids, detections, classes):
-    """Every object found (IoU >= 0.5, right label) and every confident detection is a real object."""
-    found = match_objects(boxes, class_ids, [d for d in detections if d["score"] >= RECALL_SCORE], classes)
-    assert min(found) >= 0.5, ("objects missed", found, boxes, detections)
-    for detection in detections:
-        if detection["score"] >= PRECISION_SCORE:
-            best = max([iou(list(box), detection["box"]) for box, class_id in zip(boxes, class_ids)
-                        if classes[int(class_id)] == detection["label"]] or [0.0])
-            assert best >= 0.5, ("a confident detection that is no object", detection, boxes)
-
-
-def assert_scene_found_over_http(server, seed, size):
-    """A synthetic scene posted as PNG (lossless: this checks decoding, resizing and box mapping, not
-    JPEG noise) to `server` (anything with .post): the demo model answers and finds every object."""
-    rgb, boxes, class_ids = synthetic_scene(seed, *size)
-    reply = server.post(encode(rgb, "PNG"), "image/png",
-                        headers={"X-Amzn-SageMaker-Custom-Attributes": "threshold=%s" % RECALL_SCORE})
-    assert reply.status_code == 200, reply.text
-    document = reply.json()
-    assert document["model"]["name"] == demo_meta()["model_name"] and document["model"]["demo"] is True
-    assert_scene_detected(boxes, class_ids, document["detections"], demo_meta()["classes"])
-
-
-def demo_meta():
-    with open(os.path.join(DEMO_MODEL, "model-meta.json")) as stream:
-        return json.load(stream)
-
-
-def rewrite_meta(model_dir, **changes):
-    """Change fields of an exported model's metadata in place."""
-    path = os.path.join(model_dir, "model-meta.json")
-    with open(path) as stream:
-        meta = json.load(stream)
-    meta.update(changes)
-    with open(path, "w") as stream:
-        json.dump(meta, stream)
-
-
-def copy_model(model_dir, out_dir, **meta_changes):
-    """A copy of an exported model directory, with these metadata fields changed; returns `out_dir`."""
-    shutil.copytree(model_dir, out_dir)
-    if meta_changes:
-        rewrite_meta(out_dir, **meta_changes)
-    return out_dir
-
-
-def process_group(pgid):
-    """Live processes of process group `pgid` (a server started in its own session, and what it started)."""
-    found = []
-    for process in psutil.process_iter():
-        try:
-            if os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
-                found.append(process)
-        except (OSError, psutil.Error):
-            pass
-    return found
-
-
 @pytest.fixture(scope="session")
 def demo_model_dir():
     assert os.path.isfile(os.path.join(DEMO_MODEL, "model-meta.json")), \
         "the committed demo model is missing from %s (make demo-model rebuilds it)" % DEMO_MODEL
     return DEMO_MODEL
-
-
-class RunningServer(object):
-    """`python -m ssd_serving.serving serve` started by a test, and stopped by it."""
-
-    def __init__(self, model_dir, extra_env=None, args=()):
-        self.port = free_port()
-        self.url = "http://127.0.0.1:%d" % self.port
-        self.log = tempfile.NamedTemporaryFile(prefix="ssd-server-", suffix=".log", delete=False)
-        env = dict(os.environ)
-        env.update({"SSD_MODEL_DIR": model_dir, "SAGEMAKER_BIND_TO_PORT": str(self.port),
-                    "PYTHONPATH": os.pathsep.join([CONTAINER, CODE]), "PYTHONUNBUFFERED": "1",
-                    "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")})
-        env.update(extra_env or {})
-        self.process = subprocess.Popen([sys.executable, "-m", "ssd_serving.serving", "serve"] + list(args),
-                                        env=env, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def wait_ready(self, timeout=180):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError("server exited with %s:\n%s" % (self.process.returncode, self.output()))
-            try:
-                if requests.get(self.url + "/ping", timeout=2).status_code == 200 and \
-                        "ready:" in self.output():
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-        raise AssertionError("server not ready after %ss:\n%s" % (timeout, self.output()))
-
-    def output(self):
-        with open(self.log.name, errors="replace") as stream:
-            return stream.read()
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(40)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        os.unlink(self.log.name)
-
-    def post(self, body, content_type="image/jpeg", **kwargs):
-        headers = kwargs.pop("headers", {})
-        if content_type is not None:
-            headers["Content-Type"] = content_type
-        return requests.post(self.url + "/invocations", data=body, headers=headers, timeout=60, **kwargs)
-
-
-@contextlib.contextmanager
-def ready_server(model_dir):
-    """A RunningServer that is ready (/ping 200, launcher logged ready:), stopped on leaving."""
-    running = RunningServer(model_dir)
-    try:
-        yield running.wait_ready()
-    finally:
-        running.stop()
 
 
 @pytest.fixture()
@@ -240,17 +50,3 @@ def server(demo_model_dir):
 def detector(demo_model_dir):
     from ssd_serving.model import load_detector
     return load_detector(demo_model_dir)
-
-
-def synthetic_scene(seed, width, height):
-    from ssd_serving.demo import scenes
-    rgb, boxes, class_ids = scenes.make_scene(seed, width, height)
-    return rgb, boxes, class_ids
-
-
-def first_detection_shape_ok(detection, width, height):
-    xmin, ymin, xmax, ymax = detection["box"]
-    return 0 <= xmin <= xmax <= width and 0 <= ymin <= ymax <= height
-
-
-__all__ = ["encode", "iou", "match_objects", "assert_scene_detected", "RECALL_SCORE", "synthetic_scene", "RunningServer", "np"]

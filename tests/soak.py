@@ -28,11 +28,7 @@ import numpy as np
 import psutil
 import requests
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
-
-from conftest import DEMO_MODEL, RunningServer, encode, photo_paths, png_declaring, synthetic_scene  # noqa: E402
+from helpers import DEMO_MODEL, RunningServer, encode, photo_paths, png_declaring, synthetic_scene
 
 REQUEST_TIMEOUT = 60.0
 PING_TIMEOUT = 2.0      # SageMaker's

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 
 pytestmark = pytest.mark.skipif(
     tuple(int(p) for p in __import__("mxnet").__version__.split(".")[:2]) < (1, 9),

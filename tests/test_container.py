@@ -20,7 +20,7 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import (DEMO_MODEL, RECALL_SCORE, ROOT, assert_scene_detected, assert_scene_found_over_http, copy_model,
+from helpers import (DEMO_MODEL, RECALL_SCORE, ROOT, assert_scene_detected, assert_scene_found_over_http, copy_model,
                       demo_meta, encode, free_port, photo_paths, synthetic_scene)
 from ssd_serving import precision
 

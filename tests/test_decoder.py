@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import encode, png_declaring
+from helpers import encode, png_declaring
 from ssd_serving.decoder import decode_image
 from ssd_serving.errors import BadRequestError, PayloadTooLargeError
 

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from ssd_serving.demo import scenes
+from ssd_tools.demo import scenes
 
 gluoncv = pytest.importorskip("gluoncv")
 
@@ -32,13 +32,13 @@ def test_held_out_scenes_differ_from_training_scenes():
 
 
 def test_numpy_targets_equal_gluoncv_target_generator():
-    from ssd_serving.demo.train import test_targets as count_target_mismatches
+    from ssd_tools.demo.train import test_targets as count_target_mismatches
     assert count_target_mismatches(seed=3, count=24) == 0
 
 
 def test_train_and_evaluate_commands_run_end_to_end(tmp_path, capsys):
     # A few steps only: this checks the commands and the export, not the quality (test_model does that).
-    from ssd_serving.demo import evaluate, train
+    from ssd_tools.demo import evaluate, train
     out = str(tmp_path / "demo")
     assert train.main(["--out", out, "--epochs", "1", "--train-count", "16", "--batch-size", "8",
                        "--max-steps", "2", "--seed", "5"]) == 0

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from ssd_serving.artifact import META_FILE, read_metadata
-from ssd_serving.export import ensure_model, export_user_params, file_sha256, input_size_from_name
+from ssd_serving.artifact import file_sha256
+from ssd_tools.export import ensure_model, export_user_params, input_size_from_name
 from ssd_serving.model import load_detector
 
 gluoncv = pytest.importorskip("gluoncv")

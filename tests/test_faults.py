@@ -24,7 +24,7 @@ import psutil
 import pytest
 import requests
 
-from conftest import RunningServer, copy_model, encode, process_group, ready_server, rewrite_meta, synthetic_scene
+from helpers import RunningServer, copy_model, encode, process_group, ready_server, rewrite_meta, synthetic_scene
 
 RECOVERY_LIMIT = 60.0   # seconds from the kill to /ping 200 and a successful request
 LOAD_THREADS = 4
@@ -181,7 +181,7 @@ def _params_missing_one_array(model_dir, out_dir):
     """A copy of the model whose weights lack one array, with a matching checksum: the start-up
     checks (files, sha256, graph) pass, the worker's load fails."""
     import mxnet as mx
-    from ssd_serving.export import file_sha256
+    from ssd_serving.artifact import file_sha256
     copy_model(model_dir, out_dir)
     params_path = os.path.join(out_dir, "model-0000.params")
     arrays = mx.nd.load(params_path)
@@ -322,7 +322,7 @@ def test_a_burst_of_large_bodies_is_held_back_not_read_all_at_once(fault_server)
 
 def test_requests_that_wait_too_long_for_a_slot_get_503(demo_model_dir):
     """With one request in flight at a time and a 0.5 s wait, quick requests behind a slow one get 503 JSON."""
-    from conftest import png_declaring
+    from helpers import png_declaring
     # the slow one: 8 PNGs of 63 MP each (under the pixel limit) in one JSON request, about 6 s of decoding
     # here; one alone took under 1.3 s on a fast CI machine, too little to hold the slot reliably
     big_png = png_declaring(7900, 7900, bit_depth=1, color_type=0, rows=(b"\x00" * (1 + 7900 // 8 + 1)) * 7900)

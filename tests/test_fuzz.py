@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from conftest import png_chunk, png_declaring
+from helpers import png_chunk, png_declaring
 from ssd_serving.decoder import DecodedImage, decode_image
 from ssd_serving.errors import InferenceError
 from ssd_serving.request import DetectionRequest, parse_custom_attributes, parse_params, parse_request

@@ -17,7 +17,7 @@ import pytest
 import requests
 from PIL import Image, ImageOps
 
-from conftest import (RECALL_SCORE, assert_scene_detected, demo_meta, encode, png_chunk, png_declaring,
+from helpers import (RECALL_SCORE, assert_scene_detected, demo_meta, encode, png_chunk, png_declaring,
                       synthetic_scene)
 
 MAX_REQUEST_BYTES = 6553500

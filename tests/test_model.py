@@ -6,7 +6,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from conftest import RECALL_SCORE, assert_scene_detected, copy_model, demo_meta, encode, synthetic_scene
+from helpers import RECALL_SCORE, assert_scene_detected, copy_model, demo_meta, encode, synthetic_scene
 from ssd_serving import artifact, model as model_module
 from ssd_serving.decoder import decode_image
 from ssd_serving.errors import ModelLoadError
@@ -16,7 +16,7 @@ from ssd_serving.model import candidate_contexts, load_detector
 def test_metadata_names_the_model_and_its_weights(detector):
     info = detector.info
     assert info["name"] == demo_meta()["model_name"] and info["demo"] is True
-    assert info["weights_source"] == "demo-trained" and "ssd_serving.demo.train" in info["weights_location"]
+    assert info["weights_source"] == "demo-trained" and "ssd_tools.demo.train" in info["weights_location"]
     assert info["device"] == "cpu" and len(info["params_sha256"]) == 64
 
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from conftest import copy_model, rewrite_meta
+from helpers import copy_model, rewrite_meta
 from ssd_serving import precision
 from ssd_serving.errors import ModelLoadError
 

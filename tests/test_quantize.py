@@ -6,7 +6,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from conftest import RunningServer, assert_scene_detected, copy_model, encode, synthetic_scene
+from helpers import RunningServer, assert_scene_detected, copy_model, encode, synthetic_scene
 from ssd_serving import precision, quantize
 from ssd_serving.errors import ModelLoadError
 from ssd_serving.model import load_detector
@@ -23,7 +23,7 @@ def int8_copy_of(demo_model_dir, out):
 def int8_demo(demo_model_dir, tmp_path_factory):
     if not CAN_RUN_INT8:
         pytest.skip(precision.int8_support_problem())
-    from ssd_serving import export
+    from ssd_tools import export
     out = str(tmp_path_factory.mktemp("int8") / "demo-int8")
     # few calibration images keep the test short; the accuracy check uses the full builtin set
     export.main(["--quantize", "int8", "--from-export", demo_model_dir, "--out", out,
@@ -66,7 +66,7 @@ def test_int8_refuses_gpu_and_ei(int8_demo, monkeypatch):
 
 @pytest.mark.skipif(not CAN_RUN_INT8, reason="int8 needs MXNet >= 1.9 with oneDNN")
 def test_int8_compared_with_fp32_by_the_evaluation_command(int8_demo, demo_model_dir, capsys):
-    from ssd_serving.demo import evaluate
+    from ssd_tools.demo import evaluate
     assert evaluate.main(["--model-dir", int8_demo, "--compare-to", demo_model_dir, "--count", "4",
                           "--max-drop", "100"]) == 0
     out = capsys.readouterr().out
@@ -175,7 +175,7 @@ def test_builtin_photos_are_taken_out_of_the_wheels_as_the_image_build_does(tmp_
 def test_the_accuracy_check_compares_against_fp32_even_on_a_vnni_cpu(fp32_with_int8, int8_demo, monkeypatch, capsys):
     # The image build runs this check; on a VNNI build host SSD_PRECISION=auto would pick the int8/ graph
     # of the reference folder, and int8 would be compared with itself.
-    from ssd_serving.demo import evaluate
+    from ssd_tools.demo import evaluate
     monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2", "avx512_vnni"})
     assert evaluate.main(["--model-dir", int8_demo, "--compare-to", fp32_with_int8, "--count", "2",
                           "--max-drop", "100"]) == 0

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import encode
+from helpers import encode
 from ssd_serving.errors import BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
 from ssd_serving.request import parse_custom_attributes, parse_request
 

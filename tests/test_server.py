@@ -9,7 +9,7 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import RunningServer, assert_scene_found_over_http, demo_meta, encode, synthetic_scene
+from helpers import RunningServer, assert_scene_found_over_http, demo_meta, encode, synthetic_scene
 
 
 def test_ping(server):

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from conftest import ready_server
+from helpers import ready_server
 from soak import Soak, format_report
 
 

@@ -34,9 +34,10 @@ import psutil
 import pytest
 import requests
 
-from conftest import (CODE, CONTAINER, ROOT, RECALL_SCORE, assert_scene_found_over_http, demo_meta, encode,
-                      process_group, synthetic_scene)
-from ssd_serving.serving import free_port, internal_port
+from helpers import (CODE, ROOT, RUNTIME_PACKAGE, RECALL_SCORE, assert_scene_found_over_http, demo_meta, encode,
+                     load_entry_point, process_group, synthetic_scene)
+from ssd_serving.ports import free_port
+from ssd_serving.serving import internal_port
 
 PAIR_ENV = "SSD_STOCK_TOOLKIT_PAIR"
 PAIR = os.environ.get(PAIR_ENV)
@@ -82,7 +83,7 @@ def small_png():
 
 def test_adapter_under_this_projects_handler_takes_the_header_string_and_raises():
     pytest.importorskip("sagemaker_inference.transformer")  # imported: the stack holds no Transformer anyway
-    import inference
+    inference = load_entry_point()
     from ssd_serving.errors import BadRequestError
     assert inference.input_fn(small_png(), "image/png", "top_k=1;threshold=0.3").params.top_k == 1
     assert inference.input_fn(small_png(), "image/png").params.top_k is None
@@ -93,7 +94,7 @@ def test_adapter_under_this_projects_handler_takes_the_header_string_and_raises(
 
 
 def test_adapter_with_the_context_argument_of_sagemaker_inference_1_7_and_later():
-    import inference
+    inference = load_entry_point()
     from ssd_serving.service import Refusal
     context = mms_context({CUSTOM_ATTRIBUTES.lower(): "top_k=2"})
     request = inference.input_fn(small_png(), "image/png", context)
@@ -131,7 +132,7 @@ def test_adapter_finds_the_context_of_sagemaker_inference_before_1_7_on_the_stac
     """Before 1.7 the toolkit calls input_fn(body, content_type), predict_fn(data, model) and
     output_fn(prediction, accept) from inside Transformer.transform(data, context)."""
     transformer = pytest.importorskip("sagemaker_inference.transformer")
-    import inference
+    inference = load_entry_point()
 
     class OldTransformer(transformer.Transformer):
         def transform(self, data, context):
@@ -177,7 +178,7 @@ def unpack_model_tar_layout(demo_model_dir, model_dir):
     code_dir = os.path.join(model_dir, "code")
     os.makedirs(code_dir)
     shutil.copy(os.path.join(CODE, "inference.py"), code_dir)
-    shutil.copytree(os.path.join(CONTAINER, "ssd_serving"), os.path.join(code_dir, "ssd_serving"),
+    shutil.copytree(RUNTIME_PACKAGE, os.path.join(code_dir, "ssd_serving"),
                     ignore=shutil.ignore_patterns("__pycache__", "models"))
 
 

@@ -1,6 +1,7 @@
 """The exported model's on-disk layout and metadata: what an export writes and serving reads."""
 from __future__ import absolute_import
 
+import hashlib
 import json
 import os
 
@@ -15,6 +16,15 @@ META_FILE = PREFIX + "-meta.json"
 _REQUIRED_KEYS = ("model_name", "classes", "input_width", "input_height", "mean", "std", "weights")
 # Beside the model, a model.tar.gz may carry user code for the entry point (SageMaker's layout): not a model.
 CODE_SUBDIR = "code"
+
+
+def file_sha256(path):
+    """The hex sha256 of a file, read in 1 MiB pieces (a params file is about 100 MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def has_model(model_dir):
@@ -62,7 +72,7 @@ def given_model_dir(path):
         entries = ["%s/%s" % (entries[0], name) for name in sorted(os.listdir(inner))]
     shown = ", ".join(entries[:20]) + (" and %d more" % (len(entries) - 20) if len(entries) > 20 else "")
     raise ModelLoadError("%s holds %s, but no exported model (%s, %s and %s at its top or in one folder); "
-                         "pack those three files at the top of model.tar.gz (python -m ssd_serving.export "
+                         "pack those three files at the top of model.tar.gz (python -m ssd_tools.export "
                          "writes them)" % (path, shown or "nothing", SYMBOL_FILE, PARAMS_FILE, META_FILE))
 
 

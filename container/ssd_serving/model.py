@@ -9,7 +9,6 @@ import numpy as np
 
 from . import artifact, environment, precision
 from .errors import ModelLoadError
-from .export import file_sha256
 from .precision import graph_precision, onednn_enabled
 from .transforms import ssd_val_transform
 
@@ -31,7 +30,7 @@ def find_model_dir(preferred=None, sagemaker_model_dir=None):
     if baked and artifact.has_model(baked):
         return baked
     raise ModelLoadError("no exported model found in %s; set %s to a directory written by "
-                         "`python -m ssd_serving.export`" % (
+                         "`python -m ssd_tools.export`" % (
                              ", ".join(p for p in (preferred, sagemaker_model_dir, baked) if p),
                              environment.MODEL_DIR_ENV))
 
@@ -190,7 +189,7 @@ def verify_params(model_dir, meta):
     if not expected:
         raise ModelLoadError("model metadata in %s records no params_sha256" % model_dir)
     params_file = os.path.join(model_dir, meta.get("params_file", artifact.PARAMS_FILE))
-    actual = file_sha256(params_file)
+    actual = artifact.file_sha256(params_file)
     if actual != expected:
         raise ModelLoadError("%s has sha256 %s but its metadata says %s: the weights are not the "
                              "exported ones" % (params_file, actual, expected))

@@ -11,7 +11,7 @@ LOG = logging.getLogger(__name__)
 
 PRECISION_ENV = "SSD_PRECISION"          # auto (default) | fp32 | int8
 SETTINGS = ("auto", "fp32", "int8")
-# A model folder may hold its int8 quantization (python -m ssd_serving.export --quantize int8) here, beside
+# A model folder may hold its int8 quantization (python -m ssd_tools.export --quantize int8) here, beside
 # the fp32 graph it was made from; the cpu image bakes both.
 INT8_SUBDIR = "int8"
 # Linux /proc/cpuinfo flags of int8 dot-product instructions: with them oneDNN's int8 convolutions do 4
@@ -90,7 +90,7 @@ def int8_support_problem():
 
 
 def graph_precision(meta):
-    """"fp32", or "int8" for a graph quantized by ssd_serving.quantize (exports before it are fp32)."""
+    """"fp32", or "int8" for a graph quantized by ssd_tools.quantize (exports before it are fp32)."""
     return meta.get("precision", "fp32")
 
 
@@ -144,7 +144,7 @@ def choose(model_dir, meta, wanted, device_name, flags, int8_problem=None):
     if wanted == "int8":
         if "int8" not in found:
             raise ModelLoadError("%s=int8 but %s holds no int8 graph (no %s/ folder); export one with "
-                                 "python -m ssd_serving.export --quantize int8, or set %s=fp32"
+                                 "python -m ssd_tools.export --quantize int8, or set %s=fp32"
                                  % (PRECISION_ENV, model_dir, INT8_SUBDIR, PRECISION_ENV))
         problem = int8_refusal()
         if problem:

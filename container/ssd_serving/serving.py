@@ -12,10 +12,8 @@ import json
 import logging
 import multiprocessing
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +23,7 @@ import time
 from . import artifact, environment
 from .errors import ModelLoadError
 from .front import FrontDoor
+from .ports import INTERNAL_PORTS, free_port, port_is_free
 from .model import choose_graph, find_model_dir, verify_params
 
 LOG = logging.getLogger("ssd_serving.serving")
@@ -39,35 +38,6 @@ RESPONSE_TIMEOUT_SECONDS = 120
 # on. Its heap keeps the JVM's default sizing (at most 1/4 of the container's memory): AWS's images' 8% initial
 # heap (-XX:InitialRAMPercentage=8) made the JVM touch over 1 GB within a 10-minute soak on a 23 GB host.
 JVM_ARGS = "-XX:+ExitOnOutOfMemoryError"
-
-
-def _port_is_free(port):
-    sock = socket.socket()
-    try:
-        sock.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        sock.close()
-
-
-# Ports below 32768 (MMS rejects larger ones, "Invalid port number"), in two ranges: MMS's loopback
-# ports never come from where public ports (tests, the benchmark, the smoke test) are drawn, so a port
-# that clients were just hammering, or that a stopping container still holds, is not handed to MMS
-# a moment later (a benchmark run failed so: "Failed to bind to address").
-PUBLIC_PORTS = (20000, 26383)
-INTERNAL_PORTS = (26384, 32767)
-
-
-def free_port(low=PUBLIC_PORTS[0], high=PUBLIC_PORTS[1]):
-    """A free port below 32768, by default from the public range."""
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randint(low, high)
-        if _port_is_free(port):
-            return port
-    raise RuntimeError("no free port between %d and %d" % (low, high))
 
 
 def http_port():
@@ -90,7 +60,7 @@ def internal_port(taken=()):
     if safe_range and "-" in safe_range:
         low, high = [int(p) for p in safe_range.split("-", 1)]
         for port in range(low, min(high, 32767) + 1):
-            if port not in taken and _port_is_free(port):
+            if port not in taken and port_is_free(port):
                 return port
     for _ in range(20):
         port = free_port(*INTERNAL_PORTS)

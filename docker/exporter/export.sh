@@ -20,13 +20,13 @@ if [ -n "${MODEL_PARAMS:-}" ]; then
     }
     echo "exporter: $MODEL_NAME with your weights weights/$MODEL_PARAMS${MODEL_CLASSES:+, classes $MODEL_CLASSES}"
     if [ -n "${MODEL_CLASSES:-}" ]; then
-        "$PYTHON" -m ssd_serving.export --model "$MODEL_NAME" --params "$params" --classes "$MODEL_CLASSES" --out "$OUT" >/dev/null
+        "$PYTHON" -m ssd_tools.export --model "$MODEL_NAME" --params "$params" --classes "$MODEL_CLASSES" --out "$OUT" >/dev/null
     else
-        "$PYTHON" -m ssd_serving.export --model "$MODEL_NAME" --params "$params" --out "$OUT" >/dev/null
+        "$PYTHON" -m ssd_tools.export --model "$MODEL_NAME" --params "$params" --out "$OUT" >/dev/null
     fi
 else
     echo "exporter: $MODEL_NAME with pretrained weights from the GluonCV model zoo"
-    chosen=$("$PYTHON" -m ssd_serving.export --ensure --model "$MODEL_NAME" --out /export/zoo --fallback /export/demo)
+    chosen=$("$PYTHON" -m ssd_tools.export --ensure --model "$MODEL_NAME" --out /export/zoo --fallback /export/demo)
     if [ "$chosen" != /export/zoo ]; then
         cat >&2 <<BANNER
 ########################################################################################
@@ -51,7 +51,7 @@ if [ "${WITH_INT8:-0}" = 1 ]; then
     case "${CALIBRATION_IMAGES:-builtin}" in
         builtin)
             calibration=/export/calibration-photos
-            "$PYTHON" -c 'import sys; from ssd_serving.quantize import extract_builtin_photos as x; print("exporter: calibration photos:", " ".join(x(*sys.argv[1:])))' \
+            "$PYTHON" -c 'import sys; from ssd_tools.quantize import extract_builtin_photos as x; print("exporter: calibration photos:", " ".join(x(*sys.argv[1:])))' \
                 /export/photo-wheels "$calibration"
             scenes=24 ;;
         *)
@@ -63,13 +63,13 @@ if [ "${WITH_INT8:-0}" = 1 ]; then
             scenes=0 ;;
     esac
     echo "exporter: quantizing to int8 into $OUT/int8, calibration images: ${CALIBRATION_IMAGES:-builtin}"
-    "$PYTHON" -m ssd_serving.export --quantize int8 --from-export "$OUT" --out /export/model-int8 \
+    "$PYTHON" -m ssd_tools.export --quantize int8 --from-export "$OUT" --out /export/model-int8 \
         --calibration-images "$calibration" --calibration-scenes "$scenes" >/dev/null
     mv /export/model-int8 "$OUT/int8"
     if "$PYTHON" -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1])).get("demo") else 1)' "$OUT/model-meta.json"; then
         # the demo model is what is baked: its held-out scenes check that int8 lost at most 1 mAP point
         echo "exporter: checking the int8 variant's accuracy against fp32 on the demo's held-out scenes"
-        if ! "$PYTHON" -m ssd_serving.demo.evaluate --model-dir "$OUT/int8" --compare-to "$OUT" --max-drop 1.0 \
+        if ! "$PYTHON" -m ssd_tools.demo.evaluate --model-dir "$OUT/int8" --compare-to "$OUT" --max-drop 1.0 \
                 >/export/accuracy.log 2>&1; then
             cat /export/accuracy.log >&2
             echo "ERROR: the int8 variant loses more than 1 mAP point against fp32 (above); build with WITH_INT8=0" >&2

@@ -4,7 +4,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -15,6 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import boto3
 import pytest
 import requests
+
+from ssd_serving.ports import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "build_and_push.sh")
@@ -32,14 +33,6 @@ def grace_hopper():
     """The real photo the script sends by default (matplotlib's sample data), as the main suite uses it."""
     import matplotlib
     return os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
-
-
-def free_port():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 class Process(object):

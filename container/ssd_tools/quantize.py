@@ -11,11 +11,11 @@ import tempfile
 import mxnet as mx
 import numpy as np
 
-from . import artifact
-from .errors import ModelLoadError
-from .precision import MIN_MXNET, int8_support_problem
-from .export import file_sha256
-from .transforms import ssd_val_transform
+from ssd_serving import artifact
+from ssd_serving.errors import ModelLoadError
+from ssd_serving.precision import MIN_MXNET, int8_support_problem
+from ssd_serving.artifact import file_sha256
+from ssd_serving.transforms import ssd_val_transform
 
 LOG = logging.getLogger(__name__)
 

@@ -3,7 +3,6 @@ from __future__ import absolute_import
 
 import argparse
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -13,20 +12,12 @@ import sys
 
 import mxnet as mx
 
-from .artifact import META_FILE, PARAMS_FILE, PREFIX, SYMBOL_FILE, FORMAT_VERSION
-from .transforms import IMAGENET_MEAN, IMAGENET_STD
+from ssd_serving.artifact import META_FILE, PARAMS_FILE, PREFIX, SYMBOL_FILE, FORMAT_VERSION, file_sha256
+from ssd_serving.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 LOG = logging.getLogger(__name__)
 
 DEFAULT_MODEL_NAME = "ssd_512_resnet50_v1_voc"
-
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def input_size_from_name(model_name):
@@ -128,7 +119,7 @@ def ensure_model(model_name, out_dir, fallback_dir=None, root=None):
     When the zoo cannot be reached (offline builds, air-gapped accounts) and `fallback_dir` holds
     an exported model, say so loudly and return it; random weights are never an option.
     """
-    from .artifact import has_model
+    from ssd_serving.artifact import has_model
     if has_model(out_dir):
         LOG.info("using the model already exported in %s", out_dir)
         return out_dir

@@ -1,12 +1,12 @@
 """Train the demo SSD on synthetic shape scenes on the CPU and export it (needs GluonCV).
 
-    python -m ssd_serving.demo.train --out container/models/demo [--epochs N] [--seed S]
+    python -m ssd_tools.demo.train --out container/models/demo [--epochs N] [--seed S]
 
 The network is a GluonCV SSD (gluoncv.model_zoo.ssd.SSD: its anchors, box decoder, per-class
 decoder and NMS) over a small plain conv feature extractor trained from scratch, at a fixed square
 input. Targets come from GluonCV's SSDTargetGenerator and the loss is GluonCV's SSDMultiBoxLoss, as
 in GluonCV's SSD training recipe. Everything is seeded, so the same command gives the same model
-(up to floating-point summation order). The result is exported with ssd_serving.export.
+(up to floating-point summation order). The result is exported with ssd_tools.export.
 """
 from __future__ import absolute_import, division, print_function
 
@@ -14,7 +14,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import random
 import sys
 import time
@@ -24,11 +23,11 @@ import numpy as np
 from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
-from ssd_serving.demo import scenes
-from ssd_serving.export import export_detector
+from ssd_tools.demo import scenes
+from ssd_tools.export import export_detector
 from ssd_serving.transforms import IMAGENET_MEAN, IMAGENET_STD
 
-LOG = logging.getLogger("ssd_serving.demo.train")
+LOG = logging.getLogger("ssd_tools.demo.train")
 
 MODEL_NAME = "ssd_256_demo_shapes"
 INPUT_SIZE = 256
@@ -303,7 +302,7 @@ def monitor_map(net, count):
     """mAP on `count` monitoring scenes, through the exported graph as served (a progress signal only)."""
     import shutil
     import tempfile
-    from ssd_serving.demo.evaluate import evaluate
+    from ssd_tools.demo.evaluate import evaluate
     from ssd_serving.model import load_detector
     out_dir = tempfile.mkdtemp(prefix="demo-monitor-")
     try:
@@ -366,7 +365,7 @@ def train(args):
 
 def reproduce_command(args):
     """The command line that retrains this model: seed, epochs and every setting that differs from the defaults."""
-    command = "python -m ssd_serving.demo.train --seed %d --epochs %d" % (args.seed, args.epochs)
+    command = "python -m ssd_tools.demo.train --seed %d --epochs %d" % (args.seed, args.epochs)
     for flag, value, default in (("--train-count", args.train_count, DEFAULT_TRAIN_COUNT),
                                  ("--batch-size", args.batch_size, DEFAULT_BATCH_SIZE),
                                  ("--lr", args.lr, DEFAULT_LR), ("--wd", args.wd, DEFAULT_WD),

@@ -1,7 +1,7 @@
 """VOC07 mAP of an exported demo detector on held-out synthetic scenes, through the serving code.
 
-    python -m ssd_serving.demo.evaluate --model-dir container/models/demo [--seed 1234 --count 300]
-    python -m ssd_serving.demo.evaluate --model-dir build/models/demo-int8 --compare-to container/models/demo \
+    python -m ssd_tools.demo.evaluate --model-dir container/models/demo [--seed 1234 --count 300]
+    python -m ssd_tools.demo.evaluate --model-dir build/models/demo-int8 --compare-to container/models/demo \
         --max-drop 1.0      # int8 against fp32 on the same scenes: the mAP drop in points
 
 Detections come from ssd_serving.model.load_detector(...).detect(rgb), exactly as served; the metric is
@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from ssd_serving.demo import scenes
+from ssd_tools.demo import scenes
 
 DEFAULT_SEED = 1234
 DEFAULT_COUNT = 300
@@ -40,7 +40,7 @@ def evaluate(detector, seed=DEFAULT_SEED, count=DEFAULT_COUNT, min_score=0.01):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", required=True, help="an exported demo model (python -m ssd_serving.demo.train)")
+    parser.add_argument("--model-dir", required=True, help="an exported demo model (python -m ssd_tools.demo.train)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="held-out scene seed (not the training seed)")
     parser.add_argument("--count", type=int, default=DEFAULT_COUNT, help="number of held-out scenes")
     parser.add_argument("--min-score", type=float, default=0.01, help="drop detections scoring below this")

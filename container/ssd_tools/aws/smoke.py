@@ -6,6 +6,8 @@ import os
 import socket
 import time
 
+from ssd_serving.ports import free_port
+
 from . import answers, docker
 from .photos import Photo
 from .report import DeployError, note, step
@@ -16,21 +18,6 @@ from urllib import request as urlrequest
 # Never through a proxy: the container listens on this host.
 _OPENER = urlrequest.build_opener(urlrequest.ProxyHandler({}))
 RETRY_STATUSES = (502, 503, 504)
-
-
-def free_port(low=20000, high=32767):
-    """A free port below 32768 (Multi Model Server rejects larger ones)."""
-    for offset in range(0, high - low, 7):
-        port = low + (int(binascii.hexlify(os.urandom(2)), 16) + offset) % (high - low)
-        sock = socket.socket()
-        try:
-            sock.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            sock.close()
-    raise DeployError("no free port between %d and %d" % (low, high), "pass --port")
 
 
 def _http(method, url, body=None, headers=None, timeout=5):
@@ -80,7 +67,10 @@ def run(settings):
     image = settings.local_image
     docker.require_image(image)
     photo = Photo(settings.photo)
-    port = settings.port or free_port()
+    try:
+        port = settings.port or free_port()
+    except RuntimeError as err:
+        raise DeployError(str(err), "pass --port")
     url = "http://127.0.0.1:%d" % port
     name = "ssd-smoke-%s" % binascii.hexlify(os.urandom(4)).decode()
     step("docker run %s serve  (container %s, port %d via SAGEMAKER_BIND_TO_PORT)" % (image, name, port))

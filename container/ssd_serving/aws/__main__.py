@@ -1,6 +1,0 @@
-"""`python -m ssd_serving.aws`: what ./build_and_push.sh runs."""
-import sys
-
-from .cli import main
-
-sys.exit(main())

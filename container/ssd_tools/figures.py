@@ -1,0 +1,525 @@
+"""The docs' measured figures: bench and soak results taken into docs/results, rendered into marked blocks, checked."""
+from __future__ import absolute_import, division, print_function
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RESULTS = os.path.join("docs", "results")
+SOURCES = {"bench": "bench.json", "soak": "soak.json"}
+TAKE_HINT = {
+    "bench": "make bench, then make docs-results (or python -m ssd_tools.figures --take-bench build/bench/latest.json)",
+    "soak": "make soak, then make docs-results (or python -m ssd_tools.figures --take-soak build/soak-report.json)",
+}
+# The instructions that decide whether int8 pays on a CPU; bench.py records the same ones.
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+# A generated region: <!-- figures:NAME -->...<!-- /figures:NAME -->, a whole block or a few words in a sentence.
+MARKER = re.compile(r"<!-- figures:(?P<name>[a-z0-9-]+) -->(?P<body>.*?)<!-- /figures:(?P=name) -->", re.S)
+OPENING = re.compile(r"<!-- figures:([a-z0-9-]+) -->")
+
+
+class FiguresError(Exception):
+    """Results or markers that cannot be rendered; the message says which and what to do."""
+
+
+# --- results
+
+class Results(object):
+    """docs/results/*.json, read when a block first needs them."""
+
+    def __init__(self, root):
+        self.root = root
+        self._loaded = {}
+
+    def source(self, name):
+        if name not in self._loaded:
+            path = os.path.join(self.root, RESULTS, SOURCES[name])
+            if not os.path.isfile(path):
+                raise FiguresError("%s is missing: %s" % (os.path.relpath(path, self.root), TAKE_HINT[name]))
+            with open(path) as stream:
+                self._loaded[name] = json.load(stream)
+        return self._loaded[name]
+
+    def get(self, name, dotted):
+        value = self.source(name)
+        for key in dotted.split("."):
+            if not isinstance(value, dict) or key not in value:
+                raise FiguresError("%s has no %s" % (os.path.join(RESULTS, SOURCES[name]), dotted))
+            value = value[key]
+        return value
+
+    def bench(self, dotted):
+        return self.get("bench", dotted)
+
+    def soak(self, dotted):
+        return self.get("soak", dotted)
+
+
+# --- number formats, one per kind of figure, so a figure reads the same wherever it appears
+
+def ms(value):
+    return "%.0f" % value if value >= 100 else "%.1f" % value
+
+
+def times(value):
+    return "%.2fx" % value
+
+
+def rate(value):
+    return "%.1f" % value if value >= 10 else "%.2f" % value
+
+
+def seconds(value):
+    return "%.2f s" % value if value >= 1 else "%.3f s" % value
+
+
+def points(value):
+    return "%.2f point%s" % (value, "" if value == 1 else "s")
+
+
+def mean_ap(value):
+    return "%.3f" % value
+
+
+def percent(value):
+    return "%+.1f%%" % (100 * value)
+
+
+def minutes(secs):
+    return "%d min" % round(secs / 60.0)
+
+
+def _int8_flags(flags):
+    return [flag for flag in flags if flag in INT8_FLAGS]
+
+
+def _host_words(host):
+    flags = host.get("cpu_flags") or []
+    words = "%s, %s vCPUs, %s" % (host.get("cpu_model") or "an unknown CPU", host.get("cpus", "?"),
+                                  ", ".join(flags) or "no AVX2")
+    if not _int8_flags(flags):
+        words += ", without VNNI or AMX"
+    if "gpus" in host:
+        words += ", %s" % ("no GPU" if not host["gpus"] else "%s GPU(s)" % host["gpus"])
+    return words
+
+
+def _commit_words(source):
+    commit = source.get("git_commit") or (source.get("host") or {}).get("git_commit") or "an unknown commit"
+    dirty = source.get("git_dirty", (source.get("host") or {}).get("git_dirty"))
+    return "commit %s%s" % (commit, " with uncommitted changes" if dirty else "")
+
+
+# --- the blocks: name -> (whole block?, function of the results)
+
+def bench_run(r):
+    d = r.source("bench")
+    host = d.get("host", {})
+    served = host.get("mxnet", "?") + (" with oneDNN" if host.get("onednn") else "")
+    others = sorted(set(s.get("mxnet") for s in d.get("stacks", {}).values()) - set([host.get("mxnet"), None]))
+    started = d.get("started", "?").replace("T", " ")[:16]
+    return ("`make bench` on %s, started %s, %s%s: %s; MXNet %s; load average %.2f at the start, %.2f at the end"
+            % (_commit_words(host), started, minutes(r.bench("duration_s")),
+               " (QUICK: a smoke run, not for comparison)" if d.get("quick") else "", _host_words(host),
+               " and ".join([served] + others), r.bench("load_before")[0], r.bench("load_after")[0]))
+
+
+def bench_duration(r):
+    return minutes(r.bench("duration_s"))
+
+
+def bench_table(r):
+    return "```\n%s\n```" % r.bench("table").rstrip("\n")
+
+
+def deploy_targets(r):
+    default, demo = r.bench("models.default.name"), r.bench("models.demo.name")
+    rows = ["| target (stack) | %s: p50 ms / req/s at concurrency %s | %s: p50 ms / req/s |"
+            % (default, r.bench("models.default.deploy_targets.concurrency"), demo),
+            "| --- | --- | --- |"]
+    d_targets = r.bench("models.default.deploy_targets.targets")
+    m_targets = r.bench("models.demo.deploy_targets.targets")
+    for key in ("ei", "cpu_fp32", "cpu_int8"):
+        t, m = d_targets[key], m_targets[key]
+        cell = "%s / %s" % (ms(t["p50_ms_jpeg_640x480"]), rate(t["rps_at_concurrency_8"]))
+        if key != "ei":
+            ei = d_targets["ei"]
+            cell += " (%s faster, %s the throughput)" % (
+                times(ei["p50_ms_jpeg_640x480"] / t["p50_ms_jpeg_640x480"]),
+                times(t["rps_at_concurrency_8"] / ei["rps_at_concurrency_8"]))
+        rows.append("| %s (MXNet %s, %s) | %s | %s / %s |" % (
+            t["label"], t["mxnet"], t["precision"], cell, ms(m["p50_ms_jpeg_640x480"]),
+            rate(m["rps_at_concurrency_8"])))
+    return "\n".join(rows)
+
+
+def int8_speed(r):
+    ratios = r.bench("models.default.ratios")
+    return "%s in the forward pass and %s end to end" % (times(ratios["int8_floor_speedup"]),
+                                                         times(ratios["int8_e2e_speedup"]))
+
+
+def int8_host(r):
+    return _host_words(r.bench("host"))
+
+
+def _target_detail(r, name):
+    default = "models.default."
+    if name == "e2e_p50_over_floor":
+        return "%s ms against a %s ms forward" % (ms(r.bench(default + "served.latency_ms.jpeg_640x480.p50")),
+                                                  ms(r.bench(default + "floor.forward_ms.p50")))
+    if name == "jpeg_12mp_over_640":
+        stages = r.bench(default + "floor.stages_ms")
+        return "the 12 MP JPEG decoded at reduced scale in %s ms, not %s" % (
+            ms(stages["decode_12mp_reduced"]["p50"]), ms(stages["decode_12mp_full"]["p50"]))
+    if name == "speedup_vs_original_p50":
+        return "against one single-threaded worker per core; %s against one worker on all cores" % times(
+            r.bench(default + "ratios.speedup_vs_original_all_cores_p50"))
+    if name == "int8_e2e_p50_ms":
+        return "fp32: %s ms" % ms(r.bench(default + "served.latency_ms.jpeg_640x480.p50"))
+    if name == "int8_map_drop_points":
+        accuracy = r.bench("models.demo.int8.accuracy")
+        return "mAP %s -> %s" % (mean_ap(accuracy["map_fp32"]), mean_ap(accuracy["map_int8"]))
+    return ""
+
+
+def targets(r):
+    rows = ["| target | model | measured | |", "| --- | --- | --- | --- |"]
+    names = r.bench("targets")
+    no_int8 = not _int8_flags(r.bench("host").get("cpu_flags") or [])
+    for name in sorted(names):
+        op, limit, meaning = names[name]
+        for model in ("default", "demo"):
+            found = r.source("bench")["models"].get(model, {}).get("targets", {}).get(name)
+            if found:
+                break
+        else:
+            continue
+        value = found["value"]
+        shown = ms(value) + " ms" if name.endswith("_ms") else (
+            points(value) if name.endswith("_points") else times(value))
+        detail = _target_detail(r, name)
+        verdict = "met" if found["met"] else "not met"
+        if not found["met"] and name.startswith("int8_") and no_int8:
+            verdict += " (no VNNI on this CPU)"
+        rows.append("| %s %s %g | %s | %s%s | %s |" % (meaning, op, limit, r.bench("models.%s.name" % model), shown,
+                                                      " (%s)" % detail if detail else "", verdict))
+    return "\n".join(rows)
+
+
+def forward_share(r):
+    share = (r.bench("models.default.floor.forward_ms.p50")
+             / r.bench("models.default.served.latency_ms.jpeg_640x480.p50"))
+    return "%.0f%%" % (100 * min(share, 1.0))
+
+
+def fusion_speedup(r):
+    return times(r.bench("models.default.ratios.fusion_speedup"))
+
+
+def original_all_cores(r):
+    return times(r.bench("models.default.ratios.speedup_vs_original_all_cores_p50"))
+
+
+def demo_costs(r):
+    return "a %s ms forward, and %s ms more end to end" % (ms(r.bench("models.demo.floor.forward_ms.p50")),
+                                                            ms(r.bench("models.demo.ratios.e2e_p50_minus_floor_ms")))
+
+
+def workers_threads(r):
+    parts = []
+    for model in ("default", "demo"):
+        m = r.bench("models." + model)
+        served, other = m["served"], m["alternative_config"]
+        peak = max(v["rps"] for v in served["throughput"].values())
+        other_peak = max(v["rps"] for v in other["throughput"].values())
+        parts.append("| %s | %s / %s ms | %s / %s req/s | %s / %s MB |" % (
+            m["name"], ms(served["latency_ms"]["jpeg_640x480"]["p50"]), ms(other["latency_ms"]["jpeg_640x480"]["p50"]),
+            rate(peak), rate(other_peak), "%.0f" % served["rss_mb_per_worker"][0],
+            ", ".join("%.0f" % v for v in other["rss_mb_per_worker"])))
+    config = r.bench("models.default.served.config")
+    other = r.bench("models.default.alternative_config.config")
+    return "\n".join(["| model | p50, %s / %s | peak throughput, same order | RSS per worker, same order |"
+                      % (config, other), "| --- | --- | --- | --- |"] + parts)
+
+
+def first_over_steady(r):
+    return times(r.bench("models.default.ratios.first_over_steady"))
+
+
+def rss_default(r):
+    return "%.0f MB" % r.bench("models.default.served.rss_mb_per_worker")[0]
+
+
+def int8_accuracy(r):
+    accuracy = r.bench("models.demo.int8.accuracy")
+    _, limit, _ = r.bench("targets.int8_map_drop_points")
+    return "mAP %s fp32 -> %s int8 on %d held-out scenes, a drop of %s (limit: %g point%s)" % (
+        mean_ap(accuracy["map_fp32"]), mean_ap(accuracy["map_int8"]), accuracy["scenes"],
+        points(accuracy["drop_points"]), limit, "" if limit == 1 else "s")
+
+
+def int8_drop(r):
+    return points(r.bench("models.demo.int8.accuracy.drop_points"))
+
+
+def demo_map(r):
+    accuracy = r.bench("models.demo.int8.accuracy")
+    return "%s on %d held-out scenes" % (mean_ap(accuracy["map_fp32"]), accuracy["scenes"])
+
+
+def soak_run(r):
+    d = r.source("soak")
+    return "%s, %s, %s: %s s at concurrency %s" % (
+        _commit_words(d), d.get("date", "an unknown date").replace("T", " ")[:16], _host_words(d.get("host", {})),
+        ("%.0f" % d["seconds"]) if "seconds" in d else "?", d.get("concurrency", "?"))
+
+
+def soak_report(r):
+    d = r.source("soak")
+    # The same lines tests/soak.py prints, so the doc reads like the terminal.
+    lines = ["soak: %ss at concurrency %s (warm-up %.0f s): %d requests (%d valid, %d invalid), %s/s" % (
+        r.soak("seconds"), r.soak("concurrency"), d.get("warm-up seconds") or 0, r.soak("requests"),
+        r.soak("valid"), r.soak("invalid"), r.soak("throughput per s"))]
+    latency = r.soak("valid latency s")
+    lines.append("valid requests answered 200: p50 %.3f s, p90 %.3f s, p99 %.3f s, max %.3f s" % (
+        latency["p50"], latency["p90"], latency["p99"], latency["max"]))
+    pings = r.soak("pings")
+    lines.append("/ping: %d checks, %d failed, slowest %.3f s" % (pings["count"], pings["failed"], pings["max s"]))
+    for group, rss in sorted((d.get("rss") or {}).items()):
+        if rss:
+            lines.append("RSS %-10s after warm-up %7.1f MB, end %7.1f MB, peak %7.1f MB, growth %+.1f%%" % (
+                group, rss["after warm-up MB"], rss["end MB"], rss["peak MB"], 100 * rss["growth"]))
+    lines += ["| request | expected | answers | p50 s | p99 s |", "| --- | --- | --- | --- | --- |"]
+    for name, entry in sorted(r.soak("by kind").items()):
+        answers = ", ".join("%s x%d" % item for item in sorted(entry["answers"].items()))
+        lines.append("| %s | %s | %s | %.3f | %.3f |" % (name, entry["expected"], answers, entry["p50 s"],
+                                                         entry["p99 s"]))
+    lines.append("problems: %s" % ("; ".join(r.soak("problems")) or "none"))
+    return "```\n%s\n```" % "\n".join(lines)
+
+
+def soak_summary(r):
+    d = r.source("soak")
+    problems = r.soak("problems")
+    words = ["No valid request failed, every invalid one got its documented 4xx JSON, and no request hung."
+             if not problems else "The run failed: %s." % "; ".join(problems)]
+    rss = d.get("rss") or {}
+    if rss.get("workers"):
+        words.append("The workers' RSS moved %s after the %.0f s warm-up (limit +10%%)%s." % (
+            percent(rss["workers"]["growth"]), d.get("warm-up seconds") or 0,
+            "; the front door's %s" % percent(rss["front door"]["growth"]) if rss.get("front door") else ""))
+    if rss.get("jvm"):
+        words.append("The JVM's RSS moved %s, to %.0f MB, while its heap settles (its default heap may grow to 1/4 "
+                     "of the container's memory): reported, not asserted." % (percent(rss["jvm"]["growth"]),
+                                                                               rss["jvm"]["end MB"]))
+    latency = r.soak("valid latency s")
+    words.append("Valid requests took p50 %s, p99 %s (reported, not asserted: at concurrency %s on one worker they are "
+                 "mostly queueing); the slowest `/ping` took %s (SageMaker allows 2 s)." % (
+                     seconds(latency["p50"]), seconds(latency["p99"]), r.soak("concurrency"),
+                     seconds(r.soak("pings.max s"))))
+    return " ".join(words)
+
+
+def soak_ping_max(r):
+    return seconds(r.soak("pings.max s"))
+
+
+BLOCKS = {
+    "bench-run": (False, bench_run),
+    "bench-duration": (False, bench_duration),
+    "bench-table": (True, bench_table),
+    "deploy-targets": (True, deploy_targets),
+    "targets": (True, targets),
+    "int8-speed": (False, int8_speed),
+    "int8-host": (False, int8_host),
+    "int8-accuracy": (False, int8_accuracy),
+    "int8-drop": (False, int8_drop),
+    "forward-share": (False, forward_share),
+    "fusion-speedup": (False, fusion_speedup),
+    "original-all-cores": (False, original_all_cores),
+    "demo-costs": (False, demo_costs),
+    "demo-map": (False, demo_map),
+    "workers-threads": (True, workers_threads),
+    "first-over-steady": (False, first_over_steady),
+    "rss-default": (False, rss_default),
+    "soak-run": (False, soak_run),
+    "soak-report": (True, soak_report),
+    "soak-summary": (False, soak_summary),
+    "soak-ping-max": (False, soak_ping_max),
+}
+
+
+# --- rendering
+
+def render_text(text, results, where="text"):
+    """The text with every marked region regenerated; FiguresError on an unknown, unclosed or unrenderable one."""
+    closed = set(m.start() for m in MARKER.finditer(text))
+    for opening in OPENING.finditer(text):
+        if opening.start() not in closed:
+            raise FiguresError("%s: <!-- figures:%s --> has no matching <!-- /figures:%s -->"
+                               % (where, opening.group(1), opening.group(1)))
+
+    def replace(match):
+        name = match.group("name")
+        if name not in BLOCKS:
+            raise FiguresError("%s: no figures block is called %r (known: %s)"
+                               % (where, name, ", ".join(sorted(BLOCKS))))
+        block, make = BLOCKS[name]
+        try:
+            body = make(results)
+        except FiguresError as err:
+            raise FiguresError("%s: %s: %s" % (where, name, err))
+        except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError) as err:
+            raise FiguresError("%s: %s cannot be rendered from docs/results: %s: %s"
+                               % (where, name, err.__class__.__name__, err))
+        body = "\n%s\n" % body if block else body
+        return "<!-- figures:%s -->%s<!-- /figures:%s -->" % (name, body, name)
+
+    return MARKER.sub(replace, text)
+
+
+def documents(root):
+    """README.md and docs/*.md: the files that may carry figures."""
+    paths = [os.path.join(root, "README.md")]
+    docs = os.path.join(root, "docs")
+    if os.path.isdir(docs):
+        paths += [os.path.join(docs, n) for n in sorted(os.listdir(docs)) if n.endswith(".md")]
+    return [p for p in paths if os.path.isfile(p)]
+
+
+def stale(root):
+    """[(path, new text, [names of blocks that would change])] for every document rendering would change."""
+    results = Results(root)
+    changes = []
+    for path in documents(root):
+        with open(path) as stream:
+            text = stream.read()
+        new = render_text(text, results, os.path.relpath(path, root))
+        if new != text:
+            old_blocks = dict((m.group("name"), m.group("body")) for m in MARKER.finditer(text))
+            names = sorted(set(m.group("name") for m in MARKER.finditer(new)
+                               if old_blocks.get(m.group("name")) != m.group("body")))
+            changes.append((path, new, names or ["(markers)"]))
+    return changes
+
+
+# --- taking results
+
+def _git(root, *args):
+    try:
+        return subprocess.check_output(("git", "-C", root) + args, stderr=subprocess.DEVNULL,
+                                       universal_newlines=True).strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def host_facts():
+    """This machine, described as bench.py describes its own (model, CPUs, the flags int8 depends on)."""
+    facts = {"cpus": os.cpu_count(), "platform": platform.platform()}
+    try:
+        with open("/proc/cpuinfo") as stream:
+            lines = stream.read().splitlines()
+    except (IOError, OSError):
+        lines = []
+    facts["cpu_model"] = next((l.split(":", 1)[1].strip() for l in lines if l.startswith("model name")), None)
+    flags = set(next((l.split(":", 1)[1].split() for l in lines if l.startswith("flags")), []))
+    facts["cpu_flags"] = [f for f in CPU_FLAGS if f in flags]
+    return facts
+
+
+def _write_json(path, data):
+    if not os.path.isdir(os.path.dirname(path)):
+        os.makedirs(os.path.dirname(path))
+    with open(path, "w") as stream:
+        json.dump(data, stream, indent=1, sort_keys=True)
+        stream.write("\n")
+
+
+def take_bench(root, path):
+    with open(path) as stream:
+        data = json.load(stream)
+    for key in ("models", "targets", "table", "host"):
+        if key not in data:
+            raise FiguresError("%s is not a make bench result: it has no %r" % (path, key))
+    if data.get("quick"):
+        # --quick measures too few requests to quote.
+        raise FiguresError("%s is a --quick smoke run; the docs quote a full make bench" % path)
+    target = os.path.join(root, RESULTS, SOURCES["bench"])
+    _write_json(target, data)
+    return target
+
+
+def take_soak(root, path, commit=None, date=None, seconds=None, concurrency=None):
+    with open(path) as stream:
+        data = json.load(stream)
+    for key in ("requests", "by kind", "pings", "problems"):
+        if key not in data:
+            raise FiguresError("%s is not a tests/soak.py --json report: it has no %r" % (path, key))
+    # The soak writes only its measurements; where and when it ran is added here, once.
+    if commit:
+        data.setdefault("git_commit", commit)
+    elif "git_commit" not in data:
+        data["git_commit"] = _git(root, "rev-parse", "--short", "HEAD")
+        data["git_dirty"] = bool(_git(root, "status", "--porcelain", "--untracked-files=no"))
+    data.setdefault("date", date or datetime.datetime.fromtimestamp(os.path.getmtime(path)).isoformat(
+        timespec="seconds"))
+    data.setdefault("host", host_facts())
+    if seconds is not None:
+        data.setdefault("seconds", seconds)
+    if concurrency is not None:
+        data.setdefault("concurrency", concurrency)
+    for key in ("seconds", "concurrency"):
+        if key not in data:
+            raise FiguresError("%s does not say its %s: pass --%s" % (path, key, key))
+    target = os.path.join(root, RESULTS, SOURCES["soak"])
+    _write_json(target, data)
+    return target
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--take-bench", metavar="PATH", help="a make bench result (build/bench/latest.json)")
+    parser.add_argument("--take-soak", metavar="PATH", help="a tests/soak.py --json report (build/soak-report.json)")
+    parser.add_argument("--commit", help="with --take-soak: the commit the soak ran on (default: this tree's HEAD)")
+    parser.add_argument("--date", help="with --take-soak: when it ran (default: the report file's time)")
+    parser.add_argument("--seconds", type=float, help="with --take-soak: its length, if the report lacks it")
+    parser.add_argument("--concurrency", type=int, help="with --take-soak: its concurrency, if the report lacks it")
+    parser.add_argument("--render", action="store_true", help="rewrite the generated blocks (the default)")
+    parser.add_argument("--check", action="store_true", help="exit 1 naming the blocks that rendering would change")
+    parser.add_argument("--root", default=ROOT, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    try:
+        if args.take_bench:
+            print("took %s" % os.path.relpath(take_bench(args.root, args.take_bench), args.root))
+        if args.take_soak:
+            print("took %s" % os.path.relpath(take_soak(args.root, args.take_soak, args.commit, args.date,
+                                                        args.seconds, args.concurrency), args.root))
+        changes = stale(args.root)
+    except FiguresError as err:
+        print("figures: %s" % err, file=sys.stderr)
+        return 2
+    if args.check:
+        for path, _, names in changes:
+            print("stale: %s: %s" % (os.path.relpath(path, args.root), ", ".join(names)), file=sys.stderr)
+        if changes:
+            print("figures: run python -m ssd_tools.figures (make docs) to regenerate them; "
+                  "figures are never edited by hand", file=sys.stderr)
+        return 1 if changes else 0
+    for path, text, names in changes:
+        with open(path, "w") as stream:
+            stream.write(text)
+        print("rendered %s: %s" % (os.path.relpath(path, args.root), ", ".join(names)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

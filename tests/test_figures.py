@@ -1,0 +1,114 @@
+"""The docs' measured figures: the committed ones match docs/results, and the renderer puts the results' figures in."""
+import json
+import os
+import re
+
+import pytest
+
+from ssd_tools import figures
+
+BENCH = {
+    "models": {"demo": {"name": "demo", "int8": {"accuracy": {"map_fp32": 0.9, "map_int8": 0.895, "drop_points": 0.5,
+                                                              "scenes": 12}}},
+               "default": {"ratios": {"int8_floor_speedup": 3.1, "int8_e2e_speedup": 2.6}}},
+    "targets": {"int8_map_drop_points": ["<=", 1.0, "demo detector mAP, fp32 - int8, points"]},
+    "host": {"cpu_model": "Test CPU", "cpus": 4, "cpu_flags": ["avx2", "avx512_vnni"]},
+    "table": "| made-up | table |",
+}
+SOAK = {"seconds": 60.0, "concurrency": 2, "requests": 10, "valid": 8, "invalid": 2, "problems": [],
+        "pings": {"count": 60, "failed": 0, "max s": 1.234}, "by kind": {},
+        "valid latency s": {"p50": 0.5, "p90": 0.6, "p99": 0.7, "max": 0.8}}
+DOC = """# made up
+
+The drop is <!-- figures:int8-drop -->typed by hand<!-- /figures:int8-drop --> here;
+the slowest ping <!-- figures:soak-ping-max --><!-- /figures:soak-ping-max -->,
+on <!-- figures:int8-host -->?<!-- /figures:int8-host -->.
+
+<!-- figures:bench-table -->
+<!-- /figures:bench-table -->
+"""
+
+
+@pytest.fixture
+def tree(tmp_path):
+    (tmp_path / "docs" / "results").mkdir(parents=True)
+    (tmp_path / "docs" / "results" / "bench.json").write_text(json.dumps(BENCH))
+    (tmp_path / "docs" / "results" / "soak.json").write_text(json.dumps(SOAK))
+    (tmp_path / "docs" / "made-up.md").write_text(DOC)
+    (tmp_path / "README.md").write_text("# no figures here\n")
+    return tmp_path
+
+
+def test_the_committed_docs_show_what_docs_results_say():
+    assert figures.main(["--check"]) == 0, "run python -m ssd_tools.figures (make docs) and commit the docs"
+
+
+def test_render_puts_the_results_figures_in_place_of_what_was_typed(tree):
+    assert figures.main(["--root", str(tree)]) == 0
+    text = (tree / "docs" / "made-up.md").read_text()
+    assert "<!-- figures:int8-drop -->0.50 points<!-- /figures:int8-drop -->" in text
+    assert "typed by hand" not in text
+    assert "<!-- figures:soak-ping-max -->1.23 s<!-- /figures:soak-ping-max -->" in text
+    assert "Test CPU, 4 vCPUs, avx2, avx512_vnni" in text and "without VNNI" not in text
+    assert "<!-- figures:bench-table -->\n```\n| made-up | table |\n```\n<!-- /figures:bench-table -->" in text
+    assert (tree / "README.md").read_text() == "# no figures here\n"
+    assert figures.main(["--root", str(tree), "--check"]) == 0
+
+
+def test_check_names_the_stale_block_and_changes_nothing(tree, capsys):
+    figures.main(["--root", str(tree)])
+    doc = tree / "docs" / "made-up.md"
+    edited = doc.read_text().replace("0.50 points", "0.1 point")
+    doc.write_text(edited)
+    assert figures.main(["--root", str(tree), "--check"]) == 1
+    assert "docs/made-up.md: int8-drop" in capsys.readouterr().err
+    assert doc.read_text() == edited
+
+
+def test_new_results_make_the_docs_stale(tree, capsys):
+    figures.main(["--root", str(tree)])
+    bench = dict(BENCH, models=dict(BENCH["models"], demo={"name": "demo", "int8": {"accuracy": dict(
+        BENCH["models"]["demo"]["int8"]["accuracy"], drop_points=0.75)}}))
+    (tree / "docs" / "results" / "bench.json").write_text(json.dumps(bench))
+    assert figures.main(["--root", str(tree), "--check"]) == 1
+    assert "int8-drop" in capsys.readouterr().err
+    figures.main(["--root", str(tree)])
+    assert "0.75 points" in (tree / "docs" / "made-up.md").read_text()
+
+
+@pytest.mark.parametrize("doc, message", [
+    ("<!-- figures:no-such-block -->x<!-- /figures:no-such-block -->", "no figures block is called 'no-such-block'"),
+    ("<!-- figures:int8-drop -->x", "<!-- figures:int8-drop --> has no matching <!-- /figures:int8-drop -->"),
+    ("<!-- figures:demo-costs -->x<!-- /figures:demo-costs -->",
+     "demo-costs: docs/results/bench.json has no models.demo.floor.forward_ms.p50"),
+])
+def test_what_cannot_be_rendered_is_an_error_naming_it(tree, doc, message):
+    (tree / "docs" / "made-up.md").write_text(doc)
+    with pytest.raises(figures.FiguresError, match=re.escape("docs/made-up.md: " + message)):
+        figures.stale(str(tree))
+
+
+def test_missing_results_say_how_to_make_them(tree, capsys):
+    os.remove(str(tree / "docs" / "results" / "soak.json"))
+    assert figures.main(["--root", str(tree), "--check"]) == 2
+    assert "docs/results/soak.json is missing: make soak" in capsys.readouterr().err
+
+
+def test_take_soak_adds_where_and_when_it_ran(tree):
+    report = tree / "soak-report.json"
+    report.write_text(json.dumps(dict(SOAK, seconds=12.5)))
+    figures.take_soak(str(tree), str(report), commit="abc1234", date="2026-01-02T03:04:05")
+    taken = json.loads((tree / "docs" / "results" / "soak.json").read_text())
+    assert taken["git_commit"] == "abc1234" and taken["date"] == "2026-01-02T03:04:05"
+    assert taken["seconds"] == 12.5 and taken["concurrency"] == 2
+    assert set(taken["host"]) >= {"cpu_model", "cpus", "cpu_flags"}
+
+
+def test_take_refuses_what_is_not_a_full_result(tree):
+    report = tree / "latest.json"
+    report.write_text(json.dumps(dict(BENCH, quick=True)))
+    with pytest.raises(figures.FiguresError, match="--quick"):
+        figures.take_bench(str(tree), str(report))
+    report.write_text(json.dumps({"requests": 3}))
+    with pytest.raises(figures.FiguresError, match="not a tests/soak.py --json report"):
+        figures.take_soak(str(tree), str(report))

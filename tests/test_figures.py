@@ -39,6 +39,20 @@ def tree(tmp_path):
     return tmp_path
 
 
+def test_readme_names_every_module_of_both_packages():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(figures.__file__)))
+    with open(os.path.join(os.path.dirname(root), "README.md")) as stream:
+        where = stream.read().split("## What is where", 1)[1]
+    named = set(re.findall(r"^\| `([\w/]+\.py)` \|", where, re.M))
+    for package in ("ssd_serving", "ssd_tools"):
+        top = os.path.join(root, package)
+        for folder, _, files in os.walk(top):
+            for name in files:
+                relative = os.path.relpath(os.path.join(folder, name), top).replace(os.sep, "/")
+                if name.endswith(".py") and name != "__init__.py":
+                    assert relative in named, "README's What is where does not name %s/%s" % (package, relative)
+
+
 def test_the_committed_docs_show_what_docs_results_say():
     assert figures.main(["--check"]) == 0, "run python -m ssd_tools.figures (make docs) and commit the docs"
 

@@ -68,7 +68,8 @@ def main(argv=None):
     runs = args.stage_runs
     reduced = decode_image(large, target)
     detections = detector.detect(decoded.rgb, threshold=0.0, original_size=decoded.original_size)
-    prediction = response.Prediction([response.ImageResult(detections, decoded)], detector.info, False)
+    prediction = response.Prediction([response.ImageResult(detections, decoded)], detector.info, False,
+                                     detector.settings)
     stages = {
         "decode_640x480": timed(lambda: decode_image(small, target), runs),
         "decode_12mp_reduced": timed(lambda: decode_image(large, target), runs),
@@ -80,7 +81,7 @@ def main(argv=None):
     }
     print(json.dumps({
         "model_dir": args.model_dir, "device": detector.device_name, "precision": detector.info["precision"],
-        "fused": fuses_graph(detector.meta, detector.device_name), "load_s": round(load_s, 2),
+        "fused": fuses_graph(detector.meta, detector.device_name, detector.settings.graph_fusion), "load_s": round(load_s, 2),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "mxnet": mx.__version__,
         "stages_ms": dict((name, summary(values)) for name, values in stages.items()),
         "decoded_12mp_size": list(reduced.rgb.shape[1::-1]),

@@ -8,7 +8,7 @@ import tempfile
 
 import mxnet as mx
 
-from ssd_serving import environment
+from ssd_serving.environment import Environment
 
 LOG = logging.getLogger("bench.original")
 # BENCH_ORIGINAL_MODEL: "zoo-random:NAME" (the zoo architecture with random weights, timing only) or
@@ -64,7 +64,7 @@ def _load():
     # deliberately not hybridized: that is the original write-up's model
     LOG.info("original approach: %s on %s, not hybridized, load_test(short=%d)", spec, ctx, short)
     _state.update(net=net, ctx=ctx, short=short)
-    environment.mark_model_loaded()
+    Environment().mark_model_loaded()
 
 
 def _answer(body):

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Last build step of the serving image: the baked model must load with the base image's MXNet
 # (a graph exported by a newer GluonCV/MXNet can use operators an older MXNet lacks), the serving
-# code must import, and the model server must be there. Fails the build otherwise.
+# code must import (and the build-host tools must not be there), and the model server must be there.
+# Fails the build otherwise.
 set -eu
 PYTHON=$(command -v python || command -v python3)
 export PYTHONPATH="${SSD_CODE_DIR:-/opt/ssd/code}${PYTHONPATH:+:$PYTHONPATH}"
@@ -18,6 +19,11 @@ logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="check: %(mess
 import mxnet
 from ssd_serving import handler, serving  # noqa: F401  the modules the model server loads
 import inference  # noqa: F401  code/inference.py
+try:  # the image ships the serving runtime only; the tools (export, int8, demo, AWS) stay on the build host
+    import ssd_tools  # noqa: F401
+    sys.exit("check: ssd_tools is importable in the serving image; only ssd_serving belongs there")
+except ImportError:
+    pass
 model_dir, choice = serving.preflight()
 print("check: MXNet %s on Python %s reads %s (%s graph here); model server %s" % (
     mxnet.__version__, sys.version.split()[0], model_dir, choice.precision, serving._model_server_command()))

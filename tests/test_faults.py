@@ -358,9 +358,10 @@ def test_workers_of_a_model_server_that_could_not_bind_are_stopped_with_it(demo_
     """multi-model-server 1.1.11 that cannot bind its management port exits after it has started a
     worker, and the worker lives on (a benchmark run left one so); ModelServer.stop(), which the server
     calls on every exit, stops what is left of MMS's process group."""
+    from ssd_serving.environment import Environment
     from ssd_serving.serving import ModelServer, _model_server_command, internal_port
     monkeypatch.setenv("SSD_MODEL_DIR", demo_model_dir)
-    server = ModelServer(internal_port(), host="127.0.0.1")
+    server = ModelServer(internal_port(), Environment(), host="127.0.0.1")
     blocker = socket.socket()
     try:
         blocker.bind(("127.0.0.1", server.mgmt_port))

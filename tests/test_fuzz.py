@@ -52,13 +52,13 @@ def assert_decoded_or_refused(call):
         return None
     event("answered")
     if isinstance(result, DetectionRequest):
-        assert result.images
-        for decoded in result.images:
-            check_decoded(decoded)
-        try:
-            result.params.class_ids(CLASSES)
-        except InferenceError as err:
-            assert err.status_code == 400
+        assert result.items
+        for item in result.items:
+            check_decoded(item.image)
+            try:
+                item.params.class_ids(CLASSES)
+            except InferenceError as err:
+                assert err.status_code == 400
     elif isinstance(result, DecodedImage):
         check_decoded(result)
     return result
@@ -181,8 +181,11 @@ def base64_texts(draw):
 @st.composite
 def json_bodies(draw):
     """JSON documents shaped like requests: the known fields with valid or hostile values, other fields."""
+    # a list element is a base64 string or an object with "image" and its own parameters (or anything else)
+    element = st.one_of(base64_texts(), JSON_SCALARS, st.fixed_dictionaries(
+        {"image": st.one_of(base64_texts(), JSON_VALUES)}, optional=dict(PARAMETER_VALUES, other=JSON_VALUES)))
     field_value = dict(PARAMETER_VALUES, image=st.one_of(base64_texts(), JSON_VALUES),
-                       images=st.one_of(st.lists(base64_texts(), max_size=4), JSON_VALUES))
+                       images=st.one_of(st.lists(element, max_size=4), JSON_VALUES))
     shape = draw(st.sampled_from(["object", "list", "string", "other"]))
     if shape == "object":
         document = {}
@@ -192,7 +195,7 @@ def json_bodies(draw):
         if draw(st.integers(0, 5)) == 0:
             document[draw(st.text(max_size=6))] = draw(JSON_VALUES)
     elif shape == "list":
-        document = draw(st.lists(st.one_of(base64_texts(), JSON_SCALARS), max_size=5))
+        document = draw(st.lists(element, max_size=5))
     elif shape == "string":
         document = draw(base64_texts())
     else:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ssd_serving import artifact, model as model_module
+from ssd_serving.environment import Environment
 from ssd_serving.model import Detector, candidate_contexts, choose_graph, load_detector
 
 
@@ -16,11 +17,11 @@ from ssd_serving.model import Detector, candidate_contexts, choose_graph, load_d
 def one_gpu(monkeypatch):
     """MXNet reports one GPU (mocked)."""
     monkeypatch.setattr(model_module, "_num_gpus", lambda: 1)
-    monkeypatch.setenv("SSD_CONTEXT", "auto")
+    monkeypatch.delenv("SSD_CONTEXT", raising=False)
 
 
 def test_auto_tries_the_gpu_before_the_cpu(one_gpu):
-    contexts = candidate_contexts()
+    contexts = candidate_contexts("auto")
     names = [name for name, _ in contexts]
     assert names[-2:] == ["gpu", "cpu"] and dict(contexts)["gpu"] == mx.gpu(0)
 
@@ -35,14 +36,14 @@ def test_the_input_is_moved_to_the_gpu_context(demo_model_dir):
         return empty, mx.nd.zeros((1, 100, 1)), mx.nd.zeros((1, 100, 4))
 
     meta = artifact.read_metadata(demo_model_dir)
-    detector = Detector(fake_net, meta, demo_model_dir, "gpu", mx.cpu(1))
+    detector = Detector(fake_net, meta, "gpu", mx.cpu(1))
     assert detector.detect(np.zeros((48, 64, 3), dtype=np.uint8)) == []
     assert seen["context"] == mx.cpu(1)
 
 
 def test_the_gpu_serves_fp32_even_where_an_int8_graph_and_vnni_are_there(one_gpu, stub_int8_pair):
     root, fp32 = stub_int8_pair
-    choice = choose_graph(root, fp32, flags={"avx512_vnni"})
+    choice = choose_graph(root, fp32, Environment.defaults(), flags={"avx512_vnni"})
     assert choice.precision == "fp32" and "gpu" in choice.reason
 
 

@@ -9,6 +9,7 @@ import pytest
 from helpers import RECALL_SCORE, assert_scene_detected, copy_model, demo_meta, encode, synthetic_scene
 from ssd_serving import artifact, model as model_module
 from ssd_serving.decoder import decode_image
+from ssd_serving.environment import Environment
 from ssd_serving.errors import ModelLoadError
 from ssd_serving.model import candidate_contexts, load_detector
 
@@ -87,22 +88,18 @@ def test_jpeg_matches_gluoncv_within_decoder_differences(detector):
         sorted(int(i) for i, s in zip(ids, scores) if s > 0.5)
 
 
-def test_context_choice(monkeypatch):
-    monkeypatch.setenv("SSD_CONTEXT", "cpu")
-    assert [name for name, _ in candidate_contexts()] == ["cpu"]
-    monkeypatch.setenv("SSD_CONTEXT", "auto")
-    names = [name for name, _ in candidate_contexts()]
+def test_context_choice():
+    assert [name for name, _ in candidate_contexts("cpu")] == ["cpu"]
+    names = [name for name, _ in candidate_contexts("auto")]
     assert names[-1] == "cpu" and ("eia" in names) == hasattr(mx, "eia")
-    monkeypatch.setenv("SSD_CONTEXT", "tpu")
     with pytest.raises(ModelLoadError):
-        candidate_contexts()
+        candidate_contexts("tpu")
 
 
 @pytest.mark.skipif(hasattr(mx, "eia"), reason="this MXNet build has Elastic Inference")
-def test_forcing_eia_without_an_ei_build_says_why(monkeypatch):
-    monkeypatch.setenv("SSD_CONTEXT", "eia")
+def test_forcing_eia_without_an_ei_build_says_why():
     with pytest.raises(ModelLoadError) as caught:
-        candidate_contexts()
+        candidate_contexts("eia")
     assert "amazonei_mxnet" in str(caught.value)
 
 
@@ -117,18 +114,22 @@ def test_tampered_weights_are_refused(demo_model_dir, tmp_path):
     assert "sha256" in str(caught.value)
 
 
-def test_sagemaker_model_dir_wins_over_the_baked_one(demo_model_dir, tmp_path, monkeypatch):
-    override = copy_model(demo_model_dir, str(tmp_path / "opt_ml_model"), model_name="my_finetuned_shapes")
-    monkeypatch.setenv("SSD_MODEL_DIR", demo_model_dir)
-    monkeypatch.setattr(model_module.environment, "SAGEMAKER_MODEL_DIR", override)
-    assert model_module.find_model_dir() == override
-    assert load_detector(warm_up=False).info["name"] == "my_finetuned_shapes"
+def test_sagemaker_model_dir_wins_over_the_baked_one(demo_model_dir, tmp_path):
+    override = copy_model(demo_model_dir, str(tmp_path / "model"), model_name="my_finetuned_shapes")
+    settings = Environment({"SSD_MODEL_DIR": demo_model_dir, "SAGEMAKER_BASE_DIR": str(tmp_path)})
+    assert model_module.find_model_dir(settings=settings) == override
+    assert load_detector(settings=settings, warm_up=False).info["name"] == "my_finetuned_shapes"
+
+
+def _in_base_dir(folder):
+    """Settings whose SageMaker model folder (SAGEMAKER_BASE_DIR/model) is `folder`."""
+    return Environment({"SAGEMAKER_BASE_DIR": os.path.dirname(str(folder))})
 
 
 # What SageMaker unpacked into /opt/ml/model is served or refused, never passed over for the baked model.
 
 def _opt_ml_model(tmp_path):
-    folder = tmp_path / "opt_ml_model"
+    folder = tmp_path / "model"
     folder.mkdir()
     return folder
 
@@ -149,7 +150,7 @@ def test_a_model_in_a_single_subfolder_is_served(demo_model_dir, tmp_path):
     inner = copy_model(demo_model_dir, str(folder / "mymodel"), model_name="packed_in_a_folder")
     (folder / "code").mkdir()
     assert artifact.given_model_dir(str(folder)) == inner
-    assert model_module.find_model_dir(sagemaker_model_dir=str(folder)) == inner
+    assert model_module.find_model_dir(settings=_in_base_dir(folder)) == inner
 
 
 def test_other_files_in_opt_ml_model_are_refused_and_listed(demo_model_dir, tmp_path):
@@ -164,7 +165,7 @@ def test_other_files_in_opt_ml_model_are_refused_and_listed(demo_model_dir, tmp_
     (other / "mymodel").mkdir()
     (other / "mymodel" / "model.params").write_bytes(b"x")
     with pytest.raises(ModelLoadError, match=r"holds mymodel/model.params, but no exported model"):
-        model_module.find_model_dir(sagemaker_model_dir=str(other))
+        model_module.find_model_dir(settings=_in_base_dir(other))
 
 
 def test_an_unreadable_opt_ml_model_is_refused_naming_the_permissions(demo_model_dir, tmp_path, monkeypatch):
@@ -175,4 +176,4 @@ def test_an_unreadable_opt_ml_model_is_refused_naming_the_permissions(demo_model
     real_access = os.access
     monkeypatch.setattr(artifact.os, "access", lambda path, mode: path != str(folder) and real_access(path, mode))
     with pytest.raises(ModelLoadError, match=r"cannot be read by this server's user \(uid \d+; the folder's mode"):
-        model_module.find_model_dir(sagemaker_model_dir=str(folder))
+        model_module.find_model_dir(settings=_in_base_dir(folder))

@@ -99,17 +99,6 @@ def test_an_int8_only_folder_is_served_as_int8_or_refused_with_the_reason(demo_m
         choose(only, meta, device="gpu")
 
 
-@pytest.mark.parametrize("value, expected", [(None, "auto"), ("", "auto"), ("INT8", "int8"), (" fp32 ", "fp32")])
-def test_setting_reads_ssd_precision(value, expected):
-    environ = {} if value is None else {"SSD_PRECISION": value}
-    assert precision.setting(environ) == expected
-
-
-def test_a_bad_setting_names_the_variable_and_the_choices():
-    with pytest.raises(ModelLoadError, match="SSD_PRECISION must be one of auto, fp32, int8, not 'fast'"):
-        precision.setting({"SSD_PRECISION": "fast"})
-
-
 def test_cpu_flags_come_from_proc_cpuinfo(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512_vnni\n\n"

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from helpers import RunningServer, assert_scene_detected, copy_model, encode, synthetic_scene
-from ssd_serving import precision, quantize
+from ssd_serving import precision
+from ssd_serving.environment import Environment
 from ssd_serving.errors import ModelLoadError
+from ssd_tools import quantize
 from ssd_serving.model import load_detector
 
 CAN_RUN_INT8 = precision.int8_support_problem() is None
@@ -78,10 +80,9 @@ def test_old_mxnet_refuses_int8_at_start_with_a_reason(demo_model_dir, tmp_path,
     model = int8_copy_of(demo_model_dir, str(tmp_path / "int8"))
     monkeypatch.setattr(precision, "mxnet_version", lambda: (1, 4))
     from ssd_serving import serving
-    monkeypatch.setenv("SSD_MODEL_DIR", model)
-    monkeypatch.setattr(serving, "find_model_dir", lambda: model)
+    settings = Environment({"SSD_MODEL_DIR": model, "SAGEMAKER_BASE_DIR": str(tmp_path / "no-opt-ml")})
     with pytest.raises(ModelLoadError, match="MXNet >= 1.9"):
-        serving.preflight()
+        serving.preflight(settings)
 
 
 @pytest.mark.skipif(CAN_RUN_INT8, reason="this MXNet can run int8; the refusal is tested with a patched version")
@@ -95,20 +96,16 @@ def test_server_on_this_mxnet_refuses_int8(demo_model_dir, tmp_path):
         running.stop()
 
 
-def test_fp32_graph_is_fused_only_on_cpu_with_onednn(demo_model_dir, monkeypatch):
+def test_fp32_graph_is_fused_only_on_cpu_with_onednn(demo_model_dir):
     from ssd_serving import model as model_module
     meta = {"precision": "fp32"}
     assert model_module.fuses_graph(meta, "cpu") == precision.onednn_enabled()
     assert not model_module.fuses_graph(meta, "gpu") and not model_module.fuses_graph({"precision": "int8"}, "cpu")
-    monkeypatch.setenv("SSD_GRAPH_FUSION", "0")
-    assert not model_module.fuses_graph(meta, "cpu")
-    fused = load_detector(demo_model_dir)
-    monkeypatch.setenv("SSD_GRAPH_FUSION", "1")
+    assert not model_module.fuses_graph(meta, "cpu", fusion=False)
     rgb, _, _ = synthetic_scene(31, 640, 480)
-    plain_scores = fused.raw_outputs(rgb)[1]
-    monkeypatch.setenv("SSD_GRAPH_FUSION", "0")
-    unfused = load_detector(demo_model_dir)
-    np.testing.assert_allclose(unfused.raw_outputs(rgb)[1], plain_scores, rtol=1e-3, atol=1e-4)
+    fused = load_detector(demo_model_dir, Environment({"SSD_GRAPH_FUSION": "1"}))
+    unfused = load_detector(demo_model_dir, Environment({"SSD_GRAPH_FUSION": "0"}))
+    np.testing.assert_allclose(unfused.raw_outputs(rgb)[1], fused.raw_outputs(rgb)[1], rtol=1e-3, atol=1e-4)
 
 
 @pytest.fixture(scope="module")

@@ -18,32 +18,32 @@ B64 = base64.b64encode(JPEG)
                                           "Image/JPEG; charset=binary", "application/octet-stream"])
 def test_raw_image_bodies(content_type):
     request = parse_request(JPEG, content_type)
-    assert len(request.images) == 1 and request.images[0].original_size == (64, 48)
+    assert len(request.items) == 1 and request.items[0].image.original_size == (64, 48)
     assert not request.batch
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-image", "image/jpeg"])
 def test_base64_bodies(content_type):
     request = parse_request(B64, content_type)
-    assert request.images[0].original_size == (64, 48)
+    assert request.items[0].image.original_size == (64, 48)
 
 
 def test_data_uri_in_json():
     body = json.dumps({"image": "data:image/jpeg;base64," + B64.decode()})
-    assert parse_request(body, "application/json").images[0].original_size == (64, 48)
+    assert parse_request(body, "application/json").items[0].image.original_size == (64, 48)
 
 
 def test_json_with_parameters():
     body = json.dumps({"image": B64.decode(), "threshold": 0.3, "top_k": 5, "classes": ["circle", 2]})
     request = parse_request(body, "application/json")
-    assert request.params.threshold == 0.3 and request.params.top_k == 5
-    assert request.params.class_ids(["circle", "square", "triangle"]) == {0, 2}
+    assert request.items[0].params.threshold == 0.3 and request.items[0].params.top_k == 5
+    assert request.items[0].params.class_ids(["circle", "square", "triangle"]) == {0, 2}
 
 
 def test_json_list_of_images_is_a_batch():
     body = json.dumps({"images": [B64.decode(), B64.decode()]})
     request = parse_request(body, "application/json")
-    assert request.batch and len(request.images) == 2
+    assert request.batch and len(request.items) == 2
     assert parse_request(json.dumps([B64.decode()]), "application/json").batch
 
 
@@ -51,7 +51,7 @@ def test_custom_attributes_header():
     assert parse_custom_attributes("threshold=0.7;top_k=3;classes=star,circle;trace=abc") == \
         {"threshold": "0.7", "top_k": "3", "classes": ["star", "circle"]}
     request = parse_request(JPEG, "image/jpeg", '{"threshold": 0.2, "classes": ["star"]}')
-    assert request.params.threshold == 0.2 and request.params.classes == ["star"]
+    assert request.items[0].params.threshold == 0.2 and request.items[0].params.classes == ["star"]
 
 
 @pytest.mark.parametrize("body,content_type,error", [
@@ -85,7 +85,7 @@ def test_too_many_images():
 def test_unknown_class_names_the_valid_ones():
     request = parse_request(JPEG, "image/jpeg", "classes=unicorn")
     with pytest.raises(BadRequestError) as caught:
-        request.params.class_ids(["circle", "square"])
+        request.items[0].params.class_ids(["circle", "square"])
     assert "circle, square" in str(caught.value)
 
 
@@ -120,3 +120,50 @@ def test_formats_outside_the_accepted_ones_are_400():
     with pytest.raises(BadRequestError) as caught:
         parse_request(stream.getvalue(), "image/x-tga")
     assert "JPEG, MPO, PNG" in str(caught.value)
+
+
+def test_a_json_list_of_objects_gets_each_its_own_parameters_in_order():
+    small = base64.b64encode(encode(RGB[:24, :32])).decode()
+    body = json.dumps([{"image": B64.decode(), "threshold": 0.3, "classes": ["star"]},
+                       small,
+                       {"image": small, "top_k": 2}])
+    request = parse_request(body, "application/json", "threshold=0.7")
+    assert request.batch and [item.image.original_size for item in request.items] == [(64, 48), (32, 24), (32, 24)]
+    first, second, third = [item.params for item in request.items]
+    assert (first.threshold, first.classes, first.top_k) == (0.3, ["star"], None)
+    assert (second.threshold, second.top_k) == (0.7, None)      # the header's, as nothing overrides it
+    assert (third.threshold, third.top_k) == (0.7, 2)
+
+
+def test_body_parameters_apply_to_every_image_and_an_element_overrides_them():
+    body = json.dumps({"images": [B64.decode(), {"image": B64.decode(), "threshold": 0.9}], "threshold": 0.2})
+    first, second = [item.params.threshold for item in parse_request(body, "application/json").items]
+    assert (first, second) == (0.2, 0.9)
+
+
+@pytest.mark.parametrize("element, message", [
+    ({"img": "x"}, r"unknown field\(s\) 'img' in images\[1\]"),
+    ({"top_k": 1}, r"images\[1\] has no \"image\""),
+    ({"image": "@@@"}, r"images\[1\]\.image is not valid base64"),
+    ({"image": B64.decode(), "threshold": 7}, r"images\[1\]: threshold must be between 0 and 1"),
+])
+def test_a_bad_element_of_a_list_is_named(element, message):
+    with pytest.raises(BadRequestError, match=message):
+        parse_request(json.dumps([B64.decode(), element]), "application/json")
+
+
+def test_the_content_type_is_refused_before_anything_is_decoded():
+    from ssd_serving.request import read_request
+    with pytest.raises(UnsupportedMediaTypeError):
+        read_request(b"not looked at", "video/mp4")
+    raw = read_request(b"not decoded yet", "image/jpeg", "top_k=3")
+    assert raw.body == b"not decoded yet" and raw.header_params == {"top_k": "3"}
+
+
+def test_limits_and_defaults_come_from_the_settings_given():
+    from ssd_serving.environment import Environment
+    settings = Environment({"SSD_MAX_IMAGES_PER_REQUEST": "2", "SSD_DEFAULT_SCORE_THRESHOLD": "0.25"})
+    request = parse_request(JPEG, "image/jpeg", settings=settings)
+    assert request.items[0].params.threshold == 0.25
+    with pytest.raises(PayloadTooLargeError, match="limit is 2 per request"):
+        parse_request(json.dumps([B64.decode()] * 3), "application/json", settings=settings)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ssd_serving.decoder import DecodedImage
+from ssd_serving.decoder import DecodedImage, decode_image
+from ssd_serving.environment import Environment
 from ssd_serving.errors import NotAcceptableError
 from ssd_serving.response import ImageResult, Prediction, choose_accept, encode_prediction
 
@@ -62,14 +63,46 @@ def test_picture_of_a_batch_is_406():
         encode_prediction(prediction(2), "image/png")
 
 
-def test_a_picture_over_the_response_limit_is_406_not_a_dead_worker(monkeypatch):
+def test_a_picture_over_the_response_limit_is_406_not_a_dead_worker():
     # MMS disconnects (and restarts) a worker whose answer is over its max_response_size
     noise = np.random.RandomState(0).randint(0, 256, (300, 400, 3)).astype(np.uint8)
     decoded = DecodedImage(noise, (400, 300), "PNG")
-    big = Prediction([ImageResult([DETECTION], decoded)], INFO, False)
-    monkeypatch.setenv("SSD_MAX_RESPONSE_BYTES", "100000")
+    big = Prediction([ImageResult([DETECTION], decoded)], INFO, False,
+                     Environment({"SSD_MAX_RESPONSE_BYTES": "100000"}))
     with pytest.raises(NotAcceptableError) as caught:
         encode_prediction(big, "image/png")
     assert "response limit" in str(caught.value) and "application/json" in str(caught.value)
     body, media = encode_prediction(big, "application/json")
     assert media == "application/json" and json.loads(body)["detections"]
+
+
+def _label_height(picture, detection):
+    """Rows of the label tag drawn above the box: pixels of the class's colour at the box's left edge + 2."""
+    pixels = np.asarray(picture.convert("RGB")).astype(int)
+    x, top = int(detection["box"][0]) + 2, int(detection["box"][1])
+    colour = np.array([60, 180, 75])  # class 1's colour
+    column = pixels[:top, x]
+    return int((np.abs(column - colour).sum(axis=1) < 30).sum())
+
+
+def _photo_prediction(width, height, target):
+    rgb = np.zeros((height, width, 3), np.uint8)
+    rgb[height // 2:, :, 1] = 120
+    stream = io.BytesIO()
+    Image.fromarray(rgb).save(stream, format="JPEG", quality=90)
+    decoded = decode_image(stream.getvalue(), target)
+    detection = dict(DETECTION, box=[width * 0.2, height * 0.4, width * 0.6, height * 0.8])
+    return decoded, Prediction([ImageResult([detection], decoded)], INFO, False), detection
+
+
+def test_the_picture_comes_back_at_the_original_resolution_with_labels_sized_to_it():
+    decoded, big, detection = _photo_prediction(2400, 2000, (256, 256))
+    assert decoded.reduced and decoded.rgb.shape[0] < 2000  # decoded reduced for the network
+    body, _ = encode_prediction(big, "image/png")
+    picture = Image.open(io.BytesIO(body))
+    assert picture.size == (2400, 2000)
+    _, small, small_detection = _photo_prediction(640, 480, (256, 256))
+    small_picture = Image.open(io.BytesIO(encode_prediction(small, "image/png")[0]))
+    assert small_picture.size == (640, 480)
+    small_label, big_label = _label_height(small_picture, small_detection), _label_height(picture, detection)
+    assert 8 <= small_label <= 20 and big_label >= 3 * small_label, (small_label, big_label)

@@ -74,6 +74,22 @@ def test_picture_with_boxes(server):
     assert Image.open(io.BytesIO(reply.content)).size == (400, 300)
 
 
+def test_a_list_of_objects_is_answered_in_order_each_with_its_parameters(server):
+    scenes = [encode(synthetic_scene(seed, width, 300)[0]) for seed, width in ((1, 400), (2, 500))]
+    body = json.dumps([{"image": base64.b64encode(scenes[0]).decode(), "threshold": 0.01, "top_k": 1},
+                       {"image": base64.b64encode(scenes[1]).decode(), "threshold": 0.01}])
+    first, second = server.post(body, "application/json").json()
+    assert first["image_size"] == [400, 300] and len(first["detections"]) == 1
+    assert second["image_size"] == [500, 300] and len(second["detections"]) > 1
+
+
+def test_the_picture_of_a_photo_decoded_reduced_comes_back_at_its_resolution(server, photo_jpeg):
+    # grace_hopper.jpg is 512x600: a JPEG twice the demo model's 256x256 input, so it is decoded at half scale
+    reply = server.post(photo_jpeg, headers={"Accept": "image/jpeg"})
+    assert reply.status_code == 200 and reply.headers["Content-Type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(reply.content)).size == (512, 600)
+
+
 # Bad and hostile requests, each followed by a valid one: tests/test_hostile_inputs.py
 
 
@@ -86,5 +102,20 @@ def test_model_that_cannot_load_does_not_start(demo_model_dir, tmp_path):
     try:
         assert running.process.wait(120) != 0
         assert "not starting" in running.output() and "sha256" in running.output()
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize("name, value, accepts", [
+    ("SSD_MAX_IMAGES_PER_REQUEST", "abc", "a whole number >= 1"),
+    ("SSD_DEFAULT_SCORE_THRESHOLD", "high", "a number from 0 to 1"),
+])
+def test_a_malformed_setting_stops_the_server_at_start_naming_it(demo_model_dir, name, value, accepts):
+    running = RunningServer(demo_model_dir, extra_env={name: value})
+    try:
+        assert running.process.wait(120) == 2
+        output = running.output()
+        assert "not starting: %s=%r is not valid: it accepts %s" % (name, value, accepts) in output, output[-2000:]
+        assert "starting multi-model-server" not in output and "starting mxnet-model-server" not in output
     finally:
         running.stop()

@@ -2,6 +2,7 @@
 import pytest
 
 from ssd_serving import serving
+from ssd_serving.environment import Environment
 
 
 @pytest.mark.parametrize("model_server, setting", [
@@ -13,16 +14,16 @@ def test_response_timeout_is_120_seconds_on_every_model_server(tmp_path, model_s
     # 1.9.0 images) in minutes and has no other key; 1.1.11 in minutes unless default_response_timeout_seconds
     # is set (found in their WorkerThread/ConfigManager). A 2 on 1.0.5 meant a 2-second limit, which a
     # worker loading its model misses, and a 120 on 1.1.8 two hours.
-    config = serving.write_config(str(tmp_path), "/store", 8080, 8081, 1, model_server=model_server)
+    config = serving.write_config(str(tmp_path), "/store", 8080, 8081, Environment.defaults(), model_server=model_server)
     with open(config) as stream:
         lines = stream.read().splitlines()
     assert setting in lines
     assert "default_response_timeout_seconds=120" in lines
 
 
-def test_limits_and_an_out_of_memory_jvm_exits(tmp_path, monkeypatch):
-    monkeypatch.setenv("SSD_MAX_REQUEST_BYTES", "1000000")
-    config = serving.write_config(str(tmp_path), "/store", 8080, 8081, 1, host="127.0.0.1")
+def test_limits_and_an_out_of_memory_jvm_exits(tmp_path):
+    settings = Environment({"SSD_MAX_REQUEST_BYTES": "1000000"})
+    config = serving.write_config(str(tmp_path), "/store", 8080, 8081, settings, host="127.0.0.1")
     with open(config) as stream:
         lines = stream.read().splitlines()
     assert "inference_address=http://127.0.0.1:8080" in lines       # behind the front door

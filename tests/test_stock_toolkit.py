@@ -36,6 +36,7 @@ import requests
 
 from helpers import (CODE, ROOT, RUNTIME_PACKAGE, RECALL_SCORE, assert_scene_found_over_http, demo_meta, encode,
                      load_entry_point, process_group, synthetic_scene)
+from ssd_serving.environment import Environment
 from ssd_serving.ports import free_port
 from ssd_serving.serving import internal_port
 
@@ -58,6 +59,8 @@ class StubDetector(object):
     """What predict_fn needs of a detector, without a model."""
     classes = ["circle", "square"]
     info = {"name": "stub"}
+    input_width, input_height = 64, 64
+    settings = Environment.defaults()
 
     def detect(self, rgb, threshold=None, top_k=None, class_ids=None, original_size=None):
         return [{"class_id": 0, "label": "circle", "score": 0.9, "box": [1.0, 2.0, 30.0, 40.0]}]
@@ -84,11 +87,14 @@ def small_png():
 def test_adapter_under_this_projects_handler_takes_the_header_string_and_raises():
     pytest.importorskip("sagemaker_inference.transformer")  # imported: the stack holds no Transformer anyway
     inference = load_entry_point()
-    from ssd_serving.errors import BadRequestError
-    assert inference.input_fn(small_png(), "image/png", "top_k=1;threshold=0.3").params.top_k == 1
-    assert inference.input_fn(small_png(), "image/png").params.top_k is None
+    from ssd_serving.errors import BadRequestError, UnsupportedMediaTypeError
+    assert inference.input_fn(small_png(), "image/png", "top_k=1;threshold=0.3").header_params == \
+        {"top_k": "1", "threshold": "0.3"}
+    assert inference.input_fn(small_png(), "image/png").header_params == {}
+    with pytest.raises(UnsupportedMediaTypeError):
+        inference.input_fn(small_png(), "application/x-npy", None)
     with pytest.raises(BadRequestError):
-        inference.input_fn(b"\x00garbage", "image/jpeg", None)
+        inference.predict_fn(inference.input_fn(b"\x00garbage", "image/jpeg", None), StubDetector())
     with pytest.raises(BadRequestError):
         inference.predict_fn(inference.input_fn(small_png(), "image/png", "classes=unicorn"), StubDetector())
 
@@ -98,14 +104,14 @@ def test_adapter_with_the_context_argument_of_sagemaker_inference_1_7_and_later(
     from ssd_serving.service import Refusal
     context = mms_context({CUSTOM_ATTRIBUTES.lower(): "top_k=2"})
     request = inference.input_fn(small_png(), "image/png", context)
-    assert request.params.top_k == 2
+    assert request.header_params == {"top_k": "2"}
     body, media = inference.output_fn(inference.predict_fn(request, StubDetector(), context), "application/json",
                                       context)
     assert media == "application/json" and json.loads(body.decode("utf-8"))["detections"]
     assert context.get_response_status(0)[0] == 200
 
     cases = [  # (what goes wrong, in which step, status)
-        (lambda c: inference.input_fn(b"\x00garbage", "image/jpeg", c), 400),
+        (lambda c: inference.predict_fn(inference.input_fn(b"\x00garbage", "image/jpeg", c), StubDetector(), c), 400),
         (lambda c: inference.input_fn(b"abc", "application/x-npy", c), 415),
         (lambda c: inference.predict_fn(inference.input_fn(small_png(), "image/png", c), StubDetector(), c), 400),
         (lambda c: inference.predict_fn(inference.input_fn(small_png(), "image/png", c), BrokenDetector(), c), 500),
@@ -141,7 +147,7 @@ def test_adapter_finds_the_context_of_sagemaker_inference_before_1_7_on_the_stac
 
     context = mms_context({CUSTOM_ATTRIBUTES: "top_k=3"})
     request, (body, media) = OldTransformer().transform(small_png(), context)
-    assert request.params.top_k == 3 and json.loads(body.decode("utf-8"))["detections"]
+    assert request.header_params == {"top_k": "3"} and json.loads(body.decode("utf-8"))["detections"]
     context = mms_context()
     _, (body, media) = OldTransformer().transform(b"\x00garbage", context)
     assert json.loads(body.decode("utf-8"))["status"] == 400 and context.get_response_status(0)[0] == 400

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps
 
-from . import environment
+from .environment import DEFAULT_MAX_IMAGE_PIXELS
 from .errors import BadRequestError, PayloadTooLargeError
 
 # JPEGs at least this many times larger than the network input (per side) are decoded at reduced
@@ -32,12 +32,19 @@ _EXIF_ORIENTATION = 0x0112
 
 
 class DecodedImage(object):
-    """An RGB uint8 array and the size (w, h) of the image it came from, after EXIF rotation."""
+    """An RGB uint8 array, the size (w, h) of the image it came from after EXIF rotation, and its bytes
+    (kept so that a picture answer can be drawn at full resolution when `rgb` was decoded reduced)."""
 
-    def __init__(self, rgb, original_size, format_name):
+    def __init__(self, rgb, original_size, format_name, source=None):
         self.rgb = rgb
         self.original_size = original_size
         self.format = format_name
+        self.source = source
+
+    @property
+    def reduced(self):
+        """Whether `rgb` is smaller than the original image (a JPEG decoded at reduced scale)."""
+        return (self.rgb.shape[1], self.rgb.shape[0]) != tuple(self.original_size)
 
 
 def _parsers():
@@ -99,15 +106,14 @@ def _to_rgb(image):
     return np.asarray(image, dtype=np.uint8)
 
 
-def decode_image(data, target_size=None, max_pixels=None):
+def decode_image(data, target_size=None, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):
     """Decode image bytes into a DecodedImage.
 
     `target_size` (w, h) is the network input: large JPEGs are decoded at reduced scale but never
     below it. Raises BadRequestError or PayloadTooLargeError with a message for the client.
     """
-    limit = max_pixels or environment.max_image_pixels()
     image = _open(data)
-    _check_size(image, limit)
+    _check_size(image, max_pixels)
     width, height = image.size
     format_name = image.format or "unknown"
     orientation = _orientation(image)
@@ -129,4 +135,4 @@ def decode_image(data, target_size=None, max_pixels=None):
         raise BadRequestError("the image could not be decoded: %s" % (err,))
     if orientation in _SWAPPING_ORIENTATIONS:
         width, height = height, width
-    return DecodedImage(np.ascontiguousarray(rgb), (width, height), format_name)
+    return DecodedImage(np.ascontiguousarray(rgb), (width, height), format_name, data)

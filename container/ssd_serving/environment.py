@@ -1,14 +1,19 @@
-"""Settings read from the environment: where the model is, which device, limits and server knobs."""
+"""Environment: every setting of the server, read from the environment and checked once at start."""
 from __future__ import absolute_import
 
+import multiprocessing
 import os
 
-# The toolkits let SAGEMAKER_BASE_DIR move /opt/ml (used to run the stock layout outside a container).
-SAGEMAKER_MODEL_DIR = os.path.join(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml"), "model")
+from . import media
+from .errors import ModelLoadError
 
 # Env var names, in one place so the docs, the image and the code agree.
+BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"       # the toolkits let it move /opt/ml (the stock layout outside a container)
 MODEL_DIR_ENV = "SSD_MODEL_DIR"          # the model baked into the image (never /opt/ml/model)
+CODE_DIR_ENV = "SSD_CODE_DIR"            # where the default code/inference.py lives (baked into the image)
 CONTEXT_ENV = "SSD_CONTEXT"              # auto | eia | gpu | cpu
+PRECISION_ENV = "SSD_PRECISION"          # auto | fp32 | int8
+GRAPH_FUSION_ENV = "SSD_GRAPH_FUSION"    # 0: run the fp32 graph unfused on CPU (oneDNN fusion is the default)
 MAX_IMAGE_PIXELS_ENV = "SSD_MAX_IMAGE_PIXELS"
 MAX_IMAGES_ENV = "SSD_MAX_IMAGES_PER_REQUEST"
 MAX_REQUEST_BYTES_ENV = "SSD_MAX_REQUEST_BYTES"
@@ -17,10 +22,16 @@ MAX_CONCURRENT_ENV = "SSD_MAX_CONCURRENT_REQUESTS"
 QUEUE_TIMEOUT_ENV = "SSD_QUEUE_TIMEOUT"
 DEFAULT_THRESHOLD_ENV = "SSD_DEFAULT_SCORE_THRESHOLD"
 STARTUP_TIMEOUT_ENV = "SSD_STARTUP_TIMEOUT"
-GRAPH_FUSION_ENV = "SSD_GRAPH_FUSION"    # 0: run the fp32 graph unfused on CPU (oneDNN fusion is the default)
 READY_DIR_ENV = "SSD_READY_DIR"          # set by the server: workers mark a loaded model there
 DEFAULT_ACCEPT_ENV = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
+PORT_ENV = "SAGEMAKER_BIND_TO_PORT"      # inference pipelines and multi-container endpoints move the port
+SAFE_PORT_RANGE_ENV = "SAGEMAKER_SAFE_PORT_RANGE"
+WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
+THREADS_ENV = "OMP_NUM_THREADS"
+ENTRY_POINT_ENV = "SAGEMAKER_PROGRAM"
 
+CONTEXTS = ("auto", "eia", "gpu", "cpu")
+PRECISIONS = ("auto", "fp32", "int8")
 DEFAULT_MAX_IMAGE_PIXELS = 64 * 1000 * 1000   # above a 48 MP photo, below a decompression bomb
 DEFAULT_MAX_IMAGES = 16
 DEFAULT_MAX_REQUEST_BYTES = 6553500           # Multi Model Server's default; SageMaker's own limit is 6 MB
@@ -28,68 +39,141 @@ DEFAULT_MAX_REQUEST_BYTES = 6553500           # Multi Model Server's default; Sa
 # disconnected and restarted by MMS: answers stay under it, with room for MMS's framing.
 DEFAULT_MAX_RESPONSE_BYTES = 6 * 1024 * 1024
 DEFAULT_THRESHOLD = 0.5
+DEFAULT_PORT = 8080
+DEFAULT_ENTRY_POINT = "inference.py"
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
-def _int(name, default):
-    value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
+class SettingError(ModelLoadError):
+    """A setting the server cannot start with; the message names the variable and what it accepts."""
 
 
-def _float(name, default):
-    value = os.environ.get(name)
-    return float(value) if value not in (None, "") else default
+class _Reader(object):
+    """Typed reads of one environment mapping; an empty value means the default."""
+
+    def __init__(self, environ):
+        self.environ = environ
+
+    def raw(self, name):
+        value = self.environ.get(name)
+        return None if value is None or not value.strip() else value.strip()
+
+    def _refuse(self, name, value, accepts, default):
+        raise SettingError("%s=%r is not valid: it accepts %s (default: %s)" % (name, value, accepts, default))
+
+    def text(self, name, default=None):
+        value = self.raw(name)
+        return default if value is None else value
+
+    def choice(self, name, choices, default):
+        value = self.raw(name)
+        if value is None:
+            return default
+        if value.lower() not in choices:
+            self._refuse(name, value, "one of " + ", ".join(choices), default)
+        return value.lower()
+
+    def flag(self, name, default):
+        value = self.raw(name)
+        if value is None:
+            return default
+        if value.lower() not in _TRUE + _FALSE:
+            self._refuse(name, value, "1/true/yes/on or 0/false/no/off", "1" if default else "0")
+        return value.lower() in _TRUE
+
+    def integer(self, name, default, low=1, high=None):
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            number = None
+        if number is None or number < low or (high is not None and number > high):
+            self._refuse(name, value, "a whole number %s" % (
+                "from %d to %d" % (low, high) if high is not None else ">= %d" % low), default)
+        return number
+
+    def number(self, name, default, low=0.0, high=None, low_inclusive=False):
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+        below = number is None or number != number or (number < low if low_inclusive else number <= low)
+        if below or (high is not None and number > high) or number == float("inf"):
+            bounds = "%s %g" % (">=" if low_inclusive else ">", low)
+            if high is not None:
+                bounds = "from %g to %g" % (low, high)
+            self._refuse(name, value, "a number %s" % bounds, default)
+        return number
+
+    def port_range(self, name):
+        value = self.raw(name)
+        if value is None:
+            return None
+        parts = value.split("-")
+        if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
+            low, high = int(parts[0]), int(parts[1])
+            if 0 < low <= high < 65536:
+                return low, high
+        self._refuse(name, value, "a port range LOW-HIGH", "none")
 
 
-def context_preference():
-    return os.environ.get(CONTEXT_ENV, "auto").strip().lower() or "auto"
+def _repo_code_dir():
+    """code/ of this checkout, where the package runs from the working tree (tests, make serve)."""
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.join(os.path.dirname(package_root), "code")
 
 
-def max_image_pixels():
-    return _int(MAX_IMAGE_PIXELS_ENV, DEFAULT_MAX_IMAGE_PIXELS)
+class Environment(object):
+    """The settings, parsed and validated when built (`Environment()` reads os.environ; start-up does it once).
 
+    Request handling reads this object, never os.environ: a bad value stops the server at start with a
+    SettingError naming the variable, instead of failing every request.
+    """
 
-def max_images_per_request():
-    return _int(MAX_IMAGES_ENV, DEFAULT_MAX_IMAGES)
+    def __init__(self, environ=None):
+        read = _Reader(os.environ if environ is None else environ)
+        self.base_dir = read.text(BASE_DIR_ENV, "/opt/ml")
+        self.sagemaker_model_dir = os.path.join(self.base_dir, "model")
+        self.user_code_dir = os.path.join(self.sagemaker_model_dir, "code")
+        self.baked_model_dir = read.text(MODEL_DIR_ENV)
+        self.code_dir = read.text(CODE_DIR_ENV) or _repo_code_dir()
+        self.entry_point = read.text(ENTRY_POINT_ENV, DEFAULT_ENTRY_POINT)
+        self.context = read.choice(CONTEXT_ENV, CONTEXTS, "auto")
+        self.precision = read.choice(PRECISION_ENV, PRECISIONS, "auto")
+        self.graph_fusion = read.flag(GRAPH_FUSION_ENV, True)
+        self.max_image_pixels = read.integer(MAX_IMAGE_PIXELS_ENV, DEFAULT_MAX_IMAGE_PIXELS)
+        self.max_images_per_request = read.integer(MAX_IMAGES_ENV, DEFAULT_MAX_IMAGES)
+        self.max_request_bytes = read.integer(MAX_REQUEST_BYTES_ENV, DEFAULT_MAX_REQUEST_BYTES)
+        self.max_response_bytes = read.integer(MAX_RESPONSE_BYTES_ENV, DEFAULT_MAX_RESPONSE_BYTES)
+        self.default_threshold = read.number(DEFAULT_THRESHOLD_ENV, DEFAULT_THRESHOLD, 0.0, 1.0, low_inclusive=True)
+        self.default_accept = read.choice(DEFAULT_ACCEPT_ENV, media.PRODUCED, media.JSON)
+        self.http_port = read.integer(PORT_ENV, DEFAULT_PORT, 1, 65535)
+        self.safe_port_range = read.port_range(SAFE_PORT_RANGE_ENV)
+        # One worker using every core by default: the lowest single-request latency. More workers trade
+        # latency for throughput, and each holds its own copy of the model.
+        self.workers = read.integer(WORKERS_ENV, 1)
+        self.threads = read.integer(THREADS_ENV, max(1, multiprocessing.cpu_count() // self.workers))
+        # requests read and handed to the model server at a time: enough to keep every worker busy
+        self.max_concurrent_requests = read.integer(MAX_CONCURRENT_ENV, max(16, 4 * self.workers))
+        # seconds a request may wait for one of those slots before a 503 (SageMaker gives up after 60 s)
+        self.queue_timeout = read.number(QUEUE_TIMEOUT_ENV, 30.0)
+        # how long the server may go without a worker that has the model: at start, or after workers died
+        self.startup_timeout = read.number(STARTUP_TIMEOUT_ENV, 200.0)
+        self.ready_dir = read.text(READY_DIR_ENV)
 
+    @classmethod
+    def defaults(cls):
+        """Every setting at its default, whatever the process environment says (tools and tests)."""
+        return cls({})
 
-def max_request_bytes():
-    return _int(MAX_REQUEST_BYTES_ENV, DEFAULT_MAX_REQUEST_BYTES)
-
-
-def max_response_bytes():
-    return _int(MAX_RESPONSE_BYTES_ENV, DEFAULT_MAX_RESPONSE_BYTES)
-
-
-def max_concurrent_requests(workers):
-    """Requests read and handed to the model server at a time: enough to keep every worker busy."""
-    return _int(MAX_CONCURRENT_ENV, max(16, 4 * workers))
-
-
-def queue_timeout():
-    """Seconds a request may wait for one of those slots before a 503 (SageMaker gives up after 60 s)."""
-    return _float(QUEUE_TIMEOUT_ENV, 30.0)
-
-
-def default_score_threshold():
-    return _float(DEFAULT_THRESHOLD_ENV, DEFAULT_THRESHOLD)
-
-
-def default_accept():
-    return os.environ.get(DEFAULT_ACCEPT_ENV, "application/json")
-
-
-def graph_fusion():
-    return os.environ.get(GRAPH_FUSION_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
-
-
-def startup_timeout():
-    """How long the server may go without a worker that has the model: at start, or after workers died."""
-    return _float(STARTUP_TIMEOUT_ENV, 200.0)
-
-
-def mark_model_loaded():
-    """Tell the server process this worker has its model (MMS reports workers READY before that)."""
-    ready_dir = os.environ.get(READY_DIR_ENV)
-    if ready_dir and os.path.isdir(ready_dir):
-        with open(os.path.join(ready_dir, "worker-%d" % os.getpid()), "w") as stream:
-            stream.write("loaded\n")
+    def mark_model_loaded(self):
+        """Tell the server process this worker has its model (MMS reports workers READY before that)."""
+        if self.ready_dir and os.path.isdir(self.ready_dir):
+            with open(os.path.join(self.ready_dir, "worker-%d" % os.getpid()), "w") as stream:
+                stream.write("loaded\n")

@@ -3,25 +3,19 @@ from __future__ import absolute_import
 
 import importlib
 import logging
-import os
 import sys
 
+from .environment import Environment
 from .errors import InferenceError, error_json
+from .media import header_value
 
 LOG = logging.getLogger(__name__)
 
-ENTRY_POINT_ENV = "SAGEMAKER_PROGRAM"
-DEFAULT_ENTRY_POINT = "inference.py"
 CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 
 
 def _header(context, index, name):
-    headers = context.get_all_request_header(index) or {}
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else value
-    return None
+    return header_value(context.get_all_request_header(index), name)
 
 
 class DetectionService(object):
@@ -32,8 +26,9 @@ class DetectionService(object):
         self.model = None
         self.initialized = False
 
-    def initialize(self, context):
-        module_name = os.environ.get(ENTRY_POINT_ENV, DEFAULT_ENTRY_POINT)
+    def initialize(self, context, settings=None):
+        """Import the entry point (SAGEMAKER_PROGRAM, default inference.py) and load its model once."""
+        module_name = (settings or Environment()).entry_point
         if module_name.endswith(".py"):
             module_name = module_name[:-3]
         self.entry = importlib.import_module(module_name)

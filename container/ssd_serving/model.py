@@ -7,7 +7,8 @@ import os
 import mxnet as mx
 import numpy as np
 
-from . import artifact, environment, precision
+from . import artifact, precision
+from .environment import CONTEXT_ENV, MODEL_DIR_ENV, Environment
 from .errors import ModelLoadError
 from .precision import graph_precision, onednn_enabled
 from .transforms import ssd_val_transform
@@ -17,22 +18,22 @@ LOG = logging.getLogger(__name__)
 WARMUP_RUNS = 2
 
 
-def find_model_dir(preferred=None, sagemaker_model_dir=None):
+def find_model_dir(preferred=None, settings=None):
     """The model to serve: `preferred` when it holds one, else what SageMaker unpacked into /opt/ml/model
     (served or refused, never passed over: artifact.given_model_dir), else the one baked into the image."""
     if preferred and artifact.has_model(preferred):
         return preferred
-    sagemaker_model_dir = sagemaker_model_dir or environment.SAGEMAKER_MODEL_DIR
-    given = artifact.given_model_dir(sagemaker_model_dir)
+    settings = settings or Environment()
+    given = artifact.given_model_dir(settings.sagemaker_model_dir)
     if given:
         return given
-    baked = os.environ.get(environment.MODEL_DIR_ENV)
+    baked = settings.baked_model_dir
     if baked and artifact.has_model(baked):
         return baked
     raise ModelLoadError("no exported model found in %s; set %s to a directory written by "
                          "`python -m ssd_tools.export`" % (
-                             ", ".join(p for p in (preferred, sagemaker_model_dir, baked) if p),
-                             environment.MODEL_DIR_ENV))
+                             ", ".join(p for p in (preferred, settings.sagemaker_model_dir, baked) if p),
+                             MODEL_DIR_ENV))
 
 
 def _has_eia():
@@ -46,9 +47,8 @@ def _num_gpus():
         return 0
 
 
-def candidate_contexts(preference=None):
-    """Contexts to try in order. `auto`: EI when this MXNet build has it, then GPU, then CPU."""
-    preference = preference or environment.context_preference()
+def candidate_contexts(preference="auto"):
+    """Contexts to try in order, for SSD_CONTEXT's value. `auto`: EI when this MXNet build has it, then GPU, then CPU."""
     if preference == "cpu":
         return [("cpu", mx.cpu())]
     if preference == "gpu":
@@ -56,10 +56,10 @@ def candidate_contexts(preference=None):
     if preference == "eia":
         if not _has_eia():
             raise ModelLoadError("%s=eia but this MXNet build has no mx.eia() (it needs AWS's "
-                                 "amazonei_mxnet build)" % environment.CONTEXT_ENV)
+                                 "amazonei_mxnet build)" % CONTEXT_ENV)
         return [("eia", mx.eia())]
     if preference != "auto":
-        raise ModelLoadError("%s must be auto, eia, gpu or cpu, not %r" % (environment.CONTEXT_ENV, preference))
+        raise ModelLoadError("%s must be auto, eia, gpu or cpu, not %r" % (CONTEXT_ENV, preference))
     contexts = []
     if _has_eia():
         contexts.append(("eia", mx.eia()))
@@ -72,13 +72,15 @@ def candidate_contexts(preference=None):
 class Detector(mx.gluon.Block):
     """A fixed-shape SSD graph plus what it needs to map images in and detections out."""
 
-    def __init__(self, net, meta, model_dir, device_name, ctx, **kwargs):
+    def __init__(self, net, meta, device_name, ctx, settings=None, **kwargs):
         super(Detector, self).__init__(**kwargs)
         self.net = net
         self.meta = meta
-        self.model_dir = model_dir
         self.device_name = device_name
         self.ctx = ctx
+        # the settings it was loaded with travel with it to the request steps (SageMaker's contract hands
+        # predict_fn the model and nothing else)
+        self.settings = settings or Environment.defaults()
         self.classes = list(meta["classes"])
         self.input_width = int(meta["input_width"])
         self.input_height = int(meta["input_height"])
@@ -151,27 +153,26 @@ class Detector(mx.gluon.Block):
             self.raw_outputs(dummy)
 
 
-def choose_graph(model_dir, meta, context=None, flags=None, wanted=None):
-    """The fp32 graph or its int8 variant, by `wanted` (default SSD_PRECISION), the device and the CPU."""
-    device_name = candidate_contexts(context)[0][0]
+def choose_graph(model_dir, meta, settings, flags=None, wanted=None, context=None):
+    """The fp32 graph or its int8 variant, by `wanted` (default: SSD_PRECISION), the device and the CPU."""
+    device_name = candidate_contexts(context or settings.context)[0][0]
     problem = precision.int8_support_problem()
     flags = precision.cpu_flags() if flags is None else flags
-    return precision.choose(model_dir, meta, wanted or precision.setting(), device_name, flags, problem)
+    return precision.choose(model_dir, meta, wanted or settings.precision, device_name, flags, problem)
 
 
-def fuses_graph(meta, device_name):
+def fuses_graph(meta, device_name, fusion=True):
     """Whether loading fuses the fp32 graph with oneDNN (conv+batchnorm+relu and sums into one kernel):
-    about 12% less forward time for ssd_512_resnet50_v1 on 2 vCPUs (see README, Performance). An int8
-    graph is fused when quantized; EI and GPU have their own kernels."""
-    return (device_name == "cpu" and graph_precision(meta) == "fp32" and environment.graph_fusion()
-            and onednn_enabled())
+    about 12% less forward time for ssd_512_resnet50_v1 on 2 vCPUs (see docs/performance.md). An int8
+    graph is fused when quantized; EI and GPU have their own kernels. `fusion`: SSD_GRAPH_FUSION."""
+    return device_name == "cpu" and graph_precision(meta) == "fp32" and fusion and onednn_enabled()
 
 
-def _import_graph(model_dir, meta, device_name, ctx):
+def _import_graph(model_dir, meta, device_name, ctx, fusion):
     symbol_file = os.path.join(model_dir, meta.get("symbol_file", artifact.SYMBOL_FILE))
     params_file = os.path.join(model_dir, meta.get("params_file", artifact.PARAMS_FILE))
     input_name = meta.get("input_name", "data")
-    if fuses_graph(meta, device_name):
+    if fuses_graph(meta, device_name, fusion):
         symbol = mx.sym.load(symbol_file).get_backend_symbol("MKLDNN")
         net = mx.gluon.SymbolBlock(symbol, [mx.sym.var(input_name)])
         net.collect_params().load(params_file, ctx=ctx)
@@ -195,13 +196,17 @@ def verify_params(model_dir, meta):
                              "exported ones" % (params_file, actual, expected))
 
 
-def load_detector(model_dir=None, context=None, warm_up=True, wanted_precision=None):
+def load_detector(model_dir=None, settings=None, context=None, warm_up=True, wanted_precision=None):
     """Load the exported model from `model_dir` (or find it) on the best available device.
 
-    `wanted_precision` (auto, fp32, int8) overrides SSD_PRECISION: tools that measure one graph say which.
+    `settings`: an Environment (default: read now). `context` (auto, eia, gpu, cpu) overrides SSD_CONTEXT and
+    `wanted_precision` (auto, fp32, int8) SSD_PRECISION: tools that measure one device or graph say which.
     """
-    model_dir = find_model_dir(model_dir)
-    choice = choose_graph(model_dir, artifact.read_metadata(model_dir), context, wanted=wanted_precision)
+    settings = settings or Environment()
+    context = context or settings.context
+    model_dir = find_model_dir(model_dir, settings)
+    choice = choose_graph(model_dir, artifact.read_metadata(model_dir), settings, wanted=wanted_precision,
+                          context=context)
     model_dir, meta = choice.model_dir, choice.meta
     verify_params(model_dir, meta)
     LOG.info("serving the %s graph: %s", choice.precision, choice.reason)
@@ -211,8 +216,8 @@ def load_detector(model_dir=None, context=None, warm_up=True, wanted_precision=N
     errors = []
     for device_name, ctx in contexts:
         try:
-            net = _import_graph(model_dir, meta, device_name, ctx)
-            detector = Detector(net, meta, model_dir, device_name, ctx)
+            net = _import_graph(model_dir, meta, device_name, ctx, settings.graph_fusion)
+            detector = Detector(net, meta, device_name, ctx, settings)
             if warm_up:
                 detector.warm_up()
         except ModelLoadError:

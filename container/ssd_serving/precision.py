@@ -5,12 +5,11 @@ import logging
 import os
 
 from . import artifact
+from .environment import PRECISION_ENV
 from .errors import ModelLoadError
 
 LOG = logging.getLogger(__name__)
 
-PRECISION_ENV = "SSD_PRECISION"          # auto (default) | fp32 | int8
-SETTINGS = ("auto", "fp32", "int8")
 # A model folder may hold its int8 quantization (python -m ssd_tools.export --quantize int8) here, beside
 # the fp32 graph it was made from; the cpu image bakes both.
 INT8_SUBDIR = "int8"
@@ -35,14 +34,6 @@ class Choice(object):
 
     def __repr__(self):
         return "Choice(%r, %r, %r)" % (self.model_dir, self.precision, self.reason)
-
-
-def setting(environ=None):
-    """SSD_PRECISION, checked: auto, fp32 or int8."""
-    value = (environ if environ is not None else os.environ).get(PRECISION_ENV, "auto").strip().lower() or "auto"
-    if value not in SETTINGS:
-        raise ModelLoadError("%s must be one of %s, not %r" % (PRECISION_ENV, ", ".join(SETTINGS), value))
-    return value
 
 
 def cpu_flags(path=CPUINFO):

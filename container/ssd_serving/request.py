@@ -1,15 +1,15 @@
-"""Request decoding: content types, base64 and JSON bodies, and per-request detection parameters."""
+"""Request decoding: bodies by content type (a table), base64 and JSON, and per-image detection parameters."""
 from __future__ import absolute_import
 
 import binascii
 import json
 import re
 
-from . import environment
 from .decoder import decode_image
+from .environment import DEFAULT_THRESHOLD, Environment
 from .errors import BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
+from .media import JSON, media_type
 
-JSON = "application/json"
 RAW_IMAGE_TYPES = ("application/x-image", "application/octet-stream")
 BASE64_TYPES = ("text/plain", "application/base64", "application/x-base64")
 SUPPORTED_TYPES = "image/* (jpeg, png, ...), application/x-image, application/json, text/plain (base64)"
@@ -19,13 +19,14 @@ _BASE64_HEAD = re.compile(b"^[A-Za-z0-9+/=\\r\\n]+$")  # binary images always ho
 _DATA_URI = re.compile(r"^data:[\w/+.-]*;base64,", re.IGNORECASE)
 _PARAM_KEYS = ("threshold", "top_k", "classes")
 _JSON_KEYS = ("image", "images") + _PARAM_KEYS
+_ITEM_KEYS = ("image",) + _PARAM_KEYS
 
 
 class DetectionParams(object):
-    """Per-request knobs: minimum score, most detections per image, and which classes to keep."""
+    """Per-image knobs: minimum score, most detections per image, and which classes to keep."""
 
-    def __init__(self, threshold=None, top_k=None, classes=None):
-        self.threshold = environment.default_score_threshold() if threshold is None else threshold
+    def __init__(self, threshold=DEFAULT_THRESHOLD, top_k=None, classes=None):
+        self.threshold = threshold
         self.top_k = top_k
         self.classes = classes  # names or ids as sent; resolved against the model's classes later
 
@@ -48,18 +49,30 @@ class DetectionParams(object):
         return ids
 
 
-class DetectionRequest(object):
-    """Decoded images plus the parameters to detect with."""
+class ImageRequest(object):
+    """One decoded image and the parameters to detect in it with."""
 
-    def __init__(self, images, params, batch):
-        self.images = images
+    def __init__(self, image, params):
+        self.image = image
         self.params = params
+
+
+class DetectionRequest(object):
+    """The images of one request, in order, each with its parameters."""
+
+    def __init__(self, items, batch):
+        self.items = items
         self.batch = batch  # True when the client sent a list: answer with a list
 
 
-def media_type(content_type):
-    """'Image/JPEG; charset=x' -> 'image/jpeg'."""
-    return (content_type or "").split(";")[0].strip().lower()
+class RawRequest(object):
+    """What input_fn keeps: the body, its media type and the header's parameters. predict_fn decodes it, since
+    it has the model, whose input size says how far a large JPEG may be reduced while decoding."""
+
+    def __init__(self, body, media, header_params):
+        self.body = body
+        self.media = media
+        self.header_params = header_params
 
 
 def _b64decode(text, where):
@@ -115,7 +128,7 @@ def _number(value, name, kind):
     return number
 
 
-def parse_params(raw):
+def parse_params(raw, default_threshold=DEFAULT_THRESHOLD):
     """Validate a dict of parameters (from JSON or the custom-attributes header)."""
     threshold = raw.get("threshold")
     if threshold is not None:
@@ -136,7 +149,7 @@ def parse_params(raw):
         for item in classes:
             if isinstance(item, bool) or not isinstance(item, (str, int)):
                 raise BadRequestError("classes must hold class names or ids, not %s" % _shorten(item))
-    return DetectionParams(threshold, top_k, classes)
+    return DetectionParams(default_threshold if threshold is None else threshold, top_k, classes)
 
 
 def parse_custom_attributes(header):
@@ -164,37 +177,60 @@ def parse_custom_attributes(header):
     return raw
 
 
-def _images_from_json(payload):
-    """(list of image bytes, parameter dict, batch?) from a parsed JSON body."""
-    if isinstance(payload, str):
-        return [_b64decode(payload, "the JSON string")], {}, False
-    if isinstance(payload, list):
-        _check_count(len(payload))  # before decoding anything: a list of thousands is refused at once
-        return [_b64decode(item, "images[%d]" % i) for i, item in enumerate(payload)], {}, True
-    if not isinstance(payload, dict):
-        raise BadRequestError("the JSON body must be an object like {\"image\": \"<base64>\"}")
-    unknown = sorted(set(payload) - set(_JSON_KEYS))
-    if unknown:
-        raise BadRequestError("unknown JSON field(s) %s; expected image or images, and optionally %s" %
-                              (", ".join(unknown), ", ".join(_PARAM_KEYS)))
-    if ("image" in payload) == ("images" in payload):
-        raise BadRequestError("the JSON body needs exactly one of \"image\" (base64) or \"images\" (a list)")
-    params = dict((k, payload[k]) for k in _PARAM_KEYS if k in payload)
-    if "image" in payload:
-        return [_b64decode(payload["image"], "image")], params, False
-    images = payload["images"]
-    if not isinstance(images, list) or not images:
-        raise BadRequestError("images must be a non-empty list of base64 strings")
-    _check_count(len(images))
-    return [_b64decode(item, "images[%d]" % i) for i, item in enumerate(images)], params, True
+class _Blob(object):
+    """Image bytes not decoded yet, where they came from (for error messages), and their own parameters."""
+
+    def __init__(self, data, where, params=None):
+        self.data = data
+        self.where = where
+        self.params = params or {}
 
 
-def _check_count(count):
-    limit = environment.max_images_per_request()
+def _list_item(item, index):
+    """One element of a JSON list: a base64 string, or an object with `image` and optional parameters."""
+    where = "images[%d]" % index
+    if isinstance(item, dict):
+        unknown = sorted(set(item) - set(_ITEM_KEYS))
+        if unknown:
+            raise BadRequestError("unknown field(s) %s in %s; expected image and optionally %s" %
+                                  (", ".join(_shorten(k) for k in unknown), where, ", ".join(_PARAM_KEYS)))
+        if "image" not in item:
+            raise BadRequestError("%s has no \"image\" (base64)" % where)
+        params = dict((k, item[k]) for k in _PARAM_KEYS if k in item)
+        return _Blob(_b64decode(item["image"], where + ".image"), where, params)
+    return _Blob(_b64decode(item, where), where)
+
+
+def _check_count(count, limit):
     if count > limit:
         raise PayloadTooLargeError("the request holds %d images; the limit is %d per request" % (count, limit))
     if count == 0:
         raise BadRequestError("the request holds no image")
+
+
+def _images_from_json(payload, limit):
+    """(list of _Blob, body-level parameter dict, batch?) from a parsed JSON body."""
+    if isinstance(payload, str):
+        return [_Blob(_b64decode(payload, "the JSON string"), "the JSON string")], {}, False
+    if isinstance(payload, list):
+        _check_count(len(payload), limit)  # before decoding anything: a list of thousands is refused at once
+        return [_list_item(item, i) for i, item in enumerate(payload)], {}, True
+    if not isinstance(payload, dict):
+        raise BadRequestError("the JSON body must be an object like {\"image\": \"<base64>\"}, or a list")
+    unknown = sorted(set(payload) - set(_JSON_KEYS))
+    if unknown:
+        raise BadRequestError("unknown JSON field(s) %s; expected image or images, and optionally %s" %
+                              (", ".join(_shorten(k) for k in unknown), ", ".join(_PARAM_KEYS)))
+    if ("image" in payload) == ("images" in payload):
+        raise BadRequestError("the JSON body needs exactly one of \"image\" (base64) or \"images\" (a list)")
+    params = dict((k, payload[k]) for k in _PARAM_KEYS if k in payload)
+    if "image" in payload:
+        return [_Blob(_b64decode(payload["image"], "image"), "image")], params, False
+    images = payload["images"]
+    if not isinstance(images, list) or not images:
+        raise BadRequestError("images must be a non-empty list of base64 strings or {\"image\": ...} objects")
+    _check_count(len(images), limit)
+    return [_list_item(item, i) for i, item in enumerate(images)], params, True
 
 
 def _raw_or_base64(body):
@@ -208,36 +244,74 @@ def _raw_or_base64(body):
     return body
 
 
-def parse_request(body, content_type, custom_attributes=None, target_size=None):
-    """Turn an /invocations body into a DetectionRequest, or raise a 4xx InferenceError."""
+def _read_json(body, settings):
+    if not body:
+        raise BadRequestError("the request body is empty; send {\"image\": \"<base64>\"}")
+    return _images_from_json(_loads(body, "the body"), settings.max_images_per_request)
+
+
+def _read_image(body, settings):
+    return [_Blob(_raw_or_base64(body), "the body")], {}, False
+
+
+def _read_base64(body, settings):
+    return [_Blob(_b64decode(body, "the body"), "the body")], {}, False
+
+
+# Content type -> reader of (image blobs, body-level parameters, batch?); image/* not listed reads as an image.
+BODY_READERS = dict([(JSON, _read_json)] + [(kind, _read_image) for kind in RAW_IMAGE_TYPES] +
+                    [(kind, _read_base64) for kind in BASE64_TYPES])
+
+
+def _reader(kind):
+    reader = BODY_READERS.get(kind)
+    if reader is None and kind.startswith("image/"):
+        return _read_image
+    return reader
+
+
+def read_request(body, content_type, custom_attributes=None):
+    """input_fn's part: a RawRequest, or a 415 for a content type that is not read here, or a 400 for a bad
+    custom-attributes header. Nothing is decoded yet."""
     kind = media_type(content_type)
-    if isinstance(body, str):
-        body = body.encode("utf-8")
-    body = bytes(body or b"")
-    header_params = parse_custom_attributes(custom_attributes)
-    if kind == JSON:
-        if not body:
-            raise BadRequestError("the request body is empty; send {\"image\": \"<base64>\"}")
-        payload = _loads(body, "the body")
-        blobs, body_params, batch = _images_from_json(payload)
-        header_params.update(body_params)
-    elif kind.startswith("image/") or kind in RAW_IMAGE_TYPES:
-        blobs, batch = [_raw_or_base64(body)], False
-    elif kind in BASE64_TYPES:
-        blobs, batch = [_b64decode(body, "the body")], False
-    elif not kind:
-        raise UnsupportedMediaTypeError("the request has no Content-Type; send one of: %s" % SUPPORTED_TYPES)
-    else:
+    if _reader(kind) is None:
+        if not kind:
+            raise UnsupportedMediaTypeError("the request has no Content-Type; send one of: %s" % SUPPORTED_TYPES)
         raise UnsupportedMediaTypeError("Content-Type %s is not supported; send one of: %s" %
                                         (_shorten(kind), SUPPORTED_TYPES))
-    _check_count(len(blobs))
-    params = parse_params(header_params)
-    images = []
-    for index, blob in enumerate(blobs):
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    return RawRequest(bytes(body or b""), kind, parse_custom_attributes(custom_attributes))
+
+
+def decode_request(raw, settings, target_size=None):
+    """predict_fn's part: a DetectionRequest of decoded images, each with its parameters, or a 4xx InferenceError.
+
+    Parameters: the header's, overridden by the body's, overridden by a list element's own.
+    """
+    blobs, body_params, batch = _reader(raw.media)(raw.body, settings)
+    _check_count(len(blobs), settings.max_images_per_request)
+    shared = dict(raw.header_params)
+    shared.update(body_params)
+    shared_params = parse_params(shared, settings.default_threshold)
+    items = []
+    for blob in blobs:
         try:
-            images.append(decode_image(blob, target_size))
+            params = shared_params
+            if blob.params:
+                merged = dict(shared)
+                merged.update(blob.params)
+                params = parse_params(merged, settings.default_threshold)
+            image = decode_image(blob.data, target_size, settings.max_image_pixels)
         except BadRequestError as err:
             if batch:
-                raise BadRequestError("images[%d]: %s" % (index, err))
+                raise BadRequestError("%s: %s" % (blob.where, err))
             raise
-    return DetectionRequest(images, params, batch)
+        items.append(ImageRequest(image, params))
+    return DetectionRequest(items, batch)
+
+
+def parse_request(body, content_type, custom_attributes=None, target_size=None, settings=None):
+    """Both steps at once (tools and tests); `settings` defaults to every setting's default."""
+    raw = read_request(body, content_type, custom_attributes)
+    return decode_request(raw, settings or Environment.defaults(), target_size)

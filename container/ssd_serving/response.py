@@ -1,25 +1,17 @@
-"""Response encoding: detections as JSON, or the picture with boxes drawn, chosen by Accept."""
+"""Response encoding: detections as JSON, or the annotated picture, chosen by Accept through a table of encoders."""
 from __future__ import absolute_import
 
 import io
 import json
 
-from PIL import Image, ImageDraw
-
-from . import environment
+from .drawing import draw_detections
+from .environment import Environment
 from .errors import NotAcceptableError
-
-JSON = "application/json"
-JPEG = "image/jpeg"
-PNG = "image/png"
-PRODUCED = (JSON, JPEG, PNG)
-
-_PALETTE = ((230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
-            (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212))
+from .media import JPEG, JSON, PNG, choose_accept
 
 
 class ImageResult(object):
-    """Detections for one image, with what drawing them needs."""
+    """Detections for one image, with the decoded image they were found in (drawing needs it)."""
 
     def __init__(self, detections, decoded):
         self.detections = detections
@@ -27,39 +19,13 @@ class ImageResult(object):
 
 
 class Prediction(object):
-    """What predict_fn hands output_fn: per-image results and the model's identity."""
+    """What predict_fn hands output_fn: per-image results, the model's identity, and the settings it serves with."""
 
-    def __init__(self, results, model_info, batch):
+    def __init__(self, results, model_info, batch, settings=None):
         self.results = results
         self.model_info = model_info
         self.batch = batch
-
-
-def choose_accept(accept):
-    """The media type to answer with, from an Accept header (q-values and wildcards honoured)."""
-    if not accept or not accept.strip():
-        return environment.default_accept()
-    offers = []
-    for position, item in enumerate(accept.split(",")):
-        parts = [p.strip() for p in item.split(";")]
-        media, quality = parts[0].lower(), 1.0
-        for param in parts[1:]:
-            if param.startswith("q="):
-                try:
-                    quality = float(param[2:])
-                except ValueError:
-                    quality = 0.0
-        if media and quality > 0:
-            offers.append((-quality, position, media))
-    for _, _, media in sorted(offers):
-        if media in PRODUCED:
-            return media
-        if media in ("*/*", "application/*"):
-            return environment.default_accept() if media == "*/*" else JSON
-        if media == "image/*":
-            return JPEG
-    raise NotAcceptableError("Accept %r is not produced here; ask for one of: %s" %
-                             (accept, ", ".join(PRODUCED)))
+        self.settings = settings or Environment.defaults()
 
 
 def _round_box(box):
@@ -75,47 +41,38 @@ def image_json(result, model_info):
     }
 
 
-def draw_detections(result):
-    """The decoded picture with each detection's box and label drawn on it."""
-    picture = Image.fromarray(result.decoded.rgb)
-    width, height = result.decoded.original_size
-    scale_x = picture.size[0] / float(width)
-    scale_y = picture.size[1] / float(height)
-    draw = ImageDraw.Draw(picture)
-    line = max(2, int(round(min(picture.size) / 200.0)))
-    for detection in result.detections:
-        colour = _PALETTE[detection["class_id"] % len(_PALETTE)]
-        xmin, ymin, xmax, ymax = detection["box"]
-        box = [xmin * scale_x, ymin * scale_y, xmax * scale_x, ymax * scale_y]
-        draw.rectangle(box, outline=colour, width=line)
-        caption = "%s %.2f" % (detection["label"], detection["score"])
-        text_y = max(0, box[1] - 12)
-        text_width = 6 * len(caption) + 4
-        draw.rectangle([box[0], text_y, box[0] + text_width, text_y + 12], fill=colour)
-        draw.text((box[0] + 2, text_y), caption, fill=(0, 0, 0))
-    return picture
+def _encode_json(prediction):
+    documents = [image_json(result, prediction.model_info) for result in prediction.results]
+    return json.dumps(documents if prediction.batch else documents[0]).encode("utf-8")
+
+
+def _picture_encoder(media, save_options):
+    def encode(prediction):
+        if len(prediction.results) != 1:
+            raise NotAcceptableError("%s answers one image; this request sent %d, ask for application/json" %
+                                     (media, len(prediction.results)))
+        settings = prediction.settings
+        stream = io.BytesIO()
+        draw_detections(prediction.results[0], settings.max_image_pixels).save(stream, **save_options)
+        limit = settings.max_response_bytes
+        if stream.tell() > limit:
+            # Multi Model Server drops a worker whose answer is over its limit: refuse instead
+            raise NotAcceptableError("the drawn picture would be %d bytes as %s, over the %d-byte response limit; "
+                                     "ask for application/json%s" % (stream.tell(), media, limit,
+                                                                     " or image/jpeg" if media == PNG else ""))
+        return stream.getvalue()
+    return encode
+
+
+# Accept media type -> encoder of a Prediction to body bytes.
+ENCODERS = {
+    JSON: _encode_json,
+    JPEG: _picture_encoder(JPEG, {"format": "JPEG", "quality": 90}),
+    PNG: _picture_encoder(PNG, {"format": "PNG"}),
+}
 
 
 def encode_prediction(prediction, accept):
     """(body bytes, content type) for a Prediction and the client's Accept header."""
-    media = choose_accept(accept)
-    if media == JSON:
-        documents = [image_json(result, prediction.model_info) for result in prediction.results]
-        document = documents if prediction.batch else documents[0]
-        return json.dumps(document).encode("utf-8"), JSON
-    if len(prediction.results) != 1:
-        raise NotAcceptableError("%s answers one image; this request sent %d, ask for application/json" %
-                                 (media, len(prediction.results)))
-    stream = io.BytesIO()
-    picture = draw_detections(prediction.results[0])
-    if media == JPEG:
-        picture.save(stream, format="JPEG", quality=90)
-    else:
-        picture.save(stream, format="PNG")
-    limit = environment.max_response_bytes()
-    if stream.tell() > limit:
-        # Multi Model Server drops a worker whose answer is over its limit: refuse instead
-        raise NotAcceptableError("the drawn picture would be %d bytes as %s, over the %d-byte response limit; "
-                                 "ask for application/json%s" % (stream.tell(), media, limit,
-                                                                 " or image/jpeg" if media == PNG else ""))
-    return stream.getvalue(), media
+    media = choose_accept(accept, prediction.settings.default_accept, tuple(ENCODERS))
+    return ENCODERS[media](prediction), media

@@ -20,11 +20,12 @@ import sys
 import numpy as np
 from PIL import Image
 
-from . import environment
+from .environment import Environment
 from .errors import InferenceError
+from .media import JSON, header_value
 from .model import load_detector
-from .request import parse_request
-from .response import JSON, ImageResult, Prediction, encode_prediction
+from .request import decode_request, read_request
+from .response import ImageResult, Prediction, encode_prediction
 
 LOG = logging.getLogger(__name__)
 
@@ -32,11 +33,6 @@ CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 # Frames between a step and the toolkit's Transformer.transform: inference.py, _default_transform_fn and,
 # in 1.7+, _run_handler_function; with room to spare, but bounded.
 _STACK_DEPTH = 16
-
-# Requests carry the network input size so large JPEGs decode at reduced scale; input_fn has no
-# model argument in the SageMaker contract, so model_fn records it here (one model per worker).
-_loaded = {"target_size": None}
-
 
 class Refusal(object):
     """A request already answered with an error under the stock toolkit: its status is set on the
@@ -88,16 +84,10 @@ def request_header(context, name):
     """A request header from an MMS Context, its name matched case-insensitively (the toolkit serves
     index 0 only: one request per call)."""
     try:
-        headers = context.request_processor[0].get_request_properties() or {}
+        headers = context.request_processor[0].get_request_properties()
     except (AttributeError, IndexError, KeyError, TypeError):
         return None
-    wanted = name.lower()
-    for key, value in headers.items():
-        if isinstance(key, (bytes, bytearray)):
-            key = key.decode("latin-1")
-        if isinstance(key, str) and key.lower() == wanted:
-            return value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else value
-    return None
+    return header_value(headers, name)
 
 
 def _refuse(context, error):
@@ -114,10 +104,11 @@ def _refuse(context, error):
 
 
 def model_fn(model_dir=None):
-    detector = load_detector(model_dir)
-    _loaded["target_size"] = (detector.input_width, detector.input_height)
+    """The Detector, loaded with the settings read once here; they travel with it to the other steps."""
+    settings = Environment()
+    detector = load_detector(model_dir, settings)
     warm_up_request(detector)
-    environment.mark_model_loaded()
+    settings.mark_model_loaded()
     return detector
 
 
@@ -130,19 +121,20 @@ def warm_up_request(detector, size=(640, 480)):
     ramp = np.linspace(0, 255, width * height * 3, dtype=np.float64).reshape(height, width, 3)
     stream = io.BytesIO()
     Image.fromarray(ramp.astype(np.uint8)).save(stream, format="JPEG", quality=90)
-    request = parse_request(stream.getvalue(), "image/jpeg", None, _loaded["target_size"])
-    encode_prediction(_predict(request, detector), JSON)
+    encode_prediction(_predict(read_request(stream.getvalue(), "image/jpeg"), detector), JSON)
 
 
-def _predict(request, detector):
-    params = request.params
-    class_ids = params.class_ids(detector.classes)
+def _predict(raw, detector):
+    """Decode the request (large JPEGs at reduced scale, never below the model's input) and detect."""
+    request = decode_request(raw, detector.settings, (detector.input_width, detector.input_height))
     results = []
-    for decoded in request.images:
+    for item in request.items:
+        params, decoded = item.params, item.image
         detections = detector.detect(decoded.rgb, threshold=params.threshold, top_k=params.top_k,
-                                     class_ids=class_ids, original_size=decoded.original_size)
+                                     class_ids=params.class_ids(detector.classes),
+                                     original_size=decoded.original_size)
         results.append(ImageResult(detections, decoded))
-    return Prediction(results, detector.info, request.batch)
+    return Prediction(results, detector.info, request.batch, detector.settings)
 
 
 def _step(context, function, *args):
@@ -156,10 +148,11 @@ def _step(context, function, *args):
 
 
 def input_fn(request_body, content_type, custom_attributes=None):
-    """A DetectionRequest. `custom_attributes`: the header string (handler.py) or the toolkit's Context."""
+    """A RawRequest: the body kept as sent (predict_fn, which has the model, decodes it), its content type checked
+    and its parameter header read. `custom_attributes`: the header string (handler.py) or the toolkit's Context."""
     context = toolkit_context(custom_attributes)
     header = custom_attributes if context is None else request_header(context, CUSTOM_ATTRIBUTES)
-    return _step(context, parse_request, request_body, content_type, header, _loaded["target_size"])
+    return _step(context, read_request, request_body, content_type, header)
 
 
 def predict_fn(request, detector, context=None):

@@ -3,14 +3,13 @@
 Layout: the front door (front.py) owns the public port (SAGEMAKER_BIND_TO_PORT, default 8080) and answers
 `/ping` from what the workers report; Multi Model Server listens on loopback ports only (inference and
 management) and runs the workers. Each worker writes a marker named after its pid once its model is
-loaded (environment.mark_model_loaded); a worker counts as ready while that process is alive.
+loaded (Environment.mark_model_loaded); a worker counts as ready while that process is alive.
 """
 from __future__ import absolute_import
 
 import argparse
 import json
 import logging
-import multiprocessing
 import os
 import shutil
 import signal
@@ -20,7 +19,8 @@ import tempfile
 import threading
 import time
 
-from . import artifact, environment
+from . import artifact
+from .environment import MODEL_DIR_ENV, PORT_ENV, READY_DIR_ENV, Environment
 from .errors import ModelLoadError
 from .front import FrontDoor
 from .ports import INTERNAL_PORTS, free_port, port_is_free
@@ -30,8 +30,6 @@ LOG = logging.getLogger("ssd_serving.serving")
 
 MODEL_NAME = "model"
 HANDLER = "ssd_serving.handler:handle"
-CODE_DIR_ENV = "SSD_CODE_DIR"  # where the default code/inference.py lives (baked into the image)
-USER_CODE_DIR = os.path.join(environment.SAGEMAKER_MODEL_DIR, artifact.CODE_SUBDIR)
 STOP_GRACE_SECONDS = 20
 RESPONSE_TIMEOUT_SECONDS = 120
 # An out-of-memory JVM exits (so does this server, and SageMaker replaces the container) instead of limping
@@ -40,25 +38,11 @@ RESPONSE_TIMEOUT_SECONDS = 120
 JVM_ARGS = "-XX:+ExitOnOutOfMemoryError"
 
 
-def http_port():
-    """The public port: SAGEMAKER_BIND_TO_PORT (inference pipelines, multi-container endpoints), else 8080.
-
-    Read here, not through sagemaker_inference's Environment: its attribute was renamed between the
-    toolkit releases AWS's images carry (http_port in 1.1.0, inference_http_port in 1.10).
-    """
-    value = os.environ.get("SAGEMAKER_BIND_TO_PORT", "").strip()
-    if not value:
-        return 8080
-    if not value.isdigit() or not 0 < int(value) < 65536:
-        raise ModelLoadError("SAGEMAKER_BIND_TO_PORT must be a port number, not %r" % value)
-    return int(value)
-
-
-def internal_port(taken=()):
-    """A loopback port for MMS that cannot clash with SageMaker's: its safe range, else one from INTERNAL_PORTS."""
-    safe_range = os.environ.get("SAGEMAKER_SAFE_PORT_RANGE")
-    if safe_range and "-" in safe_range:
-        low, high = [int(p) for p in safe_range.split("-", 1)]
+def internal_port(taken=(), safe_range=None):
+    """A loopback port for MMS that cannot clash with SageMaker's: its safe range
+    (SAGEMAKER_SAFE_PORT_RANGE), else one from INTERNAL_PORTS."""
+    if safe_range:
+        low, high = safe_range
         for port in range(low, min(high, 32767) + 1):
             if port not in taken and port_is_free(port):
                 return port
@@ -69,27 +53,16 @@ def internal_port(taken=()):
     raise RuntimeError("no free port for the model server")
 
 
-def workers_and_threads():
-    """Worker count and threads per worker: SAGEMAKER_MODEL_SERVER_WORKERS and OMP_NUM_THREADS win.
-
-    Default: one worker using every core, which gives the lowest single-request latency; more
-    workers trade latency for throughput and each holds its own copy of the model.
-    """
-    cores = multiprocessing.cpu_count()
-    workers = int(os.environ.get("SAGEMAKER_MODEL_SERVER_WORKERS") or 1)
-    threads = int(os.environ.get("OMP_NUM_THREADS") or max(1, cores // workers))
-    return workers, threads
-
-
-def preflight():
+def preflight(settings=None):
     """Refuse to start (exit with a message) rather than serve a model that cannot load.
 
     Also picks the graph the workers will load (fp32 or int8, see precision.py) and logs which and why.
     Returns the model folder found and that choice.
     """
-    found = find_model_dir()
+    settings = settings or Environment()
+    found = find_model_dir(settings=settings)
     # an int8 graph on MXNet 1.4.1 (EI image) or on a GPU is refused here, saying why, before MXNet fails to read it
-    choice = choose_graph(found, artifact.read_metadata(found))
+    choice = choose_graph(found, artifact.read_metadata(found), settings)
     model_dir, meta = choice.model_dir, choice.meta
     verify_params(model_dir, meta)
     import mxnet as mx
@@ -139,8 +112,7 @@ def response_timeout_setting(model_server):
     return -(-RESPONSE_TIMEOUT_SECONDS // 60)
 
 
-def write_config(run_dir, store, port, mgmt_port, workers, host="0.0.0.0", max_request_size=None,
-                 model_server=None):
+def write_config(run_dir, store, port, mgmt_port, settings, host="0.0.0.0", model_server=None):
     model_server = model_server or _model_server_command()
     config = os.path.join(run_dir, "config.properties")
     lines = [
@@ -148,17 +120,17 @@ def write_config(run_dir, store, port, mgmt_port, workers, host="0.0.0.0", max_r
         "management_address=http://127.0.0.1:%d" % mgmt_port,
         "model_store=%s" % store,
         "load_models=ALL",
-        "default_workers_per_model=%d" % workers,
+        "default_workers_per_model=%d" % settings.workers,
         # The worker's model load (with warm-up) and each request must finish within this.
         "default_response_timeout=%d" % response_timeout_setting(model_server),
         "default_response_timeout_seconds=%d" % RESPONSE_TIMEOUT_SECONDS,
         "decode_input_request=false",
         "enable_envvars_config=true",
-        "max_request_size=%d" % (max_request_size or environment.max_request_bytes()),
+        "max_request_size=%d" % settings.max_request_bytes,
         # MMS's queue holds whatever the front door lets through (SSD_MAX_CONCURRENT_REQUESTS), and more
-        "job_queue_size=%d" % max(100, environment.max_concurrent_requests(workers)),
+        "job_queue_size=%d" % max(100, settings.max_concurrent_requests),
         # answers are kept under SSD_MAX_RESPONSE_BYTES by the handler; MMS gets room for its framing
-        "max_response_size=%d" % (environment.max_response_bytes() + (1 << 20)),
+        "max_response_size=%d" % (settings.max_response_bytes + (1 << 20)),
         "vmargs=%s" % JVM_ARGS,
     ]
     with open(config, "w") as stream:
@@ -166,11 +138,10 @@ def write_config(run_dir, store, port, mgmt_port, workers, host="0.0.0.0", max_r
     return config
 
 
-def _python_path():
-    """User code shipped in model.tar.gz comes first, then the baked entry point, then this package."""
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    default_code = os.environ.get(CODE_DIR_ENV) or os.path.join(os.path.dirname(package_root), "code")
-    paths = [p for p in (USER_CODE_DIR, default_code, package_root) if os.path.isdir(p)]
+def _python_path(settings):
+    """Where workers import the entry point from: user code shipped in model.tar.gz's code/ first (SageMaker's
+    layout), then the baked code/inference.py; this package itself is installed."""
+    paths = [p for p in (settings.user_code_dir, settings.code_dir) if os.path.isdir(p)]
     if os.environ.get("PYTHONPATH"):
         paths.append(os.environ["PYTHONPATH"])
     return os.pathsep.join(paths)
@@ -220,14 +191,17 @@ def _alive_since(pid, marked_at):
 class ModelServer(object):
     """One MMS process group started by us, and only ours, stopped on exit."""
 
-    def __init__(self, port, run_dir=None, handler=HANDLER, python_path=None, model_path=None, host="0.0.0.0"):
+    def __init__(self, port, settings, run_dir=None, handler=HANDLER, python_path=None, model_path=None,
+                 host="0.0.0.0", worker_env=None):
         self.port = port
+        self.settings = settings
         self.host = host
         self.model_path = model_path
         self.handler = handler
-        self.python_path = python_path or _python_path()
+        self.python_path = python_path or _python_path(settings)
+        self.worker_env = worker_env or {}
         self.run_dir = run_dir or tempfile.mkdtemp(prefix="ssd-serving-")
-        self.mgmt_port = internal_port(taken=(port,))
+        self.mgmt_port = internal_port(taken=(port,), safe_range=settings.safe_port_range)
         self.process = None
         self.stopping = False
         self.ready_dir = os.path.join(self.run_dir, "ready")
@@ -242,7 +216,7 @@ class ModelServer(object):
                 pass
 
     def models_loaded(self):
-        """How many live workers have their model loaded (see environment.mark_model_loaded).
+        """How many live workers have their model loaded (see Environment.mark_model_loaded).
 
         The marker of a worker that died is removed: MMS starts a new worker, which writes its own.
         """
@@ -284,16 +258,17 @@ class ModelServer(object):
         return self.process.returncode
 
     def start(self):
-        workers, threads = workers_and_threads()
+        workers, threads = self.settings.workers, self.settings.threads
         store = _write_model_store(self.run_dir, self.handler, self.model_path)
         model_server = _model_server_command()
-        config = write_config(self.run_dir, store, self.port, self.mgmt_port, workers, host=self.host,
+        config = write_config(self.run_dir, store, self.port, self.mgmt_port, self.settings, host=self.host,
                               model_server=model_server)
         env = dict(os.environ)
+        env.update(self.worker_env)
         tmp = os.path.join(self.run_dir, "tmp")
         os.makedirs(tmp)
         os.makedirs(self.ready_dir)
-        env[environment.READY_DIR_ENV] = self.ready_dir
+        env[READY_DIR_ENV] = self.ready_dir
         # MMS keeps its pid file in the temp dir: a private one lets several servers coexist.
         env.update({"TMPDIR": tmp, "TEMP": tmp, "PYTHONPATH": self.python_path, "OMP_NUM_THREADS": str(threads),
                     "MXNET_CPU_WORKER_NTHREADS": env.get("MXNET_CPU_WORKER_NTHREADS", "1")})
@@ -374,17 +349,19 @@ def serve(port=None):
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        model_dir, _ = preflight()
-    except ModelLoadError as err:
+        settings = Environment()
+        model_dir, _ = preflight(settings)
+    except ModelLoadError as err:  # SettingError included: a bad setting stops here, naming it
         LOG.error("not starting: %s", err)
         return 2
-    if model_dir != environment.SAGEMAKER_MODEL_DIR:
+    worker_env = {}
+    if model_dir != settings.sagemaker_model_dir:
         # workers run in another directory: give them the absolute path
-        os.environ[environment.MODEL_DIR_ENV] = os.path.abspath(model_dir)
-    public_port = port or http_port()
+        worker_env[MODEL_DIR_ENV] = os.path.abspath(model_dir)
+    public_port = port or settings.http_port
     # MMS on loopback only; the front door owns the public port and answers /ping honestly
-    server = ModelServer(internal_port(taken=(public_port,)), host="127.0.0.1")
-    in_flight = environment.max_concurrent_requests(workers_and_threads()[0])
+    server = ModelServer(internal_port(taken=(public_port,), safe_range=settings.safe_port_range), settings,
+                         host="127.0.0.1", worker_env=worker_env)
     warmed_up = threading.Event()
 
     def public_health():
@@ -397,8 +374,8 @@ def serve(port=None):
         return ready, reason
 
     try:
-        front = FrontDoor(public_port, server.port, public_health, environment.max_request_bytes(),
-                          max_in_flight=in_flight, queue_timeout=environment.queue_timeout())
+        front = FrontDoor(public_port, server.port, public_health, settings.max_request_bytes,
+                          max_in_flight=settings.max_concurrent_requests, queue_timeout=settings.queue_timeout)
     except OSError as err:
         LOG.error("not starting: cannot listen on port %d: %s", public_port, err)
         server.cleanup()
@@ -413,7 +390,7 @@ def serve(port=None):
     try:
         front.start()
         server.start()
-        if not server.wait_ready(environment.startup_timeout()):
+        if not server.wait_ready(settings.startup_timeout):
             if server.stopping:
                 return 0
             if server.process.poll() is not None:
@@ -421,13 +398,13 @@ def serve(port=None):
                           server.process.returncode)
                 return 3
             LOG.error("the model did not become ready within %.0f s; stopping so the endpoint is not "
-                      "reported healthy without a model", environment.startup_timeout())
+                      "reported healthy without a model", settings.startup_timeout)
             return 3
         # through the front door, so that its path and MMS's are both warm for the first client
         warm_up_frontend(public_port)
         warmed_up.set()
         LOG.info("ready: POST http://localhost:%d/invocations, GET /ping", public_port)
-        return watch(server, environment.startup_timeout())
+        return watch(server, settings.startup_timeout)
     finally:
         front.stop()
         server.stop()
@@ -437,7 +414,7 @@ def serve(port=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("command", nargs="?", default="serve", choices=["serve"])
-    parser.add_argument("--port", type=int, help="port to serve on (default: SAGEMAKER_BIND_TO_PORT or 8080)")
+    parser.add_argument("--port", type=int, help="port to serve on (default: %s or 8080)" % PORT_ENV)
     args = parser.parse_args(argv)
     sys.exit(serve(args.port))
 

@@ -20,7 +20,8 @@ def output_path(settings, photo):
 
 def invoke(aws, settings):
     """invoke_endpoint with the photo; returns (answer document, path of the drawn picture)."""
-    from ssd_serving.response import ImageResult, draw_detections
+    from ssd_serving.drawing import draw_detections
+    from ssd_serving.response import ImageResult
     photo = Photo(settings.photo)
     name = settings.endpoint
     kwargs = {"EndpointName": name, "ContentType": photo.content_type, "Accept": "application/json",

@@ -1,0 +1,58 @@
+"""Settings read once: every variable parsed and checked by Environment, a bad one named with what it accepts."""
+import pytest
+
+from ssd_serving.environment import Environment, SettingError
+from ssd_serving.errors import ModelLoadError
+
+
+def test_defaults_ignore_the_process_environment(monkeypatch):
+    monkeypatch.setenv("SSD_MAX_IMAGES_PER_REQUEST", "3")
+    assert Environment.defaults().max_images_per_request == 16
+    assert Environment().max_images_per_request == 3
+
+
+@pytest.mark.parametrize("name, value, attribute, expected", [
+    ("SSD_PRECISION", " INT8 ", "precision", "int8"),
+    ("SSD_PRECISION", "", "precision", "auto"),
+    ("SSD_CONTEXT", "CPU", "context", "cpu"),
+    ("SSD_GRAPH_FUSION", "off", "graph_fusion", False),
+    ("SSD_MAX_IMAGE_PIXELS", "1000", "max_image_pixels", 1000),
+    ("SSD_DEFAULT_SCORE_THRESHOLD", "0", "default_threshold", 0.0),
+    ("SSD_QUEUE_TIMEOUT", "2.5", "queue_timeout", 2.5),
+    ("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "image/png", "default_accept", "image/png"),
+    ("SAGEMAKER_BIND_TO_PORT", "9090", "http_port", 9090),
+    ("SAGEMAKER_SAFE_PORT_RANGE", "20000-20999", "safe_port_range", (20000, 20999)),
+    ("SAGEMAKER_MODEL_SERVER_WORKERS", "2", "workers", 2),
+    ("SAGEMAKER_BASE_DIR", "/tmp/ml", "sagemaker_model_dir", "/tmp/ml/model"),
+])
+def test_each_setting_is_parsed(name, value, attribute, expected):
+    assert getattr(Environment({name: value}), attribute) == expected
+
+
+def test_the_in_flight_limit_follows_the_workers():
+    assert Environment({"SAGEMAKER_MODEL_SERVER_WORKERS": "8"}).max_concurrent_requests == 32
+    assert Environment({"SAGEMAKER_MODEL_SERVER_WORKERS": "8", "OMP_NUM_THREADS": "1"}).threads == 1
+
+
+@pytest.mark.parametrize("name, value, accepts", [
+    ("SSD_MAX_IMAGES_PER_REQUEST", "abc", "a whole number >= 1"),
+    ("SSD_MAX_IMAGES_PER_REQUEST", "0", "a whole number >= 1"),
+    ("SSD_MAX_REQUEST_BYTES", "6.5e6", "a whole number >= 1"),
+    ("SSD_DEFAULT_SCORE_THRESHOLD", "1.5", "a number from 0 to 1"),
+    ("SSD_QUEUE_TIMEOUT", "nan", "a number > 0"),
+    ("SSD_STARTUP_TIMEOUT", "-1", "a number > 0"),
+    ("SSD_PRECISION", "fast", "one of auto, fp32, int8"),
+    ("SSD_CONTEXT", "tpu", "one of auto, eia, gpu, cpu"),
+    ("SSD_GRAPH_FUSION", "maybe", "1/true/yes/on or 0/false/no/off"),
+    ("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "text/csv", "one of application/json, image/jpeg, image/png"),
+    ("SAGEMAKER_BIND_TO_PORT", "80a", "a whole number from 1 to 65535"),
+    ("SAGEMAKER_SAFE_PORT_RANGE", "9000", "a port range LOW-HIGH"),
+    ("OMP_NUM_THREADS", "all", "a whole number >= 1"),
+])
+def test_a_bad_value_is_refused_naming_the_variable_and_what_it_accepts(name, value, accepts):
+    with pytest.raises(SettingError) as caught:
+        Environment({name: value})
+    message = str(caught.value)
+    assert message.startswith("%s=%r is not valid" % (name, value)) and accepts in message, message
+    # the launcher's start-up checks stop on it like on a model that cannot load
+    assert isinstance(caught.value, ModelLoadError)

@@ -12,7 +12,7 @@ DEPLOY := $(VENV_DIR)/deploy
 DEMO_MODEL := container/models/demo
 LOCAL_MODELS := build/models
 
-.PHONY: serve test test-mx19 test-mx14 test-container image lint-py36 venvs deploy-env demo-model demo-eval demo-eval-int8 bench soak export clean
+.PHONY: serve test test-mx19 test-mx14 test-container image lint-py36 venvs deploy-env demo-model demo-eval demo-eval-int8 bench soak export docs docs-results clean
 
 # Each venv gets this project installed in editable mode (pyproject.toml): ssd_serving and ssd_tools
 # import from the working tree, with no PYTHONPATH.
@@ -175,6 +175,17 @@ demo-eval-int8: $(MX19)/.installed
 # The cpu stack (MXNet 1.9.1) measures everything; the ei image's stack (MXNet 1.4.1) serves beside it.
 bench: $(MX19)/.installed $(MX14)/.installed
 	BENCH_EI_PYTHON=$(MX14)/bin/python $(MX19)/bin/python bench/bench.py $(BENCH_ARGS)
+
+## docs: render the measured figures in README.md and docs/*.md from the results committed in docs/results
+docs: $(MX19)/.installed
+	$(MX19)/bin/python -m ssd_tools.figures --render
+
+## docs-results: take the last `make bench` (build/bench/latest.json) and `make soak` (build/soak-report.json)
+## into docs/results, then render the docs; commit both together
+docs-results: $(MX19)/.installed
+	$(MX19)/bin/python -m ssd_tools.figures \
+	    $$(test -f build/bench/latest.json && echo --take-bench build/bench/latest.json) \
+	    $$(test -f build/soak-report.json && echo --take-soak build/soak-report.json)
 
 clean:
 	rm -rf $(VENV_DIR) build

@@ -1,0 +1,207 @@
+"""The front door's pieces in seconds: chunked bodies, limits, error rewriting, forwarding and admission.
+
+The front door runs for real on a loopback port; what stands behind it is a small in-process HTTP server
+playing Multi Model Server's part (it records what reached it and answers as told), so each behaviour is
+checked without starting MMS or loading a model. tests/test_server.py and tests/test_faults.py check the
+same door in front of the real model server.
+"""
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from ssd_serving.front import FrontDoor, normalise_error
+from ssd_serving.ports import free_port
+
+LIMIT = 1000
+
+
+class Upstream(object):
+    """Stands in for MMS: records each request it gets and answers with `self.answer` (status, headers, body)."""
+
+    def __init__(self):
+        self.seen = []
+        self.answer = (200, {"Content-Type": "application/json"}, b'{"ok": true}')
+        self.delay = 0.0
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _any(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                upstream.seen.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
+                                      "body": self.rfile.read(length)})
+                time.sleep(upstream.delay)
+                status, headers, body = upstream.answer
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _any
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture()
+def upstream():
+    server = Upstream()
+    yield server
+    server.stop()
+
+
+class Door(object):
+    def __init__(self, upstream_port, healthy=True, **kwargs):
+        self.healthy = healthy
+        self.front = FrontDoor(free_port(), upstream_port, lambda: (self.healthy, "starting"), LIMIT,
+                               host="127.0.0.1", **kwargs).start()
+        self.url = "http://127.0.0.1:%d" % self.front.port
+
+    def raw(self, payload):
+        """Send bytes as they are (a request requests would not write) and return the raw answer."""
+        with socket.create_connection(("127.0.0.1", self.front.port), timeout=10) as sock:
+            sock.sendall(payload)
+            sock.shutdown(socket.SHUT_WR)
+            received = b""
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return received
+                received += chunk
+
+
+@pytest.fixture()
+def door(upstream):
+    made = Door(upstream.port)
+    yield made
+    made.front.stop()
+
+
+def _json_error(reply, status):
+    assert reply.status_code == status and reply.headers["Content-Type"] == "application/json", reply.text
+    document = reply.json()
+    assert document["status"] == status and document["error"]
+    return document["error"]
+
+
+def test_a_chunked_body_reaches_the_model_server_whole_with_its_length(door, upstream):
+    def pieces():
+        yield b'{"image": '
+        yield b'"abc"}'
+    reply = requests.post(door.url + "/invocations", data=pieces(), headers={"Content-Type": "application/json"})
+    assert reply.status_code == 200 and reply.json() == {"ok": True}
+    seen = upstream.seen[-1]
+    assert seen["body"] == b'{"image": "abc"}' and seen["headers"]["Content-Length"] == "16"
+    assert "Transfer-Encoding" not in seen["headers"]
+
+
+def test_a_chunked_body_over_the_limit_is_413_before_it_is_forwarded(door, upstream):
+    def pieces():
+        for _ in range(20):
+            yield b"x" * 100
+    assert "limit is %d bytes" % LIMIT in _json_error(requests.post(door.url + "/invocations", data=pieces()), 413)
+    assert upstream.seen == []
+
+
+def test_a_malformed_chunked_body_is_400(door, upstream):
+    answer = door.raw(b"POST /invocations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n")
+    assert answer.startswith(b"HTTP/1.1 400") and b"malformed chunked request body" in answer
+    assert upstream.seen == []
+
+
+def test_a_declared_length_over_the_limit_is_413_without_reaching_the_model_server(door, upstream):
+    assert "limit is 1000 bytes" in _json_error(requests.post(door.url + "/invocations", data=b"x" * 1500), 413)
+    answer = door.raw(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400") and b"non-negative integer" in answer
+    assert upstream.seen == []
+
+
+def test_forwarding_keeps_the_request_and_drops_hop_by_hop_headers(door, upstream):
+    upstream.answer = (200, {"Content-Type": "image/png", "X-Custom": "kept", "Connection": "keep-alive"}, b"PNG")
+    reply = requests.post(door.url + "/invocations?x=1", data=b"body", headers={
+        "Content-Type": "image/jpeg", "X-Amzn-SageMaker-Custom-Attributes": "top_k=1", "Keep-Alive": "300",
+        "TE": "trailers"})
+    assert reply.status_code == 200 and reply.content == b"PNG"
+    assert reply.headers["Content-Type"] == "image/png" and reply.headers["X-Custom"] == "kept"
+    seen = upstream.seen[-1]
+    assert (seen["method"], seen["path"], seen["body"]) == ("POST", "/invocations?x=1", b"body")
+    assert seen["headers"]["X-Amzn-SageMaker-Custom-Attributes"] == "top_k=1"
+    assert not {"Keep-Alive", "TE"} & set(seen["headers"])
+
+
+def test_the_model_servers_error_json_is_rewritten_and_ours_kept(door, upstream):
+    upstream.answer = (507, {"Content-Type": "application/json"},
+                       json.dumps({"code": 507, "type": "InsufficientMemory", "message": "no room"}).encode())
+    assert _json_error(requests.post(door.url + "/invocations", data=b"x"), 507) == "model server: no room"
+    ours = json.dumps({"error": "threshold must be between 0 and 1", "status": 400}).encode()
+    upstream.answer = (400, {"Content-Type": "application/json"}, ours)
+    reply = requests.post(door.url + "/invocations", data=b"x")
+    assert reply.status_code == 400 and reply.content == ours
+    upstream.answer = (404, {}, b"")
+    assert _json_error(requests.get(door.url + "/nowhere"), 404) == "Not Found"
+
+
+@pytest.mark.parametrize("status, body, expected", [
+    (200, b'{"message": "fine"}', None),
+    (413, b"", {"error": "Payload Too Large", "status": 413}),
+    (503, b'{"code": 503, "type": "ServiceUnavailableException", "message": "Model \\"m\\" has no worker"}',
+     {"error": 'model server: Model "m" has no worker', "status": 503}),
+    (500, b"<html>not json</html>", None),
+    (400, b'{"error": "ours", "status": 400}', None),
+])
+def test_normalise_error(status, body, expected):
+    rewritten = normalise_error(status, body)
+    assert (None if rewritten is None else json.loads(rewritten)) == expected
+
+
+def test_ping_answers_from_health_and_never_reaches_the_model_server(door, upstream):
+    assert requests.get(door.url + "/ping").json() == {"status": "Healthy"}
+    door.healthy = False
+    reply = requests.get(door.url + "/ping")
+    assert reply.status_code == 503 and reply.json() == {"status": "Unhealthy", "error": "starting"}
+    assert requests.post(door.url + "/ping").status_code == 405
+    assert upstream.seen == []
+
+
+def test_a_model_server_that_is_gone_is_503_and_one_too_slow_is_504(upstream):
+    slow = Door(upstream.port, upstream_timeout=0.5)
+    gone = Door(free_port())
+    try:
+        upstream.delay = 2.0
+        assert "did not answer within" in _json_error(requests.post(slow.url + "/invocations", data=b"x"), 504)
+        assert "not answering" in _json_error(requests.post(gone.url + "/invocations", data=b"x"), 503)
+    finally:
+        slow.front.stop()
+        gone.front.stop()
+
+
+def test_requests_beyond_the_in_flight_limit_wait_then_get_503(upstream):
+    door = Door(upstream.port, max_in_flight=1, queue_timeout=0.3)
+    upstream.delay = 1.5
+    try:
+        first = threading.Thread(target=requests.post, args=(door.url + "/invocations",), kwargs={"data": b"a"})
+        first.start()
+        time.sleep(0.3)
+        assert "the server is busy" in _json_error(requests.post(door.url + "/invocations", data=b"b"), 503)
+        first.join()
+        assert len(upstream.seen) == 1
+    finally:
+        door.front.stop()

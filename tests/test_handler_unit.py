@@ -1,0 +1,114 @@
+"""The Multi Model Server handler in process, with a fake MMS context: initialize once, answer each request of a
+batch in order, errors as JSON on their own index, and the worker still serving after them.
+
+The context is fake (it holds what MMS's Context holds: the model folder, each request's headers, and the status
+and content type set per request); the entry point is the real code/inference.py with the demo model.
+tests/test_server.py runs the same handler inside the real model server.
+"""
+import io
+import json
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import demo_meta, encode, load_entry_point, synthetic_scene
+from ssd_serving.handler import DetectionService
+
+
+class FakeContext(object):
+    """What the handler uses of MMS's Context, recording what it sets."""
+
+    def __init__(self, model_dir, headers):
+        self.system_properties = {"model_dir": model_dir}
+        self.headers = headers
+        self.statuses = {}
+        self.content_types = {}
+
+    def get_all_request_header(self, index):
+        return self.headers[index]
+
+    def set_response_status(self, status, phrase, index):
+        self.statuses[index] = (status, phrase)
+
+    def set_response_content_type(self, index, content_type):
+        self.content_types[index] = content_type
+
+
+@pytest.fixture(scope="module")
+def service(demo_model_dir):
+    """The handler's service, initialized once with code/inference.py as its entry point (SAGEMAKER_PROGRAM)."""
+    patch = pytest.MonkeyPatch()
+    patch.setitem(sys.modules, "inference", load_entry_point())  # MMS workers import it from code/
+    made = DetectionService()
+    made.initialize(FakeContext(demo_model_dir, []))
+    yield made
+    patch.undo()
+
+
+def _requests(service, demo_model_dir, *requests):
+    """Answer (body, headers) requests as one MMS batch; returns the answers and the context."""
+    context = FakeContext(demo_model_dir, [headers for _, headers in requests])
+    answers = service.handle([{"body": body} for body, _ in requests], context)
+    return answers, context
+
+
+def test_initialize_loads_the_entry_points_model_once(service):
+    assert service.initialized and service.model.info["name"] == demo_meta()["model_name"]
+    assert service.model.info["demo"] is True and service.model.settings.max_images_per_request == 16
+
+
+def test_a_batch_is_answered_in_order_and_a_bad_request_fails_alone(service, demo_model_dir):
+    rgb, _, _ = synthetic_scene(3, 320, 240)
+    answers, context = _requests(service, demo_model_dir,
+                                 (encode(rgb), {"Content-Type": "image/jpeg"}),
+                                 (b"\x00 not an image", {"content-type": "image/jpeg"}),
+                                 (encode(rgb, "PNG"), {"Content-Type": "image/png", "Accept": "image/png"}))
+    first, bad, picture = answers
+    assert json.loads(first)["image_size"] == [320, 240] and context.content_types[0] == "application/json"
+    assert 0 not in context.statuses
+    assert context.statuses[1] == (400, "Bad Request") and context.content_types[1] == "application/json"
+    assert set(json.loads(bad)) == {"error", "status"} and json.loads(bad)["status"] == 400
+    assert Image.open(io.BytesIO(picture)).size == (320, 240) and context.content_types[2] == "image/png"
+
+
+def test_headers_are_matched_whatever_their_case(service, demo_model_dir):
+    rgb, _, _ = synthetic_scene(4, 320, 240)
+    answers, context = _requests(service, demo_model_dir, (encode(rgb), {
+        b"content-type": b"image/jpeg", "x-amzn-sagemaker-custom-attributes": b"threshold=0.01;top_k=2"}))
+    assert len(json.loads(answers[0])["detections"]) == 2 and not context.statuses
+
+
+@pytest.mark.parametrize("headers, status", [
+    ({"Content-Type": "video/mp4"}, 415),
+    ({"Content-Type": "image/jpeg", "Accept": "text/csv"}, 406),
+    ({"Content-Type": "image/jpeg", "X-Amzn-SageMaker-Custom-Attributes": "threshold=7"}, 400),
+])
+def test_errors_carry_their_status(service, demo_model_dir, headers, status):
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    answers, context = _requests(service, demo_model_dir, (encode(rgb), headers))
+    assert context.statuses[0][0] == status and json.loads(answers[0])["status"] == status
+
+
+def test_an_unexpected_failure_is_a_500_json_and_the_worker_keeps_serving(service, demo_model_dir, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("the graph fell over")
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    with monkeypatch.context() as patch:
+        patch.setattr(service.model, "detect", broken)
+        answers, context = _requests(service, demo_model_dir, (encode(rgb), {"Content-Type": "image/jpeg"}))
+    assert context.statuses[0] == (500, "Internal Server Error")
+    assert json.loads(answers[0]) == {"error": "internal error: the graph fell over", "status": 500}
+    answers, context = _requests(service, demo_model_dir, (encode(rgb), {"Content-Type": "image/jpeg"}))
+    assert not context.statuses and "detections" in json.loads(answers[0])
+
+
+def test_a_load_only_call_answers_nothing(service, demo_model_dir):
+    from ssd_serving import handler
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(handler, "_service", service)
+    try:
+        assert handler.handle(None, FakeContext(demo_model_dir, [])) is None
+    finally:
+        monkeypatch.undo()

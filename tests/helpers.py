@@ -68,7 +68,7 @@ def iou(a, b):
     return inter / union if union > 0 else 0.0
 
 
-def match_objects(boxes, class_ids, detections, classes, min_iou=0.5):
+def match_objects(boxes, class_ids, detections, classes):
     """For each true object, the best IoU among detections with its label."""
     found = []
     for box, class_id in zip(boxes, class_ids):

@@ -333,7 +333,7 @@ def test_a_bad_precision_setting_stops_the_container_with_a_message(image):
         while container.state().get("Running") and time.time() < deadline:
             time.sleep(0.5)
         assert container.state().get("ExitCode") not in (None, 0), container.logs()[-3000:]
-        assert "SSD_PRECISION must be one of auto, fp32, int8, not 'fast'" in container.logs()
+        assert "not starting: SSD_PRECISION='fast' is not valid: it accepts one of auto, fp32, int8" in container.logs()
     finally:
         container.remove()
 

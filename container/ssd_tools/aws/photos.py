@@ -22,8 +22,8 @@ class Photo(object):
     """A photo file read and decoded the way the server decodes it (EXIF orientation applied)."""
 
     def __init__(self, path=None):
-        from ..decoder import decode_image
-        from ..errors import InferenceError
+        from ssd_serving.decoder import decode_image
+        from ssd_serving.errors import InferenceError
         self.path = path or default_photo()
         try:
             with open(self.path, "rb") as stream:

@@ -95,7 +95,6 @@ OPTIONS = [
     Option("threshold", "SSD_THRESHOLD", "invoke", "minimum score of the detections `invoke` asks for (sent as "
            "the threshold custom attribute; default the server's)", type=float),
 ]
-BY_DEST = dict((option.dest, option) for option in OPTIONS)
 
 
 def _from_env(option, environ):

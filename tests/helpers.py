@@ -192,9 +192,9 @@ class RunningServer(object):
 
 
 @contextlib.contextmanager
-def ready_server(model_dir):
+def ready_server(model_dir, extra_env=None):
     """A RunningServer that is ready (/ping 200, launcher logged ready:), stopped on leaving."""
-    running = RunningServer(model_dir)
+    running = RunningServer(model_dir, extra_env)
     try:
         yield running.wait_ready()
     finally:

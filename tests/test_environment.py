@@ -44,7 +44,7 @@ def test_the_in_flight_limit_follows_the_workers():
     ("SSD_PRECISION", "fast", "one of auto, fp32, int8"),
     ("SSD_CONTEXT", "tpu", "one of auto, eia, gpu, cpu"),
     ("SSD_GRAPH_FUSION", "maybe", "1/true/yes/on or 0/false/no/off"),
-    ("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "text/csv", "one of application/json, image/jpeg, image/png"),
+    ("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "text/csv", "one of application/json, application/jsonlines, application/x-jsonlines, image/jpeg, image/png"),
     ("SAGEMAKER_BIND_TO_PORT", "80a", "a whole number from 1 to 65535"),
     ("SAGEMAKER_SAFE_PORT_RANGE", "9000", "a port range LOW-HIGH"),
     ("OMP_NUM_THREADS", "all", "a whole number >= 1"),

@@ -142,9 +142,9 @@ def test_body_parameters_apply_to_every_image_and_an_element_overrides_them():
 
 
 @pytest.mark.parametrize("element, message", [
-    ({"img": "x"}, r"unknown field\(s\) 'img' in images\[1\]"),
-    ({"top_k": 1}, r"images\[1\] has no \"image\""),
-    ({"image": "@@@"}, r"images\[1\]\.image is not valid base64"),
+    ({"img": "x"}, r"images\[1\]: unknown field\(s\) 'img'"),
+    ({"top_k": 1}, r"images\[1\]: no \"image\""),
+    ({"image": "@@@"}, r"images\[1\]: image is not valid base64"),
     ({"image": B64.decode(), "threshold": 7}, r"images\[1\]: threshold must be between 0 and 1"),
 ])
 def test_a_bad_element_of_a_list_is_named(element, message):

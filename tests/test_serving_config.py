@@ -7,7 +7,7 @@ from ssd_serving.environment import Environment
 
 @pytest.mark.parametrize("model_server, setting", [
     ("/usr/local/bin/mxnet-model-server", "default_response_timeout=120"),  # 1.0.5: seconds
-    ("/usr/local/bin/multi-model-server", "default_response_timeout=2"),    # 1.1.8 and 1.1.11: minutes
+    ("/usr/local/bin/multi-model-server", "default_response_timeout=2"),    # 1.1.8 and 1.1.11: minutes, rounded up
 ])
 def test_response_timeout_is_120_seconds_on_every_model_server(tmp_path, model_server, setting):
     # mxnet-model-server 1.0.5 reads default_response_timeout in seconds; multi-model-server 1.1.8 (AWS's
@@ -30,3 +30,13 @@ def test_limits_and_an_out_of_memory_jvm_exits(tmp_path):
     assert "max_request_size=1000000" in lines
     assert "max_response_size=%d" % (6 * 1024 * 1024 + (1 << 20)) in lines
     assert "vmargs=-XX:+ExitOnOutOfMemoryError" in lines
+
+
+@pytest.mark.parametrize("model_server, minutes_or_seconds", [("mxnet-model-server", 3600), ("multi-model-server", 60)])
+def test_an_asynchronous_endpoints_hour_reaches_the_model_server(tmp_path, model_server, minutes_or_seconds):
+    settings = Environment({"SSD_RESPONSE_TIMEOUT": "3600", "SSD_MAX_REQUEST_BYTES": str(200 << 20)})
+    config = serving.write_config(str(tmp_path), "/store", 8080, 8081, settings, model_server=model_server)
+    with open(config) as stream:
+        lines = stream.read().splitlines()
+    assert "default_response_timeout=%d" % minutes_or_seconds in lines
+    assert "default_response_timeout_seconds=3600" in lines and "max_request_size=%d" % (200 << 20) in lines

@@ -22,6 +22,7 @@ MAX_CONCURRENT_ENV = "SSD_MAX_CONCURRENT_REQUESTS"
 QUEUE_TIMEOUT_ENV = "SSD_QUEUE_TIMEOUT"
 DEFAULT_THRESHOLD_ENV = "SSD_DEFAULT_SCORE_THRESHOLD"
 STARTUP_TIMEOUT_ENV = "SSD_STARTUP_TIMEOUT"
+RESPONSE_TIMEOUT_ENV = "SSD_RESPONSE_TIMEOUT"  # seconds a worker has for its model load and for each request
 READY_DIR_ENV = "SSD_READY_DIR"          # set by the server: workers mark a loaded model there
 DEFAULT_ACCEPT_ENV = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
 PORT_ENV = "SAGEMAKER_BIND_TO_PORT"      # inference pipelines and multi-container endpoints move the port
@@ -29,8 +30,19 @@ SAFE_PORT_RANGE_ENV = "SAGEMAKER_SAFE_PORT_RANGE"
 WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
 THREADS_ENV = "OMP_NUM_THREADS"
 ENTRY_POINT_ENV = "SAGEMAKER_PROGRAM"
+# Batch Transform: SageMaker sets these in a transform job's container (and asks GET /execution-parameters)
+BATCH_ENV = "SAGEMAKER_BATCH"
+MAX_PAYLOAD_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
+BATCH_STRATEGY_ENV = "SAGEMAKER_BATCH_STRATEGY"
+MAX_CONCURRENT_TRANSFORMS_ENV = "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"
+STRICT_RECORDS_ENV = "SSD_STRICT_RECORDS"  # 1: in batch mode too, a bad record fails its request with a 4xx
 
 CONTEXTS = ("auto", "eia", "gpu", "cpu")
+# spelled as SageMaker's API enum: the SDK's local mode rejects MULTI_RECORD
+BATCH_STRATEGIES = ("MultiRecord", "SingleRecord")
+MAX_PAYLOAD_MB = 100                          # SageMaker's largest MaxPayloadInMB
+DEFAULT_PAYLOAD_MB = 6                        # and its default
+DEFAULT_MAX_RECORDS = 1000                    # images in one batch request (lines of JSON Lines), in batch mode
 PRECISIONS = ("auto", "fp32", "int8")
 DEFAULT_MAX_IMAGE_PIXELS = 64 * 1000 * 1000   # above a 48 MP photo, below a decompression bomb
 DEFAULT_MAX_IMAGES = 16
@@ -111,6 +123,15 @@ class _Reader(object):
             self._refuse(name, value, "a number %s" % bounds, default)
         return number
 
+    def batch_strategy(self, name, default):
+        value = self.raw(name)
+        if value is None:
+            return default
+        for strategy in BATCH_STRATEGIES:
+            if value.replace("_", "").lower() == strategy.lower():
+                return strategy
+        self._refuse(name, value, "MultiRecord or SingleRecord", default)
+
     def port_range(self, name):
         value = self.raw(name)
         if value is None:
@@ -147,10 +168,18 @@ class Environment(object):
         self.context = read.choice(CONTEXT_ENV, CONTEXTS, "auto")
         self.precision = read.choice(PRECISION_ENV, PRECISIONS, "auto")
         self.graph_fusion = read.flag(GRAPH_FUSION_ENV, True)
+        # Batch Transform: a record that cannot be decoded is answered in its place, not as a failed request
+        self.batch = read.flag(BATCH_ENV, False)
+        self.strict_records = read.flag(STRICT_RECORDS_ENV, False)
+        self.max_payload_mb = read.integer(MAX_PAYLOAD_ENV, None, 1, MAX_PAYLOAD_MB)
+        self.batch_strategy = read.batch_strategy(BATCH_STRATEGY_ENV, "MultiRecord")
+        # requests and answers as large as the payload SageMaker was told it may send (up to 100 MB)
+        payload = (self.max_payload_mb or 0) * 1024 * 1024
         self.max_image_pixels = read.integer(MAX_IMAGE_PIXELS_ENV, DEFAULT_MAX_IMAGE_PIXELS)
-        self.max_images_per_request = read.integer(MAX_IMAGES_ENV, DEFAULT_MAX_IMAGES)
-        self.max_request_bytes = read.integer(MAX_REQUEST_BYTES_ENV, DEFAULT_MAX_REQUEST_BYTES)
-        self.max_response_bytes = read.integer(MAX_RESPONSE_BYTES_ENV, DEFAULT_MAX_RESPONSE_BYTES)
+        self.max_images_per_request = read.integer(
+            MAX_IMAGES_ENV, DEFAULT_MAX_RECORDS if self.batch else DEFAULT_MAX_IMAGES)
+        self.max_request_bytes = read.integer(MAX_REQUEST_BYTES_ENV, max(DEFAULT_MAX_REQUEST_BYTES, payload))
+        self.max_response_bytes = read.integer(MAX_RESPONSE_BYTES_ENV, max(DEFAULT_MAX_RESPONSE_BYTES, payload))
         self.default_threshold = read.number(DEFAULT_THRESHOLD_ENV, DEFAULT_THRESHOLD, 0.0, 1.0, low_inclusive=True)
         self.default_accept = read.choice(DEFAULT_ACCEPT_ENV, media.PRODUCED, media.JSON)
         self.http_port = read.integer(PORT_ENV, DEFAULT_PORT, 1, 65535)
@@ -161,11 +190,27 @@ class Environment(object):
         self.threads = read.integer(THREADS_ENV, max(1, multiprocessing.cpu_count() // self.workers))
         # requests read and handed to the model server at a time: enough to keep every worker busy
         self.max_concurrent_requests = read.integer(MAX_CONCURRENT_ENV, max(16, 4 * self.workers))
+        # requests a transform job sends at a time: one per worker keeps each busy without queueing
+        self.max_concurrent_transforms = read.integer(MAX_CONCURRENT_TRANSFORMS_ENV, self.workers)
         # seconds a request may wait for one of those slots before a 503 (SageMaker gives up after 60 s)
         self.queue_timeout = read.number(QUEUE_TIMEOUT_ENV, 30.0)
         # how long the server may go without a worker that has the model: at start, or after workers died
         self.startup_timeout = read.number(STARTUP_TIMEOUT_ENV, 200.0)
+        # whole seconds, as MMS counts them; an asynchronous endpoint's requests may take up to an hour
+        self.response_timeout = read.integer(RESPONSE_TIMEOUT_ENV, 120, 1, 3600)
         self.ready_dir = read.text(READY_DIR_ENV)
+
+    @property
+    def records_answered_in_place(self):
+        """Whether a bad record gets its {"error", "status"} document in the answer (batch mode) instead of
+        failing the whole request with its 4xx (real-time endpoints, or SSD_STRICT_RECORDS=1)."""
+        return self.batch and not self.strict_records
+
+    def execution_parameters(self):
+        """The answer to Batch Transform's GET /execution-parameters."""
+        return {"MaxConcurrentTransforms": self.max_concurrent_transforms, "BatchStrategy": self.batch_strategy,
+                "MaxPayloadInMB": min(MAX_PAYLOAD_MB, self.max_payload_mb or max(
+                    DEFAULT_PAYLOAD_MB, self.max_request_bytes // (1024 * 1024)))}
 
     @classmethod
     def defaults(cls):

@@ -4,6 +4,8 @@ Multi Model Server answers `/ping` with HTTP 200 even while no worker has a mode
 1.1.11: its body says "Unhealthy" or "Partial Healthy", its status stays 200), so SageMaker would route
 traffic to a container that can only fail. This small threaded HTTP server owns the public port:
 
+- `GET /execution-parameters` answers Batch Transform's question (how many requests at a time, which batch
+  strategy, how large a payload) from the settings;
 - `GET /ping` answers 200 only while at least one worker process is alive with the model loaded (the
   `health` callable decides), and 503 with a JSON reason otherwise: during start-up, and while MMS
   restarts a worker that died;
@@ -86,6 +88,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
     slots = None            # a semaphore of max_in_flight
     max_in_flight = None
     queue_timeout = None
+    execution_parameters = None  # the JSON document of GET /execution-parameters
 
     def version_string(self):
         return self.server_version
@@ -310,6 +313,10 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
                 document["error"] = detail
             self._send(status, json.dumps(document).encode("utf-8"), head_only=head_only)
             return
+        if path == "/execution-parameters" and self.command in ("GET", "HEAD") and self.execution_parameters:
+            if self._body() is not None:
+                self._send(200, json.dumps(self.execution_parameters).encode("utf-8"), head_only=head_only)
+            return
         self._forward(head_only=head_only)
 
     def do_GET(self):
@@ -370,12 +377,13 @@ class FrontDoor(object):
     """The public HTTP server on `port`, forwarding to MMS on 127.0.0.1:`upstream_port`."""
 
     def __init__(self, port, upstream_port, health, max_body, host="0.0.0.0", upstream_timeout=150.0,
-                 idle_timeout=120.0, max_connections=512, max_in_flight=16, queue_timeout=30.0):
+                 idle_timeout=120.0, max_connections=512, max_in_flight=16, queue_timeout=30.0,
+                 execution_parameters=None):
         handler = type("BoundFrontDoorHandler", (FrontDoorHandler,), {
             "upstream_port": upstream_port, "health": staticmethod(health), "max_body": max_body,
             "upstream_timeout": upstream_timeout, "timeout": idle_timeout,
             "slots": threading.BoundedSemaphore(max_in_flight), "max_in_flight": max_in_flight,
-            "queue_timeout": queue_timeout})
+            "queue_timeout": queue_timeout, "execution_parameters": execution_parameters})
         self.httpd = _ThreadingHTTPServer((host, port), handler, max_connections)
         self.port = self.httpd.server_address[1]
         self.thread = None

@@ -4,9 +4,11 @@ from __future__ import absolute_import
 from .errors import NotAcceptableError
 
 JSON = "application/json"
+JSON_LINES = "application/jsonlines"
+JSON_LINES_TYPES = (JSON_LINES, "application/x-jsonlines")  # Batch Transform's SplitType=Line / AssembleWith=Line
 JPEG = "image/jpeg"
 PNG = "image/png"
-PRODUCED = (JSON, JPEG, PNG)
+PRODUCED = (JSON,) + JSON_LINES_TYPES + (JPEG, PNG)
 
 
 def header_value(headers, name):

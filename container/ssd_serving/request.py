@@ -8,11 +8,12 @@ import re
 from .decoder import decode_image
 from .environment import DEFAULT_THRESHOLD, Environment
 from .errors import BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
-from .media import JSON, media_type
+from .media import JSON, JSON_LINES_TYPES, media_type
 
 RAW_IMAGE_TYPES = ("application/x-image", "application/octet-stream")
 BASE64_TYPES = ("text/plain", "application/base64", "application/x-base64")
-SUPPORTED_TYPES = "image/* (jpeg, png, ...), application/x-image, application/json, text/plain (base64)"
+SUPPORTED_TYPES = ("image/* (jpeg, png, ...), application/x-image, application/json, application/jsonlines, "
+                   "text/plain (base64)")
 
 _B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 _BASE64_HEAD = re.compile(b"^[A-Za-z0-9+/=\\r\\n]+$")  # binary images always hold other bytes
@@ -50,19 +51,37 @@ class DetectionParams(object):
 
 
 class ImageRequest(object):
-    """One decoded image and the parameters to detect in it with."""
+    """One image of a request: its bytes, where it came from and its parameters, decoded on demand (so a batch
+    holds one decoded image at a time), or the 4xx error that makes this one record unusable."""
 
-    def __init__(self, image, params):
-        self.image = image
-        self.params = params
+    def __init__(self, data, where, raw_params, error=None):
+        self.data = data
+        self.where = where
+        self.raw_params = raw_params
+        self.error = error
+        self.image = None
+        self.params = None
+
+    def decode(self, settings, target_size=None):
+        """Decode the image and check its parameters (self.image, self.params); raises its 4xx InferenceError."""
+        if self.error is not None:
+            raise self.error
+        self.params = parse_params(self.raw_params, settings.default_threshold)
+        self.image = decode_image(self.data, target_size, settings.max_image_pixels)
+        return self
+
+    def named(self, error):
+        """`error` with this record's place in the request (images[2], line 7) in front of its message."""
+        return type(error)("%s: %s" % (self.where, error))
 
 
 class DetectionRequest(object):
-    """The images of one request, in order, each with its parameters."""
+    """The images of one request, in order."""
 
-    def __init__(self, items, batch):
+    def __init__(self, items, batch, media=None):
         self.items = items
-        self.batch = batch  # True when the client sent a list: answer with a list
+        self.batch = batch  # True when the client sent a list or lines: answer with one result per image
+        self.media = media  # the body's media type: JSON Lines are answered as JSON Lines by default
 
 
 class RawRequest(object):
@@ -177,28 +196,28 @@ def parse_custom_attributes(header):
     return raw
 
 
-class _Blob(object):
-    """Image bytes not decoded yet, where they came from (for error messages), and their own parameters."""
+def _deferred(where, params, decode):
+    """An ImageRequest from decode() (base64, an element's shape), or one carrying the 4xx it raised."""
+    try:
+        data, own = decode()
+    except BadRequestError as err:
+        return ImageRequest(None, where, params, err)
+    merged = dict(params)
+    merged.update(own)
+    return ImageRequest(data, where, merged)
 
-    def __init__(self, data, where, params=None):
-        self.data = data
-        self.where = where
-        self.params = params or {}
 
-
-def _list_item(item, index):
-    """One element of a JSON list: a base64 string, or an object with `image` and optional parameters."""
-    where = "images[%d]" % index
+def _element(item):
+    """(image bytes, own parameters) of one list element or JSON line: base64 text, or an object with `image`."""
     if isinstance(item, dict):
         unknown = sorted(set(item) - set(_ITEM_KEYS))
         if unknown:
-            raise BadRequestError("unknown field(s) %s in %s; expected image and optionally %s" %
-                                  (", ".join(_shorten(k) for k in unknown), where, ", ".join(_PARAM_KEYS)))
+            raise BadRequestError("unknown field(s) %s; expected image and optionally %s" %
+                                  (", ".join(_shorten(k) for k in unknown), ", ".join(_PARAM_KEYS)))
         if "image" not in item:
-            raise BadRequestError("%s has no \"image\" (base64)" % where)
-        params = dict((k, item[k]) for k in _PARAM_KEYS if k in item)
-        return _Blob(_b64decode(item["image"], where + ".image"), where, params)
-    return _Blob(_b64decode(item, where), where)
+            raise BadRequestError("no \"image\" (base64)")
+        return _b64decode(item["image"], "image"), dict((k, item[k]) for k in _PARAM_KEYS if k in item)
+    return _b64decode(item, "the image"), {}
 
 
 def _check_count(count, limit):
@@ -208,13 +227,17 @@ def _check_count(count, limit):
         raise BadRequestError("the request holds no image")
 
 
-def _images_from_json(payload, limit):
-    """(list of _Blob, body-level parameter dict, batch?) from a parsed JSON body."""
+def _list(elements, params, limit):
+    _check_count(len(elements), limit)  # before decoding anything: a list of thousands is refused at once
+    return [_deferred("images[%d]" % i, params, lambda item=item: _element(item)) for i, item in enumerate(elements)]
+
+
+def _images_from_json(payload, params, limit):
+    """(list of ImageRequest, batch?) from a parsed JSON body; `params` are the header's."""
     if isinstance(payload, str):
-        return [_Blob(_b64decode(payload, "the JSON string"), "the JSON string")], {}, False
+        return [ImageRequest(_b64decode(payload, "the JSON string"), "the JSON string", params)], False
     if isinstance(payload, list):
-        _check_count(len(payload), limit)  # before decoding anything: a list of thousands is refused at once
-        return [_list_item(item, i) for i, item in enumerate(payload)], {}, True
+        return _list(payload, params, limit), True
     if not isinstance(payload, dict):
         raise BadRequestError("the JSON body must be an object like {\"image\": \"<base64>\"}, or a list")
     unknown = sorted(set(payload) - set(_JSON_KEYS))
@@ -223,14 +246,14 @@ def _images_from_json(payload, limit):
                               (", ".join(_shorten(k) for k in unknown), ", ".join(_PARAM_KEYS)))
     if ("image" in payload) == ("images" in payload):
         raise BadRequestError("the JSON body needs exactly one of \"image\" (base64) or \"images\" (a list)")
-    params = dict((k, payload[k]) for k in _PARAM_KEYS if k in payload)
+    params = dict(params)
+    params.update((k, payload[k]) for k in _PARAM_KEYS if k in payload)
     if "image" in payload:
-        return [_Blob(_b64decode(payload["image"], "image"), "image")], params, False
+        return [ImageRequest(_b64decode(payload["image"], "image"), "image", params)], False
     images = payload["images"]
     if not isinstance(images, list) or not images:
         raise BadRequestError("images must be a non-empty list of base64 strings or {\"image\": ...} objects")
-    _check_count(len(images), limit)
-    return [_list_item(item, i) for i, item in enumerate(images)], params, True
+    return _list(images, params, limit), True
 
 
 def _raw_or_base64(body):
@@ -244,23 +267,39 @@ def _raw_or_base64(body):
     return body
 
 
-def _read_json(body, settings):
+def _read_json(body, params, settings):
     if not body:
         raise BadRequestError("the request body is empty; send {\"image\": \"<base64>\"}")
-    return _images_from_json(_loads(body, "the body"), settings.max_images_per_request)
+    return _images_from_json(_loads(body, "the body"), params, settings.max_images_per_request)
 
 
-def _read_image(body, settings):
-    return [_Blob(_raw_or_base64(body), "the body")], {}, False
+def _line(text):
+    """A JSON line, or bare base64 text (what a file of base64 images split by line holds)."""
+    text = text.strip()
+    if text[:1] in (b"{", b"[", b'"'):
+        return _element(_loads(text, "the line"))
+    return _b64decode(text, "the line"), {}
 
 
-def _read_base64(body, settings):
-    return [_Blob(_b64decode(body, "the body"), "the body")], {}, False
+def _read_json_lines(body, params, settings):
+    """One image per line (Batch Transform's SplitType=Line): base64 text, or an object with `image` and
+    parameters; empty lines are skipped. A line that is not usable is that line's error, not the request's."""
+    lines = [(number, line) for number, line in enumerate(body.split(b"\n"), 1) if line.strip()]
+    _check_count(len(lines), settings.max_images_per_request)
+    return [_deferred("line %d" % number, params, lambda line=line: _line(line)) for number, line in lines], True
 
 
-# Content type -> reader of (image blobs, body-level parameters, batch?); image/* not listed reads as an image.
-BODY_READERS = dict([(JSON, _read_json)] + [(kind, _read_image) for kind in RAW_IMAGE_TYPES] +
-                    [(kind, _read_base64) for kind in BASE64_TYPES])
+def _read_image(body, params, settings):
+    return [ImageRequest(_raw_or_base64(body), "the body", params)], False
+
+
+def _read_base64(body, params, settings):
+    return [ImageRequest(_b64decode(body, "the body"), "the body", params)], False
+
+
+# Content type -> reader of (images, batch?); image/* not listed reads as an image.
+BODY_READERS = dict([(JSON, _read_json)] + [(kind, _read_json_lines) for kind in JSON_LINES_TYPES] +
+                    [(kind, _read_image) for kind in RAW_IMAGE_TYPES] + [(kind, _read_base64) for kind in BASE64_TYPES])
 
 
 def _reader(kind):
@@ -284,31 +323,23 @@ def read_request(body, content_type, custom_attributes=None):
     return RawRequest(bytes(body or b""), kind, parse_custom_attributes(custom_attributes))
 
 
-def decode_request(raw, settings, target_size=None):
-    """predict_fn's part: a DetectionRequest of decoded images, each with its parameters, or a 4xx InferenceError.
+def split_request(raw, settings):
+    """predict_fn's first part: the request's images, not decoded yet (ImageRequest.decode does that, one at a
+    time), each with its parameters: the header's, overridden by the body's, overridden by a list element's or
+    line's own. Raises a 4xx InferenceError for a body that holds no usable list of images."""
+    items, batch = _reader(raw.media)(raw.body, raw.header_params, settings)
+    return DetectionRequest(items, batch, raw.media)
 
-    Parameters: the header's, overridden by the body's, overridden by a list element's own.
-    """
-    blobs, body_params, batch = _reader(raw.media)(raw.body, settings)
-    _check_count(len(blobs), settings.max_images_per_request)
-    shared = dict(raw.header_params)
-    shared.update(body_params)
-    shared_params = parse_params(shared, settings.default_threshold)
-    items = []
-    for blob in blobs:
+
+def decode_request(raw, settings, target_size=None):
+    """Every image of the request decoded (tools and tests); a bad one fails the request with its 4xx, named."""
+    request = split_request(raw, settings)
+    for item in request.items:
         try:
-            params = shared_params
-            if blob.params:
-                merged = dict(shared)
-                merged.update(blob.params)
-                params = parse_params(merged, settings.default_threshold)
-            image = decode_image(blob.data, target_size, settings.max_image_pixels)
+            item.decode(settings, target_size)
         except BadRequestError as err:
-            if batch:
-                raise BadRequestError("%s: %s" % (blob.where, err))
-            raise
-        items.append(ImageRequest(image, params))
-    return DetectionRequest(items, batch)
+            raise item.named(err) if request.batch else err
+    return request
 
 
 def parse_request(body, content_type, custom_attributes=None, target_size=None, settings=None):

@@ -21,11 +21,11 @@ import numpy as np
 from PIL import Image
 
 from .environment import Environment
-from .errors import InferenceError
-from .media import JSON, header_value
+from .errors import InferenceError, UnsupportedMediaTypeError
+from .media import JSON, JSON_LINES_TYPES, header_value
 from .model import load_detector
-from .request import decode_request, read_request
-from .response import ImageResult, Prediction, encode_prediction
+from .request import read_request, split_request
+from .response import ImageResult, Prediction, RecordError, encode_prediction
 
 LOG = logging.getLogger(__name__)
 
@@ -124,17 +124,42 @@ def warm_up_request(detector, size=(640, 480)):
     encode_prediction(_predict(read_request(stream.getvalue(), "image/jpeg"), detector), JSON)
 
 
+def _usable(error):
+    """A 4xx about the data itself: in batch mode the record's answer, not the request's failure. A content
+    type this server does not read stays a 415: the job, not one record, is set up wrong."""
+    return error.status_code < 500 and not isinstance(error, UnsupportedMediaTypeError)
+
+
 def _predict(raw, detector):
-    """Decode the request (large JPEGs at reduced scale, never below the model's input) and detect."""
-    request = decode_request(raw, detector.settings, (detector.input_width, detector.input_height))
+    """Decode the request's images one at a time (large JPEGs at reduced scale, never below the model's input)
+    and detect. In batch mode (SAGEMAKER_BATCH) a record that cannot be used is answered in its place."""
+    settings = detector.settings
+    in_place = settings.records_answered_in_place
+    default_media = raw.media if raw.media in JSON_LINES_TYPES else None
+    try:
+        request = split_request(raw, settings)
+    except InferenceError as error:
+        if not (in_place and _usable(error)):
+            raise
+        return Prediction([RecordError(error)], detector.info, False, settings, default_media)
+    target_size = (detector.input_width, detector.input_height)
     results = []
     for item in request.items:
-        params, decoded = item.params, item.image
-        detections = detector.detect(decoded.rgb, threshold=params.threshold, top_k=params.top_k,
-                                     class_ids=params.class_ids(detector.classes),
-                                     original_size=decoded.original_size)
+        try:
+            item.decode(settings, target_size)
+            class_ids = item.params.class_ids(detector.classes)
+        except InferenceError as error:
+            if in_place and _usable(error):
+                results.append(RecordError(item.named(error) if request.batch else error))
+                continue
+            raise item.named(error) if request.batch else error
+        decoded = item.image
+        detections = detector.detect(decoded.rgb, threshold=item.params.threshold, top_k=item.params.top_k,
+                                     class_ids=class_ids, original_size=decoded.original_size)
+        if len(request.items) > 1:
+            decoded.rgb = None  # only a single image is drawn: a batch keeps one decoded image at a time
         results.append(ImageResult(detections, decoded))
-    return Prediction(results, detector.info, request.batch, detector.settings)
+    return Prediction(results, detector.info, request.batch, settings, default_media)
 
 
 def _step(context, function, *args):

@@ -31,7 +31,8 @@ LOG = logging.getLogger("ssd_serving.serving")
 MODEL_NAME = "model"
 HANDLER = "ssd_serving.handler:handle"
 STOP_GRACE_SECONDS = 20
-RESPONSE_TIMEOUT_SECONDS = 120
+# the front door waits this much longer than MMS gives a worker, so that MMS's own timeout answers first
+UPSTREAM_GRACE_SECONDS = 30
 # An out-of-memory JVM exits (so does this server, and SageMaker replaces the container) instead of limping
 # on. Its heap keeps the JVM's default sizing (at most 1/4 of the container's memory): AWS's images' 8% initial
 # heap (-XX:InitialRAMPercentage=8) made the JVM touch over 1 GB within a 10-minute soak on a 23 GB host.
@@ -100,16 +101,16 @@ def _write_model_store(run_dir, handler, model_path=None):
     return store
 
 
-def response_timeout_setting(model_server):
-    """default_response_timeout for RESPONSE_TIMEOUT_SECONDS: its unit differs between the model servers.
+def response_timeout_setting(model_server, seconds):
+    """default_response_timeout for `seconds` (SSD_RESPONSE_TIMEOUT): its unit differs between the model servers.
 
     mxnet-model-server 1.0.5 (the EI image) reads it as seconds; multi-model-server 1.1.8 (AWS's 1.9.0
     images) as minutes, and 1.1.11 as minutes unless default_response_timeout_seconds is set (read in
     their WorkerThread and ConfigManager classes).
     """
     if os.path.basename(model_server or "") == "mxnet-model-server":
-        return RESPONSE_TIMEOUT_SECONDS
-    return -(-RESPONSE_TIMEOUT_SECONDS // 60)
+        return seconds
+    return -(-seconds // 60)
 
 
 def write_config(run_dir, store, port, mgmt_port, settings, host="0.0.0.0", model_server=None):
@@ -122,8 +123,8 @@ def write_config(run_dir, store, port, mgmt_port, settings, host="0.0.0.0", mode
         "load_models=ALL",
         "default_workers_per_model=%d" % settings.workers,
         # The worker's model load (with warm-up) and each request must finish within this.
-        "default_response_timeout=%d" % response_timeout_setting(model_server),
-        "default_response_timeout_seconds=%d" % RESPONSE_TIMEOUT_SECONDS,
+        "default_response_timeout=%d" % response_timeout_setting(model_server, settings.response_timeout),
+        "default_response_timeout_seconds=%d" % settings.response_timeout,
         "decode_input_request=false",
         "enable_envvars_config=true",
         "max_request_size=%d" % settings.max_request_bytes,
@@ -375,7 +376,9 @@ def serve(port=None):
 
     try:
         front = FrontDoor(public_port, server.port, public_health, settings.max_request_bytes,
-                          max_in_flight=settings.max_concurrent_requests, queue_timeout=settings.queue_timeout)
+                          upstream_timeout=settings.response_timeout + UPSTREAM_GRACE_SECONDS,
+                          max_in_flight=settings.max_concurrent_requests, queue_timeout=settings.queue_timeout,
+                          execution_parameters=settings.execution_parameters())
     except OSError as err:
         LOG.error("not starting: cannot listen on port %d: %s", public_port, err)
         server.cleanup()

@@ -5,7 +5,7 @@ import argparse
 import sys
 from collections import OrderedDict
 
-from . import build, docker, ecr, endpoint, invoke, register, smoke, targets
+from . import build, docker, ecr, endpoint, invoke, register, smoke, targets, transform
 from .identity import Aws
 from .report import DeployError, fail, step
 from .settings import OPTIONS, Settings
@@ -23,11 +23,17 @@ COMMANDS = OrderedDict([
               "--password-stdin`, tag and push; prints the image URI", ("common", "aws", "local", "push"))),
     ("register", ("create the SageMaker model (the pushed image, optional --model-data) and the endpoint config "
                   "(instance type, EI accelerator for the ei target); identical ones are reused, different ones "
-                  "get a -vN name", ("common", "aws", "push", "register"))),
+                  "get a -vN name; --async-output makes the endpoint asynchronous, --serverless serverless",
+                  ("common", "aws", "push", "register", "config"))),
     ("deploy", ("create the endpoint, or update it to the registered config; wait for InService showing progress; "
-                "optional target-tracking autoscaling", ("common", "aws", "push", "register", "endpoint", "deploy"))),
+                "optional target-tracking autoscaling; an asynchronous (--async-output) or serverless (--serverless) "
+                "endpoint", ("common", "aws", "push", "register", "config", "endpoint", "deploy"))),
     ("invoke", ("send a photo to the deployed endpoint through SageMaker Runtime, print the detections and save "
-                "the photo with them drawn", ("common", "aws", "endpoint", "photo", "invoke"))),
+                "the photo with them drawn; with --async, send an S3 object to an asynchronous endpoint and wait for "
+                "its answer in S3", ("common", "aws", "endpoint", "photo", "input", "invoke"))),
+    ("transform", ("run a Batch Transform job with the registered model over every object under --input, writing "
+                   "the answers under --output; with --wait, follow it and sum it up (inputs, outputs, records with "
+                   "errors)", ("common", "aws", "register", "input", "transform"))),
 ])
 EPILOG = """Every option can also be set by its environment variable (shown in brackets); a flag wins.
 With no subcommand, runs %s in that order (everything checked up front: docker, credentials, role, region).
@@ -55,15 +61,18 @@ def _add_options(parser, groups, suppress):
 
 
 def make_parser():
-    all_groups = set(option.groups for option in OPTIONS)
+    # the whole flow takes its steps' options; invoke and transform have theirs (both have an --output)
+    flow_groups = set(group for command in FLOW for group in COMMANDS[command][1])
+    # no abbreviations: invoke's --async would be taken for an ambiguous prefix of --async-output
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="Build, smoke-test, push to ECR, register on SageMaker and deploy the SSD serving image.")
-    _add_options(parser, all_groups, suppress=False)
+    _add_options(parser, flow_groups, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="SUBCOMMAND",
                                      title="subcommands (each usable alone; `%s SUBCOMMAND --help`)" % PROG)
     for name, (text, groups) in COMMANDS.items():
-        sub = commands.add_parser(name, help=text, description=text, epilog=EPILOG,
+        sub = commands.add_parser(name, help=text, description=text, epilog=EPILOG, allow_abbrev=False,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
         _add_options(sub, groups, suppress=True)
     return parser
@@ -102,7 +111,12 @@ def run(command, settings, aws, state):
             state["model"], state["config"] = register.find(settings, aws, uri, create=False)
         endpoint.deploy(aws, settings, state["config"], settings.accelerator)
     elif command == "invoke":
-        invoke.invoke(aws, settings)
+        if settings.async_invoke:
+            invoke.invoke_async(aws, settings)
+        else:
+            invoke.invoke(aws, settings)
+    elif command == "transform":
+        transform.transform(aws, settings, settings.model)
 
 
 def main(argv=None):

@@ -31,36 +31,57 @@ def _find(base, describe, same):
                       "pass another name (--model-name / --endpoint-config-name)")
 
 
-def container_spec(image_uri, model_data):
+def container_spec(image_uri, model_data, environment=None):
     container = {"Image": image_uri, "Mode": "SingleModel"}
     if model_data:
         container["ModelDataUrl"] = model_data
+    if environment:
+        container["Environment"] = dict(environment)
     return container
 
 
-def _same_model(image_uri, role_arn, model_data):
+def _same_model(image_uri, role_arn, model_data, environment):
     def same(found):
         container = found.get("PrimaryContainer") or {}
         return (container.get("Image") == image_uri and container.get("ModelDataUrl") == (model_data or None)
+                and (container.get("Environment") or {}) == (environment or {})
                 and found.get("ExecutionRoleArn") == role_arn)
     return same
 
 
-def variant_spec(model_name, instance_type, instance_count, accelerator):
-    variant = {"VariantName": VARIANT_NAME, "ModelName": model_name, "InstanceType": instance_type,
-               "InitialInstanceCount": instance_count, "InitialVariantWeight": 1.0}
+def variant_spec(model_name, instance_type, instance_count, accelerator, serverless=None):
+    """One production variant: instances (with an EI accelerator for ei), or serverless memory and concurrency."""
+    variant = {"VariantName": VARIANT_NAME, "ModelName": model_name, "InitialVariantWeight": 1.0}
+    if serverless:
+        variant["ServerlessConfig"] = dict(serverless)
+        return variant
+    variant.update(InstanceType=instance_type, InitialInstanceCount=instance_count)
     if accelerator:
         variant["AcceleratorType"] = accelerator
     return variant
 
 
-def _same_config(variant):
-    keys = ("VariantName", "ModelName", "InstanceType", "InitialInstanceCount", "AcceleratorType")
+def _same_config(variant, async_config):
+    keys = ("VariantName", "ModelName", "InstanceType", "InitialInstanceCount", "AcceleratorType", "ServerlessConfig")
 
     def same(found):
         variants = found.get("ProductionVariants") or []
-        return len(variants) == 1 and all(variants[0].get(k) == variant.get(k) for k in keys)
+        return (len(variants) == 1 and all(variants[0].get(k) == variant.get(k) for k in keys)
+                and found.get("AsyncInferenceConfig") == async_config)
     return same
+
+
+def describe_variant(settings, accelerator):
+    """The endpoint config's kind in words, for the log."""
+    serverless, async_config = settings.serverless_config, settings.async_config
+    if serverless:
+        return "serverless, %d MB, at most %d requests at a time" % (serverless["MemorySizeInMB"],
+                                                                    serverless["MaxConcurrency"])
+    described = "%d x %s, %s" % (settings.instance_count, settings.instance,
+                                 "accelerator %s" % accelerator if accelerator else "no accelerator")
+    if async_config:
+        described += ", asynchronous, answers under %s" % async_config["OutputConfig"]["S3OutputPath"]
+    return described
 
 
 def check_model_data(model_data):
@@ -77,9 +98,11 @@ def find(settings, aws, image_uri, create):
     if accelerator:
         targets.check_ei_region(aws.region, "the endpoint config asks for an %s accelerator" % accelerator)
     role = aws.role_arn
+    serverless, async_config, environment = settings.serverless_config, settings.async_config, \
+        settings.model_environment
     model_name, model_exists = _find(
         settings.model, lambda name: lookup(sagemaker.describe_model, "model %s" % name, ModelName=name),
-        _same_model(image_uri, role, settings.model_data))
+        _same_model(image_uri, role, settings.model_data, environment))
     if model_exists:
         step("SageMaker model %s exists with this image, role and model data: reusing it" % model_name)
     elif not create:
@@ -90,17 +113,16 @@ def find(settings, aws, image_uri, create):
             model_name, image_uri, ", model data %s" % settings.model_data if settings.model_data else ""))
         with calling("create the SageMaker model %s" % model_name):
             sagemaker.create_model(ModelName=model_name, ExecutionRoleArn=role,
-                                   PrimaryContainer=container_spec(image_uri, settings.model_data),
+                                   PrimaryContainer=container_spec(image_uri, settings.model_data, environment),
                                    Tags=[{"Key": "ssd:image", "Value": image_uri[-256:]}])
 
-    variant = variant_spec(model_name, settings.instance, settings.instance_count, accelerator)
+    variant = variant_spec(model_name, settings.instance, settings.instance_count, accelerator, serverless)
     config_name, config_exists = _find(
         settings.endpoint_config if settings.endpoint_config_name else model_name,
         lambda name: lookup(sagemaker.describe_endpoint_config, "endpoint config %s" % name,
                             EndpointConfigName=name),
-        _same_config(variant))
-    described = "%d x %s, %s" % (settings.instance_count, settings.instance,
-                                 "accelerator %s" % accelerator if accelerator else "no accelerator")
+        _same_config(variant, async_config))
+    described = describe_variant(settings, accelerator)
     if config_exists:
         step("endpoint config %s exists with the same variant (%s): reusing it" % (config_name, described))
     elif not create:
@@ -110,5 +132,6 @@ def find(settings, aws, image_uri, create):
     else:
         step("creating endpoint config %s (%s)" % (config_name, described))
         with calling("create the endpoint config %s" % config_name, accelerator):
-            sagemaker.create_endpoint_config(EndpointConfigName=config_name, ProductionVariants=[variant])
+            extra = {"AsyncInferenceConfig": async_config} if async_config else {}
+            sagemaker.create_endpoint_config(EndpointConfigName=config_name, ProductionVariants=[variant], **extra)
     return model_name, config_name

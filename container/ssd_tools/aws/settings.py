@@ -12,7 +12,13 @@ from .report import DeployError
 ROOT = os.environ.get("SSD_ROOT") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 DEFAULT_REPOSITORY = "sagemaker-ssd-gluoncv"
-NAME_LIMIT = 63          # SageMaker model, endpoint-config and endpoint names
+NAME_LIMIT = 63          # SageMaker model, endpoint-config, endpoint and transform job names
+SERVERLESS_MEMORY_SIZES = (1024, 2048, 3072, 4096, 5120, 6144)
+SERVERLESS_MAX_CONCURRENCY = 200
+# What an asynchronous endpoint's container is set up to take: images far over the 6 MB of real-time requests
+# (SageMaker allows 1 GB; the pixel limit, 64 MP, bounds a decodable image long before that) and an hour.
+ASYNC_MAX_REQUEST_MB = 200
+ASYNC_RESPONSE_TIMEOUT = 3600
 VERSION_ROOM = 5         # room for "-v999" when an existing name must be versioned
 VARIANT_NAME = "AllTraffic"
 
@@ -20,9 +26,10 @@ VARIANT_NAME = "AllTraffic"
 class Option(object):
     """One setting: `--flag VALUE` wins over the environment variable, which wins over the default."""
 
-    def __init__(self, dest, env, groups, help, type=str, default=None, metavar=None, boolean=False, choices=None):
+    def __init__(self, dest, env, groups, help, type=str, default=None, metavar=None, boolean=False, choices=None,
+                 flag=None):
         self.dest = dest
-        self.flag = "--" + dest.replace("_", "-")
+        self.flag = flag or "--" + dest.replace("_", "-")
         self.env = env
         self.groups = groups
         self.help = help
@@ -78,8 +85,21 @@ OPTIONS = [
            "ml.eia2.medium for ei; none for cpu and gpu); `none` for no accelerator"),
     Option("instance_count", "SSD_INSTANCE_COUNT", "register", "initial instance count", type=int, default=1,
            metavar="N"),
-    Option("endpoint_config_name", "SSD_ENDPOINT_CONFIG_NAME", "register", "endpoint config name (default the "
+    Option("endpoint_config_name", "SSD_ENDPOINT_CONFIG_NAME", "config", "endpoint config name (default the "
            "model name)"),
+    Option("async_output", "SSD_ASYNC_OUTPUT", "config", "an asynchronous endpoint (AsyncInferenceConfig) that "
+           "writes each answer under this S3 prefix; requests then come from S3 (`invoke --async --input`), up to "
+           "%d MB and %d minutes each" % (ASYNC_MAX_REQUEST_MB, ASYNC_RESPONSE_TIMEOUT // 60), metavar="S3_URI"),
+    Option("async_max_concurrency", "SSD_ASYNC_MAX_CONCURRENCY", "config", "asynchronous endpoint: requests "
+           "each instance is sent at a time (MaxConcurrentInvocationsPerInstance; default SageMaker's)", type=int,
+           metavar="N"),
+    Option("sns_success", "SSD_SNS_SUCCESS", "config", "asynchronous endpoint: SNS topic told of each answer",
+           metavar="ARN"),
+    Option("sns_error", "SSD_SNS_ERROR", "config", "asynchronous endpoint: SNS topic told of each failure",
+           metavar="ARN"),
+    Option("serverless", "SSD_SERVERLESS", "config", "a serverless endpoint (ServerlessConfig; cpu target, no "
+           "instances): memory in MB (%s) and the most requests at a time (1-200)" % ", ".join(
+               str(size) for size in SERVERLESS_MEMORY_SIZES), metavar="MEMORY_MB:MAX_CONCURRENCY"),
     Option("endpoint_name", "SSD_ENDPOINT_NAME", "endpoint", "endpoint name (default REPOSITORY-TARGET); an "
            "existing endpoint is updated to the new config"),
     Option("autoscale", "SSD_AUTOSCALE", "deploy", "target-tracking autoscaling of the variant between MIN and "
@@ -90,6 +110,28 @@ OPTIONS = [
            type=int, default=3600, metavar="SECONDS"),
     Option("poll_seconds", "SSD_POLL_SECONDS", "deploy", "seconds between endpoint status checks", type=float,
            default=15.0, metavar="SECONDS"),
+    Option("input", "SSD_INPUT", "input", "S3 input: the prefix (or object) a transform job reads, or the object "
+           "`invoke --async` sends", metavar="S3_URI"),
+    Option("transform_output", "SSD_TRANSFORM_OUTPUT", "transform", "S3 prefix the transform job writes its "
+           "answers under (one INPUT-NAME.out per input object)", metavar="S3_URI", flag="--output"),
+    Option("content_type", "SSD_CONTENT_TYPE", "transform", "content type of the input objects (default "
+           "application/x-image: image files; application/jsonlines for base64 images one per line)"),
+    Option("accept", "SSD_ACCEPT", "transform", "content type of the answers (default application/json; "
+           "application/jsonlines with --split-type Line)"),
+    Option("split_type", "SSD_SPLIT_TYPE", "transform", "None: one record per input object (image files); "
+           "Line: one record per line (JSON Lines), reassembled line by line (default: Line for "
+           "application/jsonlines, else None)", choices=("None", "Line")),
+    Option("strategy", "SSD_BATCH_STRATEGY", "transform", "records per request: MultiRecord or SingleRecord "
+           "(default: what the container announces at GET /execution-parameters)",
+           choices=("MultiRecord", "SingleRecord")),
+    Option("max_payload", "SSD_MAX_PAYLOAD", "transform", "largest request in MB, 1-100 (default: the "
+           "container's announcement)", type=int, metavar="MB"),
+    Option("job_name", "SSD_JOB_NAME", "transform", "transform job name (default MODEL-YYYYMMDD-HHMMSS); an "
+           "existing job of that name is followed instead of created"),
+    Option("wait", "SSD_WAIT", "transform", "wait for the job, showing its status and elapsed time, and end "
+           "with a summary of inputs, outputs and records with errors", boolean=True),
+    Option("async_invoke", "SSD_ASYNC", "invoke", "asynchronous: InvokeEndpointAsync with --input (an S3 object), "
+           "then wait for the answer to appear in S3 and print it", boolean=True, flag="--async"),
     Option("output", "SSD_INVOKE_OUTPUT", "invoke", "where `invoke` saves the photo with the detections drawn "
            "(default PHOTO-NAME-detections.jpg in the current directory)", metavar="PATH"),
     Option("threshold", "SSD_THRESHOLD", "invoke", "minimum score of the detections `invoke` asks for (sent as "
@@ -184,6 +226,63 @@ class Settings(object):
     @property
     def endpoint(self):
         return self.endpoint_name or sagemaker_name("%s-%s" % (self.repository, self.target), NAME_LIMIT)
+
+    @property
+    def serverless_config(self):
+        """ServerlessConfig of the variant, or None."""
+        if not self.serverless:
+            return None
+        match = re.match(r"^\s*(\d+)\s*:\s*(\d+)\s*$", self.serverless)
+        memory, concurrency = (int(match.group(1)), int(match.group(2))) if match else (None, None)
+        if memory not in SERVERLESS_MEMORY_SIZES or not 1 <= concurrency <= SERVERLESS_MAX_CONCURRENCY:
+            raise DeployError("--serverless %r is not MEMORY_MB:MAX_CONCURRENCY with a memory size of %s and a "
+                              "concurrency of 1 to %d" % (self.serverless, ", ".join(
+                                  str(size) for size in SERVERLESS_MEMORY_SIZES), SERVERLESS_MAX_CONCURRENCY),
+                              "pass e.g. --serverless 3072:5")
+        if self.target != "cpu":
+            raise DeployError("serverless endpoints run on CPU without accelerators; --target %s cannot be one"
+                              % self.target, "pass --target cpu with --serverless")
+        if self.accelerator_type and self.accelerator_type.strip().lower() != "none":
+            raise DeployError("a serverless endpoint has no accelerator", "drop --accelerator-type")
+        if self.autoscale:
+            raise DeployError("a serverless endpoint scales itself (up to its MAX_CONCURRENCY); --autoscale is "
+                              "for instances", "drop --autoscale")
+        return {"MemorySizeInMB": memory, "MaxConcurrency": concurrency}
+
+    @property
+    def async_config(self):
+        """AsyncInferenceConfig of the endpoint config, or None."""
+        extras = (self.async_max_concurrency, self.sns_success, self.sns_error)
+        if not self.async_output:
+            if any(value is not None for value in extras):
+                raise DeployError("--async-max-concurrency, --sns-success and --sns-error describe an asynchronous "
+                                  "endpoint", "pass --async-output s3://BUCKET/PREFIX too")
+            return None
+        if not self.async_output.startswith("s3://") or len(self.async_output) <= len("s3://"):
+            raise DeployError("--async-output %r is not an s3:// URI" % self.async_output,
+                              "pass the S3 prefix the answers go to, e.g. s3://my-bucket/ssd-async/")
+        if self.serverless:
+            raise DeployError("an endpoint is asynchronous or serverless, not both", "drop one of the two")
+        output = {"S3OutputPath": self.async_output}
+        notification = dict((key, value) for key, value in (("SuccessTopic", self.sns_success),
+                                                             ("ErrorTopic", self.sns_error)) if value)
+        if notification:
+            output["NotificationConfig"] = notification
+        config = {"OutputConfig": output}
+        if self.async_max_concurrency is not None:
+            if self.async_max_concurrency < 1:
+                raise DeployError("--async-max-concurrency must be at least 1", "pass e.g. --async-max-concurrency 4")
+            config["ClientConfig"] = {"MaxConcurrentInvocationsPerInstance": self.async_max_concurrency}
+        return config
+
+    @property
+    def model_environment(self):
+        """The container's environment in the SageMaker model: an asynchronous endpoint's requests may be large
+        and long, so its server takes them (request size and response timeout, read once at start)."""
+        if not self.async_output:
+            return {}
+        return {"SSD_MAX_REQUEST_BYTES": str(ASYNC_MAX_REQUEST_MB * 1024 * 1024),
+                "SSD_RESPONSE_TIMEOUT": str(ASYNC_RESPONSE_TIMEOUT)}
 
     @property
     def autoscaling(self):

@@ -12,7 +12,7 @@ DEPLOY := $(VENV_DIR)/deploy
 DEMO_MODEL := container/models/demo
 LOCAL_MODELS := build/models
 
-.PHONY: serve test test-mx19 test-mx14 test-container image lint-py36 venvs deploy-env demo-model demo-eval demo-eval-int8 bench soak export docs docs-results clean
+.PHONY: serve test test-mx19 test-mx14 test-container image lint-py36 test-sdk-local venvs deploy-env demo-model demo-eval demo-eval-int8 bench bench-hosting soak export docs docs-results clean
 
 # Each venv gets this project installed in editable mode (pyproject.toml): ssd_serving and ssd_tools
 # import from the working tree, with no PYTHONPATH.
@@ -121,8 +121,34 @@ test-toolkits: $(TOOLKIT_VENVS)
 	if [ -n "$$failed" ]; then echo "==> stock toolkit pairs failed:$$failed"; exit 1; fi
 # --- end of stock toolkit venvs (issue 10) ------------------------------------------------------------
 
-## test: the whole suite on both MXNet stacks, plus the Python 3.6 floor of what runs in the image and the stock toolkit pairs
-test: lint-py36 test-mx19 test-mx14 test-toolkits
+# --- the SageMaker Python SDK's local mode (issue 11) ----------------------------------------------------------
+# tests/test_sdk_local.py drives the built cpu image with the SDK's local mode (docker-compose), in a venv of its
+# own (the SDK's numpy and pandas do not fit the MXNet pins); the photos come out of the mx19 venv's wheels.
+SDK := $(VENV_DIR)/sdk
+SDK_IMAGE ?= ssd-serving-test:cpu
+SDK_PHOTOS := build/sdk-local/photos
+
+$(SDK)/.installed: requirements/sdk-local.txt
+	@echo "==> creating the SageMaker Python SDK 2.x (local mode) environment in $(SDK)"
+	$(PYTHON) -m venv $(SDK)
+	$(SDK)/bin/pip install -q -r requirements/sdk-local.txt
+	touch $@
+
+## test-sdk-local: the built cpu image deployed and run as a Batch Transform by the SageMaker SDK's local mode
+test-sdk-local: $(SDK)/.installed $(MX19)/.installed
+	@echo "==> the SageMaker SDK's local mode: deploy, predict and transform with $(SDK_IMAGE)"
+	@if docker version >/dev/null 2>&1; then IMAGE=$(SDK_IMAGE) docker/build.sh cpu; \
+	    else echo "==> no Docker engine: test_sdk_local.py skips (docker/ensure-engine.sh starts one)"; fi
+	@rm -rf $(SDK_PHOTOS) && mkdir -p $(SDK_PHOTOS)
+	$(MX19)/bin/python -c 'import shutil, sys; from ssd_tools.quantize import builtin_photos; \
+	    [shutil.copy(path, sys.argv[1]) for _, path in builtin_photos()]' $(SDK_PHOTOS)
+	SSD_SDK_IMAGE=$(SDK_IMAGE) SSD_SDK_PHOTOS=$(abspath $(SDK_PHOTOS)) $(SDK)/bin/python -m pytest \
+	    tests/test_sdk_local.py --noconftest -p no:cacheprovider $(PYTEST_ARGS)
+# --- end of the SDK's local mode --------------------------------------------------------------------------
+
+## test: the whole suite on both MXNet stacks, plus the Python 3.6 floor of what runs in the image, the stock toolkit
+## pairs and the SageMaker SDK's local mode
+test: lint-py36 test-mx19 test-mx14 test-toolkits test-sdk-local
 
 lint-py36: $(MX19)/.installed
 	@echo "==> checking that image code parses on Python 3.6 (vermin)"
@@ -176,16 +202,24 @@ demo-eval-int8: $(MX19)/.installed
 bench: $(MX19)/.installed $(MX14)/.installed
 	BENCH_EI_PYTHON=$(MX14)/bin/python $(MX19)/bin/python bench/bench.py $(BENCH_ARGS)
 
+## bench-hosting: Batch Transform throughput and serverless cold start and memory of the cpu image
+## (bench/hosting.py; JSON in build/bench/hosting.json)
+HOSTING_IMAGE ?= ssd-serving-bench:cpu
+bench-hosting: $(MX19)/.installed
+	IMAGE=$(HOSTING_IMAGE) docker/build.sh cpu
+	$(MX19)/bin/python bench/hosting.py --image $(HOSTING_IMAGE) $(BENCH_ARGS)
+
 ## docs: render the measured figures in README.md and docs/*.md from the results committed in docs/results
 docs: $(MX19)/.installed
 	$(MX19)/bin/python -m ssd_tools.figures --render
 
-## docs-results: take the last `make bench` (build/bench/latest.json) and `make soak` (build/soak-report.json)
-## into docs/results, then render the docs; commit both together
+## docs-results: take the last `make bench` (build/bench/latest.json), `make soak` (build/soak-report.json) and
+## `make bench-hosting` (build/bench/hosting.json) into docs/results, then render the docs; commit both together
 docs-results: $(MX19)/.installed
 	$(MX19)/bin/python -m ssd_tools.figures \
 	    $$(test -f build/bench/latest.json && echo --take-bench build/bench/latest.json) \
-	    $$(test -f build/soak-report.json && echo --take-soak build/soak-report.json)
+	    $$(test -f build/soak-report.json && echo --take-soak build/soak-report.json) \
+	    $$(test -f build/bench/hosting.json && echo --take-hosting build/bench/hosting.json)
 
 clean:
 	rm -rf $(VENV_DIR) build

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Make sure a Docker engine (and debootstrap, for docker/make-os-image.sh) is installed and running.
+# Make sure a Docker engine (and debootstrap, for docker/make-os-image.sh, and docker-compose, for the
+# SageMaker SDK's local mode in tests/test_sdk_local.py) is installed and running.
 #
 # Installs Debian's docker.io and debootstrap when missing, then starts dockerd in the background
 # when no engine answers, with the settings that work on machines without iptables or a bridge:
@@ -14,12 +15,14 @@ DOCKERD_LOG=${DOCKERD_LOG:-/var/log/ssd-dockerd.log}
 # Debian bookworm's versions; set to empty to take whatever the mirror has.
 DOCKER_IO_VERSION=${DOCKER_IO_VERSION-20.10.24+dfsg1-1+deb12u1+b6}
 DEBOOTSTRAP_VERSION=${DEBOOTSTRAP_VERSION-1.0.128+nmu2+deb12u2}
+DOCKER_COMPOSE_VERSION=${DOCKER_COMPOSE_VERSION-1.29.2-3}
 ENGINE_WAIT_SECONDS=${ENGINE_WAIT_SECONDS:-90}
 
 if engine_running; then
     step "a Docker engine is already running ($(docker version --format '{{.Server.Version}}' 2>/dev/null))"
     missing=()
     command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+    command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
     if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
 fi
 
@@ -37,6 +40,9 @@ fi
 if ! command -v debootstrap >/dev/null 2>&1; then
     packages+=("debootstrap${DEBOOTSTRAP_VERSION:+=$DEBOOTSTRAP_VERSION}")
 fi
+if ! command -v docker-compose >/dev/null 2>&1; then
+    packages+=("docker-compose${DOCKER_COMPOSE_VERSION:+=$DOCKER_COMPOSE_VERSION}")
+fi
 if [ ${#packages[@]} -gt 0 ]; then
     command -v apt-get >/dev/null 2>&1 || \
         die "missing ${packages[*]} and no apt-get here" "install a Docker engine and debootstrap with this system's package manager"
@@ -46,7 +52,7 @@ if [ ${#packages[@]} -gt 0 ]; then
         as_root nice -n "$SSD_NICE" apt-get update -q || true
         as_root env DEBIAN_FRONTEND=noninteractive nice -n "$SSD_NICE" apt-get install -y -q --no-install-recommends "${packages[@]}" || \
             die "apt-get could not install ${packages[*]}" \
-                "check the Debian mirror; if a pinned version is gone, rerun with DOCKER_IO_VERSION= DEBOOTSTRAP_VERSION= (any version)"
+                "check the Debian mirror; if a pinned version is gone, rerun with DOCKER_IO_VERSION= DEBOOTSTRAP_VERSION= DOCKER_COMPOSE_VERSION= (any version)"
     fi
 fi
 

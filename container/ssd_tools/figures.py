@@ -12,10 +12,12 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RESULTS = os.path.join("docs", "results")
-SOURCES = {"bench": "bench.json", "soak": "soak.json"}
+SOURCES = {"bench": "bench.json", "soak": "soak.json", "hosting": "hosting.json"}
 TAKE_HINT = {
     "bench": "make bench, then make docs-results (or python -m ssd_tools.figures --take-bench build/bench/latest.json)",
     "soak": "make soak, then make docs-results (or python -m ssd_tools.figures --take-soak build/soak-report.json)",
+    "hosting": "make bench-hosting, then make docs-results (or python -m ssd_tools.figures --take-hosting "
+               "build/bench/hosting.json)",
 }
 # The instructions that decide whether int8 pays on a CPU; bench.py records the same ones.
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
@@ -333,6 +335,73 @@ def soak_ping_max(r):
     return seconds(r.soak("pings.max s"))
 
 
+def _hosting_model_words(key, model):
+    return "the demo model" if key == "demo" else "%s (random weights, timing only)" % key
+
+
+def hosting_run(r):
+    d = r.source("hosting")
+    return "`make bench-hosting` on %s, started %s, %s: %s; the image %s" % (
+        _commit_words(d.get("host", {})), d.get("started", "?"), minutes(d.get("duration_s", 0)),
+        _host_words(d.get("host", {})), d.get("image", "?"))
+
+
+def hosting_transform(r):
+    lines = ["| model | MaxConcurrentTransforms | SingleRecord, images/s | MultiRecord (JSON Lines), images/s |",
+             "| --- | --- | --- | --- |"]
+    for key, model in sorted(r.get("hosting", "models").items()):
+        job = model["transform"]
+        lines.append("| %s | %s | %s | %s (%d request(s) for %d images) |" % (
+            _hosting_model_words(key, model), job["execution_parameters"]["MaxConcurrentTransforms"],
+            rate(job["single_record_images_per_s"]), rate(job["multi_record_images_per_s"]),
+            job["requests_multi_record"], job["images"]))
+    return "\n".join(lines)
+
+
+def hosting_serverless(r):
+    lines = ["| model | memory | serves | `docker run` to /ping 200 | to the first answer | steady p50 | peak memory "
+             "| RSS after a burst: launcher, JVM, workers |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for key, model in sorted(r.get("hosting", "models").items()):
+        for row in model["serverless"]:
+            rss = row.get("rss_mb") or {}
+            lines.append("| %s | %d MB | %s | %s | %s | %s | %s | %s |" % (
+                _hosting_model_words(key, model), row["memory_mb"],
+                "yes" if row["serves"] else ("no: killed for memory" if row.get("oom_killed") else "no"),
+                seconds(row["ping_s"]) if row.get("ping_s") else "-",
+                seconds(row["first_answer_s"]) if row.get("first_answer_s") else "-",
+                "%s ms" % ms(row["steady_p50_ms"]) if row.get("steady_p50_ms") else "-",
+                "%.0f MB" % row["peak_mb"] if row.get("peak_mb") else "-",
+                ", ".join("%.0f MB" % rss[k] for k in ("launcher", "jvm", "workers") if k in rss) or "-"))
+    return "\n".join(lines)
+
+
+def hosting_summary(r):
+    models = r.get("hosting", "models")
+    default = next((key for key in models if key != "demo"), "demo")
+    job = models[default]["transform"]
+    fitting = sorted((row for row in models[default]["serverless"] if row["serves"]), key=lambda row: row["memory_mb"])
+    words = "%s: a transform job at %s images/s per instance (%s); " % (
+        _hosting_model_words(default, models[default]), rate(job["multi_record_images_per_s"]),
+        _host_words(r.get("hosting", "host")))
+    if fitting:
+        row = fitting[0]
+        words += "serverless from %d MB (peak %.0f MB), /ping 200 %s after `docker run`" % (
+            row["memory_mb"], row["peak_mb"], seconds(row["ping_s"]))
+    else:
+        words += "no serverless size measured serves it"
+    return words
+
+
+def hosting_smallest(r):
+    words = []
+    for key, model in sorted(r.get("hosting", "models").items()):
+        fits = [row["memory_mb"] for row in model["serverless"] if row["serves"]]
+        words.append("%s: %s" % (_hosting_model_words(key, model), "%d MB" % min(fits) if fits else
+                                 "none of the sizes measured"))
+    return "; ".join(words)
+
+
 BLOCKS = {
     "bench-run": (False, bench_run),
     "bench-duration": (False, bench_duration),
@@ -355,6 +424,11 @@ BLOCKS = {
     "soak-report": (True, soak_report),
     "soak-summary": (False, soak_summary),
     "soak-ping-max": (False, soak_ping_max),
+    "hosting-run": (False, hosting_run),
+    "hosting-transform": (True, hosting_transform),
+    "hosting-serverless": (True, hosting_serverless),
+    "hosting-smallest": (False, hosting_smallest),
+    "hosting-summary": (False, hosting_summary),
 }
 
 
@@ -485,8 +559,19 @@ def take_soak(root, path, commit=None, date=None, seconds=None, concurrency=None
     return target
 
 
+def take_hosting(root, path):
+    with open(path) as stream:
+        data = json.load(stream)
+    if "models" not in data or not all("serverless" in m and "transform" in m for m in data["models"].values()):
+        raise FiguresError("%s is not a bench/hosting.py result" % path)
+    target = os.path.join(root, RESULTS, SOURCES["hosting"])
+    _write_json(target, data)
+    return target
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--take-hosting", metavar="PATH", help="a bench/hosting.py result (build/bench/hosting.json)")
     parser.add_argument("--take-bench", metavar="PATH", help="a make bench result (build/bench/latest.json)")
     parser.add_argument("--take-soak", metavar="PATH", help="a tests/soak.py --json report (build/soak-report.json)")
     parser.add_argument("--commit", help="with --take-soak: the commit the soak ran on (default: this tree's HEAD)")
@@ -500,6 +585,8 @@ def main(argv=None):
     try:
         if args.take_bench:
             print("took %s" % os.path.relpath(take_bench(args.root, args.take_bench), args.root))
+        if args.take_hosting:
+            print("took %s" % os.path.relpath(take_hosting(args.root, args.take_hosting), args.root))
         if args.take_soak:
             print("took %s" % os.path.relpath(take_soak(args.root, args.take_soak, args.commit, args.date,
                                                         args.seconds, args.concurrency), args.root))

@@ -206,9 +206,18 @@ def json_bodies(draw):
     return text.encode("utf-8")
 
 
+@st.composite
+def json_lines_bodies(draw):
+    """JSON Lines as Batch Transform splits them: request-shaped JSON, bare base64 and junk, one per line."""
+    lines = draw(st.lists(st.one_of(json_bodies(), base64_texts().map(lambda t: t.encode("ascii", "replace")),
+                                    st.binary(max_size=40)), max_size=5))
+    return draw(st.sampled_from([b"\n", b"\r\n"])).join(lines)
+
+
 KNOWN_CONTENT_TYPES = st.sampled_from([
     "image/jpeg", "image/png", "image/*", "application/x-image", "application/octet-stream", "text/plain",
-    "application/base64", "application/json", "application/json; charset=utf-8", "Image/JPEG; charset=binary"])
+    "application/base64", "application/json", "application/json; charset=utf-8", "Image/JPEG; charset=binary",
+    "application/jsonlines", "application/x-jsonlines"])
 # mostly types the server decodes (so the body gets exercised), sometimes anything at all
 CONTENT_TYPES = st.one_of(KNOWN_CONTENT_TYPES, KNOWN_CONTENT_TYPES, KNOWN_CONTENT_TYPES, KNOWN_CONTENT_TYPES,
                           st.sampled_from([None, "video/mp4", "multipart/form-data", "image"]), st.text(max_size=30))
@@ -229,7 +238,8 @@ def _nested(depth):
 # ---- the properties
 
 @fuzz_settings(share=1.0)
-@given(body=st.one_of(image_bytes, json_bodies(), base64_texts().map(lambda t: t.encode("ascii", "replace"))),
+@given(body=st.one_of(image_bytes, json_bodies(), base64_texts().map(lambda t: t.encode("ascii", "replace")),
+                     json_lines_bodies()),
        content_type=CONTENT_TYPES, attributes=CUSTOM_ATTRIBUTES)
 # regression cases: inputs that raised something other than a 4xx InferenceError before they were fixed
 @example(body=_nested(100000).encode(), content_type="application/json", attributes=None)   # RecursionError

@@ -23,7 +23,6 @@ import datetime
 import io
 import json
 import os
-import platform
 import subprocess
 import sys
 import threading
@@ -34,6 +33,7 @@ import numpy as np
 import requests
 from PIL import Image
 
+from bench import host_info  # bench/bench.py: the same description of the machine
 from ssd_serving.ports import free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -236,25 +236,6 @@ def transform(image, model_dir, images):
         container.stop()
 
 
-def host():
-    flags, model = set(), None
-    try:
-        with open("/proc/cpuinfo") as stream:
-            for line in stream:
-                if line.startswith("model name") and model is None:
-                    model = line.split(":", 1)[1].strip()
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
-    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], stdout=subprocess.PIPE)
-    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"], stdout=subprocess.PIPE)
-    return {"cpus": os.cpu_count(), "cpu_model": model, "cpu_flags": sorted(f for f in flags if f.startswith(("avx", "amx"))),
-            "platform": platform.platform(), "git_commit": commit.stdout.decode().strip(),
-            "git_dirty": bool(dirty.stdout.strip())}
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image", required=True, help="the cpu serving image (docker/build.sh cpu prints it)")
@@ -270,7 +251,7 @@ def main(argv=None):
     subprocess.run(["chmod", "-R", "a+rX", default_dir], check=True)  # the image's server user reads it
     sent = photos(args.images)
     report = {"schema": 1, "started": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "image": args.image,
-              "host": host(), "models": {}}
+              "host": host_info(), "models": {}}
     for key, model_dir in (("demo", None), (DEFAULT_MODEL, default_dir)):
         log("model %s" % key)
         report["models"][key] = {"random_weights": model_dir is not None,

@@ -149,10 +149,11 @@ def _predict(raw, detector):
             item.decode(settings, target_size)
             class_ids = item.params.class_ids(detector.classes)
         except InferenceError as error:
-            if in_place and _usable(error):
-                results.append(RecordError(item.named(error) if request.batch else error))
-                continue
-            raise item.named(error) if request.batch else error
+            error = item.named(error) if request.batch else error
+            if not (in_place and _usable(error)):
+                raise error
+            results.append(RecordError(error))
+            continue
         decoded = item.image
         detections = detector.detect(decoded.rgb, threshold=item.params.threshold, top_k=item.params.top_k,
                                      class_ids=class_ids, original_size=decoded.original_size)

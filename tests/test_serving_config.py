@@ -40,3 +40,13 @@ def test_an_asynchronous_endpoints_hour_reaches_the_model_server(tmp_path, model
         lines = stream.read().splitlines()
     assert "default_response_timeout=%d" % minutes_or_seconds in lines
     assert "default_response_timeout_seconds=3600" in lines and "max_request_size=%d" % (200 << 20) in lines
+
+
+def test_the_model_servers_port_is_one_it_accepts():
+    # MMS's Connector refuses a port >= 32767 ("Invalid port number") and the server then exits at start:
+    # a CI run drew 32767 from the internal range once. Every port it may get stays at or below the limit.
+    from ssd_serving.ports import INTERNAL_PORTS, MMS_PORT_LIMIT
+    assert MMS_PORT_LIMIT == 32766 and INTERNAL_PORTS[1] <= MMS_PORT_LIMIT
+    assert serving.internal_port(safe_range=(32766, 40000)) == 32766
+    # past the limit the safe range gives nothing MMS accepts, so the port comes from the internal range
+    assert INTERNAL_PORTS[0] <= serving.internal_port(safe_range=(32767, 40000)) <= MMS_PORT_LIMIT

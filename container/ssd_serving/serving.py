@@ -23,7 +23,7 @@ from . import artifact
 from .environment import MODEL_DIR_ENV, PORT_ENV, READY_DIR_ENV, Environment
 from .errors import ModelLoadError
 from .front import FrontDoor
-from .ports import INTERNAL_PORTS, free_port, port_is_free
+from .ports import INTERNAL_PORTS, MMS_PORT_LIMIT, free_port, port_is_free
 from .model import choose_graph, find_model_dir, verify_params
 
 LOG = logging.getLogger("ssd_serving.serving")
@@ -44,7 +44,7 @@ def internal_port(taken=(), safe_range=None):
     (SAGEMAKER_SAFE_PORT_RANGE), else one from INTERNAL_PORTS."""
     if safe_range:
         low, high = safe_range
-        for port in range(low, min(high, 32767) + 1):
+        for port in range(low, min(high, MMS_PORT_LIMIT) + 1):
             if port not in taken and port_is_free(port):
                 return port
     for _ in range(20):

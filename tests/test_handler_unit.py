@@ -8,6 +8,7 @@ tests/test_server.py runs the same handler inside the real model server.
 import io
 import json
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -28,6 +29,9 @@ class FakeContext(object):
 
     def get_all_request_header(self, index):
         return self.headers[index]
+
+    def get_request_id(self, index=0):
+        return "mms-%d" % index  # MMS numbers each request of a batch with a UUID
 
     def set_response_status(self, status, phrase, index):
         self.statuses[index] = (status, phrase)
@@ -69,7 +73,7 @@ def test_a_batch_is_answered_in_order_and_a_bad_request_fails_alone(service, dem
     assert json.loads(first)["image_size"] == [320, 240] and context.content_types[0] == "application/json"
     assert 0 not in context.statuses
     assert context.statuses[1] == (400, "Bad Request") and context.content_types[1] == "application/json"
-    assert set(json.loads(bad)) == {"error", "status"} and json.loads(bad)["status"] == 400
+    assert set(json.loads(bad)) == {"error", "status", "request_id"} and json.loads(bad)["status"] == 400
     assert Image.open(io.BytesIO(picture)).size == (320, 240) and context.content_types[2] == "image/png"
 
 
@@ -99,7 +103,8 @@ def test_an_unexpected_failure_is_a_500_json_and_the_worker_keeps_serving(servic
         patch.setattr(service.model, "detect", broken)
         answers, context = _requests(service, demo_model_dir, (encode(rgb), {"Content-Type": "image/jpeg"}))
     assert context.statuses[0] == (500, "Internal Server Error")
-    assert json.loads(answers[0]) == {"error": "internal error: the graph fell over", "status": 500}
+    assert json.loads(answers[0]) == {"error": "internal error: the graph fell over", "status": 500,
+                                      "request_id": "mms-0"}
     answers, context = _requests(service, demo_model_dir, (encode(rgb), {"Content-Type": "image/jpeg"}))
     assert not context.statuses and "detections" in json.loads(answers[0])
 
@@ -112,3 +117,39 @@ def test_a_load_only_call_answers_nothing(service, demo_model_dir):
         assert handler.handle(None, FakeContext(demo_model_dir, [])) is None
     finally:
         monkeypatch.undo()
+
+
+def _emf_lines(output):
+    return [json.loads(line) for line in output.splitlines() if line.startswith('{"_aws":')]
+
+
+def test_each_request_logs_its_stages_as_one_emf_line_named_by_its_request_id(service, demo_model_dir, capsys):
+    rgb, _, _ = synthetic_scene(5, 640, 480)
+    capsys.readouterr()
+    answers, context = _requests(service, demo_model_dir,
+                                 (encode(rgb), {"Content-Type": "image/jpeg", "X-Ssd-Request-Id": "front-1",
+                                                "X-Ssd-Received-At": "%.6f" % (time.time() - 0.05)}),
+                                 (b"junk", {"Content-Type": "image/jpeg", "X-Amzn-SageMaker-Inference-Id": "caller-2"}),
+                                 (b"junk", {"Content-Type": "image/jpeg"}))
+    good, refused, anonymous = _emf_lines(capsys.readouterr().out)
+    assert good["RequestId"] == "front-1" and good["Status"] == 200 and good["Images"] == 1
+    assert good["Model"] == demo_meta()["model_name"]
+    for name in ("QueueWait", "Decode", "Preprocess", "Forward", "Postprocess", "Encode", "Total"):
+        assert good[name] >= 0.0
+    assert good["QueueWait"] >= 50.0  # from the front door's stamp to the handler
+    # the worker's stages fit in its total
+    assert sum(good[n] for n in ("Decode", "Preprocess", "Forward", "Postprocess", "Encode")) <= good["Total"]
+    # a refused request: its status, its id in the log line and in the error body (the caller's InferenceId)
+    assert refused["RequestId"] == "caller-2" and refused["Status"] == 400 and "Forward" not in refused
+    assert json.loads(answers[1])["request_id"] == "caller-2" and context.statuses[1][0] == 400
+    # without the front door's headers, MMS's own request id names it
+    assert anonymous["RequestId"] == "mms-2" and json.loads(answers[2])["request_id"] == "mms-2"
+
+
+def test_request_metrics_can_be_turned_off(service, demo_model_dir, capsys, monkeypatch):
+    from ssd_serving.environment import Environment
+    monkeypatch.setattr(service, "settings", Environment({"SSD_REQUEST_METRICS": "0"}))
+    capsys.readouterr()
+    answers, context = _requests(service, demo_model_dir, (encode(np.zeros((64, 64, 3), np.uint8)),
+                                                           {"Content-Type": "image/jpeg"}))
+    assert "detections" in json.loads(answers[0]) and not _emf_lines(capsys.readouterr().out)

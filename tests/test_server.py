@@ -4,6 +4,7 @@ import io
 import json
 import os
 import shutil
+import time
 
 import pytest
 import requests
@@ -119,3 +120,38 @@ def test_a_malformed_setting_stops_the_server_at_start_naming_it(demo_model_dir,
         assert "starting multi-model-server" not in output and "starting mxnet-model-server" not in output
     finally:
         running.stop()
+
+
+def _emf_line_of(server, request_id, timeout=10):
+    """The worker's EMF line for `request_id`: a log line that is the JSON document itself, no prefix."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for line in server.output().splitlines():
+            if line.startswith('{"_aws":') and '"RequestId":"%s"' % request_id in line:
+                return json.loads(line)
+        time.sleep(0.2)
+    raise AssertionError("no EMF line for %s in the log:\n%s" % (request_id, server.output()[-3000:]))
+
+
+def test_each_request_is_timed_by_stage_in_a_cloudwatch_emf_line_under_its_id(server, photo_jpeg):
+    reply = server.post(photo_jpeg)
+    assert reply.status_code == 200
+    request_id = reply.headers["X-Ssd-Request-Id"]
+    document = _emf_line_of(server, request_id)
+    metrics = [m["Name"] for m in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
+    assert metrics == ["QueueWait", "Decode", "Preprocess", "Forward", "Postprocess", "Encode", "Total"]
+    assert document["Status"] == 200 and document["Model"] == demo_meta()["model_name"]
+    assert all(document[name] >= 0 for name in metrics) and document["Forward"] > 0
+    # MMS's own per-request metric lines give way to this one
+    assert "PredictionTime.Milliseconds" not in server.output()
+
+
+def test_a_refused_request_names_the_callers_inference_id_in_its_body_header_and_log_line(server):
+    reply = server.post(b"not an image", headers={"X-Amzn-SageMaker-Inference-Id": "caller-42"})
+    assert reply.status_code == 400
+    assert reply.json()["request_id"] == "caller-42" and reply.headers["X-Ssd-Request-Id"] == "caller-42"
+    document = _emf_line_of(server, "caller-42")
+    assert document["Status"] == 400 and "Forward" not in document
+    # the front door's own refusals carry an id too
+    too_large = server.post(b"x" * (7 * 1024 * 1024))
+    assert too_large.status_code == 413 and too_large.json()["request_id"] == too_large.headers["X-Ssd-Request-Id"]

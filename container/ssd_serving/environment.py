@@ -36,6 +36,8 @@ MAX_PAYLOAD_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
 BATCH_STRATEGY_ENV = "SAGEMAKER_BATCH_STRATEGY"
 MAX_CONCURRENT_TRANSFORMS_ENV = "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"
 STRICT_RECORDS_ENV = "SSD_STRICT_RECORDS"  # 1: in batch mode too, a bad record fails its request with a 4xx
+REQUEST_METRICS_ENV = "SSD_REQUEST_METRICS"    # 0: no per-request stage timings (EMF lines) in the log
+METRICS_NAMESPACE_ENV = "SSD_METRICS_NAMESPACE"  # the CloudWatch namespace of those metrics
 
 CONTEXTS = ("auto", "eia", "gpu", "cpu")
 # spelled as SageMaker's API enum: the SDK's local mode rejects MULTI_RECORD
@@ -199,6 +201,9 @@ class Environment(object):
         # whole seconds, as MMS counts them; an asynchronous endpoint's requests may take up to an hour
         self.response_timeout = read.integer(RESPONSE_TIMEOUT_ENV, 120, 1, 3600)
         self.ready_dir = read.text(READY_DIR_ENV)
+        # each request's stages, logged by the worker as a CloudWatch embedded-metric-format line
+        self.request_metrics = read.flag(REQUEST_METRICS_ENV, True)
+        self.metrics_namespace = read.text(METRICS_NAMESPACE_ENV, "SSDServing")
 
     @property
     def records_answered_in_place(self):

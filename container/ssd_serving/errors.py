@@ -10,9 +10,13 @@ except ImportError:  # serving without the toolkit installed (unit tests, export
     _ToolkitError = Exception
 
 
-def error_json(status, message):
-    """The body of every error answer, from the worker or the front door: {"error": ..., "status": N}."""
-    return json.dumps({"error": message, "status": status})
+def error_json(status, message, request_id=None):
+    """The body of every error answer, from the worker or the front door: {"error": ..., "status": N}, and the
+    request's id where it is known (the same id is in the worker's log line for the request)."""
+    document = {"error": message, "status": status}
+    if request_id:
+        document["request_id"] = request_id
+    return json.dumps(document)
 
 
 class InferenceError(_ToolkitError):
@@ -29,8 +33,8 @@ class InferenceError(_ToolkitError):
         # BaseInferenceToolkitError's fields: the toolkit sends `message` as the body.
         self.message = self.body()
 
-    def body(self):
-        return error_json(self.status_code, self.error)
+    def body(self, request_id=None):
+        return error_json(self.status_code, self.error, request_id)
 
     def __str__(self):
         return self.error

@@ -29,9 +29,12 @@ import logging
 import socket
 import socketserver
 import threading
+import time
+import uuid
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from .errors import error_json
+from .timing import INFERENCE_ID_HEADER, RECEIVED_AT_HEADER, REQUEST_ID_HEADER
 
 LOG = logging.getLogger(__name__)
 
@@ -39,17 +42,19 @@ LOG = logging.getLogger(__name__)
 _HOP_BY_HOP = frozenset(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                          "trailer", "trailers", "transfer-encoding", "upgrade", "expect", "host", "content-length"])
 _OWN_HEADERS = frozenset(["server", "date"])  # send_response writes ours
+# Set here on every forwarded request (a client's own values are dropped): the worker logs and answers with them
+_STAMPS = frozenset([REQUEST_ID_HEADER.lower(), RECEIVED_AT_HEADER.lower()])
 _PHRASES = {400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 411: "Length Required",
             413: "Payload Too Large",
             500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway",
             503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
-def error_body(status, message):
-    return error_json(status, message).encode("utf-8")
+def error_body(status, message, request_id=None):
+    return error_json(status, message, request_id).encode("utf-8")
 
 
-def normalise_error(status, body):
+def normalise_error(status, body, request_id=None):
     """MMS's error JSON `{"code": N, "type": ..., "message": ...}` as `{"error": ..., "status": N}`.
 
     Bodies that already have this server's form (the handler's errors) and non-JSON bodies stay as
@@ -58,13 +63,13 @@ def normalise_error(status, body):
     if status < 400:
         return None
     if not body.strip():
-        return error_body(status, _PHRASES.get(status, "error %d" % status))
+        return error_body(status, _PHRASES.get(status, "error %d" % status), request_id)
     try:
         document = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         return None
     if isinstance(document, dict) and "message" in document and "error" not in document:
-        return error_body(status, "model server: %s" % (document.get("message"),))
+        return error_body(status, "model server: %s" % (document.get("message"),), request_id)
     return None
 
 
@@ -96,6 +101,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
     def setup(self):
         BaseHTTPRequestHandler.setup(self)
         self._upstream = None
+        self._request_id = None
 
     def finish(self):
         try:
@@ -110,6 +116,8 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
 
     def _send(self, status, body, content_type="application/json", close=False, head_only=False):
         self.send_response(status, _PHRASES.get(status))
+        if self._request_id:
+            self.send_header(REQUEST_ID_HEADER, self._request_id)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         if close:
@@ -120,7 +128,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _send_error(self, status, message, close=False):
-        self._send(status, error_body(status, message), close=close)
+        self._send(status, error_body(status, message, self._request_id), close=close)
 
     def _too_large(self, length):
         return "the request body is %s bytes; the limit is %d bytes" % (length, self.max_body)
@@ -262,7 +270,9 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
         body = self._body()
         if body is None:
             return
-        headers = dict((k, v) for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP)
+        headers = dict((k, v) for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | _STAMPS)
+        headers[REQUEST_ID_HEADER] = self._request_id
+        headers[RECEIVED_AT_HEADER] = "%.6f" % self._received_at
         if body or self.command in ("POST", "PUT"):
             headers["Content-Length"] = str(len(body))
         try:
@@ -275,11 +285,12 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
             LOG.warning("model server not reachable: %s", err)
             self._send_error(503, "the model server is not answering (%s); retry later" % (err.__class__.__name__,))
             return
-        normalised = normalise_error(reply.status, payload)
+        normalised = normalise_error(reply.status, payload, self._request_id)
         self.send_response(reply.status, reply.reason)
+        self.send_header(REQUEST_ID_HEADER, self._request_id)
         content_type = None
         for key, value in reply.getheaders():
-            if key.lower() in _HOP_BY_HOP or key.lower() in _OWN_HEADERS:
+            if key.lower() in _HOP_BY_HOP or key.lower() in _OWN_HEADERS or key.lower() in _STAMPS:
                 continue
             if key.lower() == "content-type":
                 content_type = value
@@ -299,6 +310,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
     # --- methods
 
     def _route(self, head_only=False):
+        self._request_id = None
         path = self.path.split("?", 1)[0]
         if path == "/ping":
             if self._body() is None:
@@ -317,6 +329,10 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
             if self._body() is not None:
                 self._send(200, json.dumps(self.execution_parameters).encode("utf-8"), head_only=head_only)
             return
+        # the caller's InferenceId (InvokeEndpoint's), else a new one: in the answer's header, in error bodies and in
+        # the worker's log line for the request
+        self._request_id = (self.headers.get(INFERENCE_ID_HEADER) or "").strip()[:128] or uuid.uuid4().hex
+        self._received_at = time.time()
         self._forward(head_only=head_only)
 
     def do_GET(self):

@@ -4,7 +4,9 @@ from __future__ import absolute_import
 import importlib
 import logging
 import sys
+import time
 
+from . import timing
 from .environment import Environment
 from .errors import InferenceError, error_json
 from .media import header_value
@@ -18,17 +20,30 @@ def _header(context, index, name):
     return header_value(context.get_all_request_header(index), name)
 
 
+def _request_id(context, index):
+    """The front door's id for the request (the caller's InferenceId when it sent one), else MMS's own."""
+    found = _header(context, index, timing.REQUEST_ID_HEADER) or _header(context, index, timing.INFERENCE_ID_HEADER)
+    if found:
+        return found
+    try:
+        return context.get_request_id(index)
+    except (AttributeError, KeyError, TypeError):
+        return None
+
+
 class DetectionService(object):
     """Calls the entry point's model_fn once, then input_fn, predict_fn and output_fn per request."""
 
     def __init__(self):
         self.entry = None
         self.model = None
+        self.settings = None
         self.initialized = False
 
     def initialize(self, context, settings=None):
         """Import the entry point (SAGEMAKER_PROGRAM, default inference.py) and load its model once."""
-        module_name = (settings or Environment()).entry_point
+        self.settings = settings or Environment()
+        module_name = self.settings.entry_point
         if module_name.endswith(".py"):
             module_name = module_name[:-3]
         self.entry = importlib.import_module(module_name)
@@ -37,25 +52,54 @@ class DetectionService(object):
         self.initialized = True
 
     def _answer(self, context, index, request):
+        started = time.perf_counter()
+        waited = timing.queue_wait_ms(_header(context, index, timing.RECEIVED_AT_HEADER))
+        request_id = _request_id(context, index)
         body = request.get("body")
         if body is None:
             body = request.get("data")
         content_type = _header(context, index, "Content-Type")
         accept = _header(context, index, "Accept")
         attributes = _header(context, index, CUSTOM_ATTRIBUTES)
+        prediction = None
+        times = timing.StageTimes()
+        status = 200
         try:
             data = self.entry.input_fn(body, content_type, attributes)
             prediction = self.entry.predict_fn(data, self.model)
-            payload, media = self.entry.output_fn(prediction, accept)
+            # the prediction's own StageTimes, unless an entry point of the user's returns something else
+            found = getattr(prediction, "times", None)
+            times = found if isinstance(found, timing.StageTimes) else times
+            with times.stage("encode"):
+                payload, media = self.entry.output_fn(prediction, accept)
             context.set_response_content_type(index, media)
             return payload
         except InferenceError as error:
-            LOG.info("request %d refused with %d: %s", index, error.status_code, error)
-            return self._fail(context, index, error.status_code, error.phrase, error.body())
+            status = error.status_code
+            LOG.info("request %s refused with %d: %s", request_id, error.status_code, error)
+            return self._fail(context, index, error.status_code, error.phrase, error.body(request_id))
         except Exception as error:  # keep the worker serving; the client learns it was our fault
-            LOG.exception("request %d failed", index)
-            body = error_json(500, "internal error: %s" % (error,))
+            status = 500
+            LOG.exception("request %s failed", request_id)
+            body = error_json(500, "internal error: %s" % (error,), request_id)
             return self._fail(context, index, 500, "Internal Server Error", body)
+        finally:
+            self._log_times(times, prediction, waited, request_id, status, started)
+
+    def _log_times(self, times, prediction, waited, request_id, status, started):
+        """The request's stages as one CloudWatch EMF line on stdout (SSD_REQUEST_METRICS=0 turns them off)."""
+        settings = self.settings
+        if not settings.request_metrics:
+            return
+        total_ms = (time.perf_counter() - started) * 1000.0
+        if waited is not None:
+            times.add("queue_wait", waited)
+        info = getattr(prediction, "model_info", None) or getattr(self.model, "info", None) or {}
+        images = len(getattr(prediction, "results", None) or ())
+        line = timing.emf_line(times, settings.metrics_namespace, info.get("name"), request_id, status, images,
+                               total_ms)
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
     @staticmethod
     def _fail(context, index, status, phrase, body):

@@ -11,6 +11,7 @@ from . import artifact, precision
 from .environment import CONTEXT_ENV, MODEL_DIR_ENV, Environment
 from .errors import ModelLoadError
 from .precision import graph_precision, onednn_enabled
+from .timing import NO_TIMES
 from .transforms import ssd_val_transform
 
 LOG = logging.getLogger(__name__)
@@ -106,23 +107,31 @@ class Detector(mx.gluon.Block):
         return ssd_val_transform(rgb, self.input_width, self.input_height,
                                  self.meta["mean"], self.meta["std"])
 
-    def raw_outputs(self, rgb):
-        """Run the graph on one HxWx3 uint8 RGB image: (class ids, scores, boxes) in the input frame."""
-        x = self.preprocess(rgb)
-        if self.device_name == "gpu":  # EI takes inputs on the CPU and moves them itself
-            x = x.as_in_context(self.ctx)
-        ids, scores, boxes = self.net(x)
-        return ids[0].asnumpy()[:, 0], scores[0].asnumpy()[:, 0], boxes[0].asnumpy()
+    def raw_outputs(self, rgb, times=NO_TIMES):
+        """Run the graph on one HxWx3 uint8 RGB image: (class ids, scores, boxes) in the input frame.
+        `times` (timing.StageTimes) gets the preprocess and forward stages."""
+        with times.stage("preprocess"):
+            x = self.preprocess(rgb)
+            if self.device_name == "gpu":  # EI takes inputs on the CPU and moves them itself
+                x = x.as_in_context(self.ctx)
+            x.wait_to_read()  # MXNet runs asynchronously: without this, its time would count as the forward's
+        with times.stage("forward"):
+            ids, scores, boxes = self.net(x)
+            return ids[0].asnumpy()[:, 0], scores[0].asnumpy()[:, 0], boxes[0].asnumpy()
 
-    def detect(self, rgb, threshold=0.0, top_k=None, class_ids=None, original_size=None):
+    def detect(self, rgb, threshold=0.0, top_k=None, class_ids=None, original_size=None, times=NO_TIMES):
         """Detections for one image as dicts, boxes in `original_size` (w, h) pixels, best first.
 
         `original_size` defaults to the array's own size; it differs when the image was decoded
-        at reduced scale.
+        at reduced scale. `times` (timing.StageTimes) gets the preprocess, forward and postprocess stages.
         """
-        height, width = rgb.shape[0], rgb.shape[1]
+        ids, scores, boxes = self.raw_outputs(rgb, times)
+        with times.stage("postprocess"):
+            return self._detections(ids, scores, boxes, rgb.shape, threshold, top_k, class_ids, original_size)
+
+    def _detections(self, ids, scores, boxes, shape, threshold, top_k, class_ids, original_size):
+        height, width = shape[0], shape[1]
         out_width, out_height = original_size or (width, height)
-        ids, scores, boxes = self.raw_outputs(rgb)
         scale = np.array([out_width / float(self.input_width), out_height / float(self.input_height)] * 2,
                          dtype=np.float64)
         keep = (ids >= 0) & (scores >= threshold)

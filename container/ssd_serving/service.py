@@ -26,6 +26,7 @@ from .media import JSON, JSON_LINES_TYPES, header_value
 from .model import load_detector
 from .request import read_request, split_request
 from .response import ImageResult, Prediction, RecordError, encode_prediction
+from .timing import StageTimes
 
 LOG = logging.getLogger(__name__)
 
@@ -134,6 +135,7 @@ def _predict(raw, detector):
     """Decode the request's images one at a time (large JPEGs at reduced scale, never below the model's input)
     and detect. In batch mode (SAGEMAKER_BATCH) a record that cannot be used is answered in its place."""
     settings = detector.settings
+    times = StageTimes()
     in_place = settings.records_answered_in_place
     default_media = raw.media if raw.media in JSON_LINES_TYPES else None
     try:
@@ -141,12 +143,13 @@ def _predict(raw, detector):
     except InferenceError as error:
         if not (in_place and _usable(error)):
             raise
-        return Prediction([RecordError(error)], detector.info, False, settings, default_media)
+        return Prediction([RecordError(error)], detector.info, False, settings, default_media, times)
     target_size = (detector.input_width, detector.input_height)
     results = []
     for item in request.items:
         try:
-            item.decode(settings, target_size)
+            with times.stage("decode"):
+                item.decode(settings, target_size)
             class_ids = item.params.class_ids(detector.classes)
         except InferenceError as error:
             error = item.named(error) if request.batch else error
@@ -156,11 +159,11 @@ def _predict(raw, detector):
             continue
         decoded = item.image
         detections = detector.detect(decoded.rgb, threshold=item.params.threshold, top_k=item.params.top_k,
-                                     class_ids=class_ids, original_size=decoded.original_size)
+                                     class_ids=class_ids, original_size=decoded.original_size, times=times)
         if len(request.items) > 1:
             decoded.rgb = None  # only a single image is drawn: a batch keeps one decoded image at a time
         results.append(ImageResult(detections, decoded))
-    return Prediction(results, detector.info, request.batch, settings, default_media)
+    return Prediction(results, detector.info, request.batch, settings, default_media, times)
 
 
 def _step(context, function, *args):

@@ -87,6 +87,12 @@ def _model_server_command():
     raise RuntimeError("neither multi-model-server nor mxnet-model-server is installed")
 
 
+def log_config(model_server):
+    """MMS's log configuration (logging_config/): log4j 1.2 for mxnet-model-server 1.0.5, log4j2 for 1.1.x."""
+    name = "log4j.properties" if os.path.basename(model_server) == "mxnet-model-server" else "log4j2.xml"
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "logging_config", name)
+
+
 def _write_model_store(run_dir, handler, model_path=None):
     """An MMS model store; our handler finds the model itself, so its model path can stay empty."""
     store = os.path.join(run_dir, "store")
@@ -274,7 +280,7 @@ class ModelServer(object):
         env.update({"TMPDIR": tmp, "TEMP": tmp, "PYTHONPATH": self.python_path, "OMP_NUM_THREADS": str(threads),
                     "MXNET_CPU_WORKER_NTHREADS": env.get("MXNET_CPU_WORKER_NTHREADS", "1")})
         command = [model_server, "--start", "--foreground", "--mms-config", config,
-                   "--model-store", store]
+                   "--model-store", store, "--log-config", log_config(model_server)]
         LOG.info("starting %s on %s:%d with %d worker(s) x %d thread(s)", os.path.basename(command[0]),
                  self.host, self.port, workers, threads)
         self.process = subprocess.Popen(command, env=env, cwd=self.run_dir, start_new_session=True)

@@ -1,0 +1,86 @@
+"""Per-request stage timings, and the CloudWatch embedded metric format (EMF) line that reports them."""
+from __future__ import absolute_import
+
+import json
+import time
+from contextlib import contextmanager
+
+# The stages of a request, in order. queue_wait runs from the front door's receipt of the request to the
+# worker's handler (the front door's slot queue, the model server's queue and its hand-over to the worker).
+STAGES = ("queue_wait", "decode", "preprocess", "forward", "postprocess", "encode")
+# CloudWatch metric names, one per stage, plus the whole request as the worker saw it
+METRIC_NAMES = {"queue_wait": "QueueWait", "decode": "Decode", "preprocess": "Preprocess", "forward": "Forward",
+                "postprocess": "Postprocess", "encode": "Encode", "total": "Total"}
+# Set by the front door on every request it forwards: the worker reads them, a client's own values are replaced.
+REQUEST_ID_HEADER = "X-Ssd-Request-Id"
+RECEIVED_AT_HEADER = "X-Ssd-Received-At"
+# What a SageMaker caller sets with InvokeEndpoint's InferenceId; the front door uses it as the request id.
+INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
+EMF_PREFIX = '{"_aws":'
+
+
+class StageTimes(object):
+    """Milliseconds spent in each stage of one request; a stage met more than once (a batch of images) adds up."""
+
+    def __init__(self):
+        self.ms = {}
+
+    def add(self, stage, milliseconds):
+        self.ms[stage] = self.ms.get(stage, 0.0) + milliseconds
+
+    @contextmanager
+    def stage(self, name):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, (time.perf_counter() - start) * 1000.0)
+
+    def ordered(self):
+        """(stage, ms) for the stages this request went through, in request order."""
+        return [(name, self.ms[name]) for name in STAGES if name in self.ms]
+
+
+class NoTimes(object):
+    """Stands in for StageTimes where nothing reads them (tools, evaluation): the same calls, nothing kept."""
+
+    def add(self, stage, milliseconds):
+        pass
+
+    @contextmanager
+    def stage(self, name):
+        yield
+
+
+NO_TIMES = NoTimes()
+
+
+def queue_wait_ms(received_at, now=None):
+    """Milliseconds since the front door's receipt stamp (epoch seconds as text), or None without a usable one."""
+    try:
+        received = float(received_at)
+    except (TypeError, ValueError):
+        return None
+    waited = ((time.time() if now is None else now) - received) * 1000.0
+    return waited if 0.0 <= waited < 24 * 3600 * 1000.0 else None
+
+
+def emf_document(times, namespace, model_name, request_id, status, images, total_ms, now=None):
+    """One request's timings as a CloudWatch EMF document: one metric per stage (milliseconds) with the model as
+    dimension; the request id, status and image count ride along as properties, searchable in Logs Insights."""
+    document = {"_aws": {"Timestamp": int((time.time() if now is None else now) * 1000),
+                         "CloudWatchMetrics": [{"Namespace": namespace, "Dimensions": [["Model"]], "Metrics": []}]},
+                "Model": model_name, "RequestId": request_id, "Status": status, "Images": images}
+    metrics = document["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+    for stage, milliseconds in times.ordered() + [("total", total_ms)]:
+        name = METRIC_NAMES[stage]
+        document[name] = round(milliseconds, 3)
+        metrics.append({"Name": name, "Unit": "Milliseconds"})
+    return document
+
+
+def emf_line(*args, **kwargs):
+    """The EMF document on one line: CloudWatch Logs extracts its metrics when the log event is exactly this JSON."""
+    # "_aws" first (dicts keep their order from Python 3.6 on): the model server's log configuration prints a
+    # worker's line bare, without its own prefix, when it starts with EMF_PREFIX
+    return json.dumps(emf_document(*args, **kwargs), separators=(",", ":"))

@@ -1,12 +1,17 @@
-"""The floor: the served graph's own forward time at batch 1, plus each per-request stage, in a process set up like a server worker.
+"""The floor: the served graph's own forward time at batch 1 in a clean process; or, with --stages, each per-request stage.
 
-    python bench/floor.py --model-dir DIR --photos DIR [--stage-runs N]
+    python bench/floor.py --model-dir DIR [--photos DIR --stages [--stage-runs N]]
 
-Loads the model as serving does, prints one JSON line (device, precision, stage timings), then
-answers commands on stdin, one JSON line each: `forward N` (N forward times in seconds), `quit`.
-bench.py keeps it running and interleaves its forwards with the servers' requests, so that the
-floor and the end-to-end figures see the same load on a shared machine. Run it with the worker's
-environment (OMP_NUM_THREADS, MXNET_CPU_WORKER_NTHREADS): bench.py does.
+Without --stages: loads the graph as serving does, prints one JSON line (device, precision), then answers
+commands on stdin, one JSON line each: `forward N` (N forward times in seconds), `quit`. The process
+runs nothing but the graph (its input is made by MXNet, no image decoding or OpenCV resize ever runs in
+it), so the floor is the forward as fast as this machine runs it: a server whose forward is slower
+inside its worker shows as a gap against it, not as a slower floor. bench.py keeps it running and
+interleaves its forwards with the servers' requests, so that the floor and the end-to-end figures see
+the same load on a shared machine. Run it with the worker's environment (OMP_NUM_THREADS,
+MXNET_CPU_WORKER_NTHREADS): bench.py does.
+
+With --stages: times decoding, preprocessing and encoding as serving runs them, prints one JSON line, exits.
 """
 import argparse
 import json
@@ -35,36 +40,63 @@ def timed(function, runs):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model-dir", required=True)
-    parser.add_argument("--photos", required=True, help="directory with photo-640x480.jpg and photo-12mp.jpg")
+    parser.add_argument("--photos", help="directory with photo-640x480.jpg and photo-12mp.jpg (--stages)")
+    parser.add_argument("--stages", action="store_true", help="time the per-request stages, then exit")
     parser.add_argument("--stage-runs", type=int, default=10)
     args = parser.parse_args(argv)
+    if args.stages:
+        if not args.photos:
+            parser.error("--stages needs --photos")
+        return time_stages(args)
+    return serve_forwards(args)
 
+
+def serve_forwards(args):
+    """The clean-process floor: the graph alone, its forwards timed on request."""
     import mxnet as mx
+    from ssd_serving.model import fuses_graph, load_detector
+
+    start = time.perf_counter()
+    # no warm-up: Detector.warm_up runs the preprocessing (OpenCV's resize), which must not run here
+    detector = load_detector(args.model_dir, warm_up=False)
+    load_s = time.perf_counter() - start
+    mx.random.seed(7)
+    x = mx.nd.random.uniform(shape=(1, 3, detector.input_height, detector.input_width), ctx=detector.ctx)
+
+    def forward():
+        for output in detector.net(x):
+            output.wait_to_read()
+
+    for _ in range(5):  # as the server's warm-up does, and a little more
+        forward()
+    print(json.dumps({
+        "model_dir": args.model_dir, "device": detector.device_name, "precision": detector.info["precision"],
+        "fused": fuses_graph(detector.meta, detector.device_name, detector.settings.graph_fusion),
+        "load_s": round(load_s, 2), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "mxnet": mx.__version__,
+        "clean_process": True,
+    }), flush=True)
+    for line in sys.stdin:
+        command = line.split()
+        if not command or command[0] == "quit":
+            break
+        if command[0] == "forward":
+            print(json.dumps(timed(forward, int(command[1]))), flush=True)
+
+
+def time_stages(args):
+    """Decode, preprocess and encode as serving runs them, each timed on its own."""
     from ssd_serving import response
     from ssd_serving.decoder import decode_image
-    from ssd_serving.model import fuses_graph, load_detector
+    from ssd_serving.model import load_detector
 
     with open(os.path.join(args.photos, "photo-640x480.jpg"), "rb") as stream:
         small = stream.read()
     with open(os.path.join(args.photos, "photo-12mp.jpg"), "rb") as stream:
         large = stream.read()
 
-    start = time.perf_counter()
     detector = load_detector(args.model_dir)
-    load_s = time.perf_counter() - start
     target = (detector.input_width, detector.input_height)
     decoded = decode_image(small, target)
-    x = detector.preprocess(decoded.rgb)
-    if detector.device_name == "gpu":  # as Detector.raw_outputs does; EI takes CPU inputs
-        x = x.as_in_context(detector.ctx)
-
-    def forward():
-        for output in detector.net(x):
-            output.wait_to_read()
-
-    for _ in range(3):  # as the server's warm-up does, and a little more
-        forward()
-
     runs = args.stage_runs
     reduced = decode_image(large, target)
     detections = detector.detect(decoded.rgb, threshold=0.0, original_size=decoded.original_size)
@@ -80,18 +112,9 @@ def main(argv=None):
         "json_response_all_100": timed(lambda: response.encode_prediction(prediction, "application/json"), runs),
     }
     print(json.dumps({
-        "model_dir": args.model_dir, "device": detector.device_name, "precision": detector.info["precision"],
-        "fused": fuses_graph(detector.meta, detector.device_name, detector.settings.graph_fusion), "load_s": round(load_s, 2),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "mxnet": mx.__version__,
         "stages_ms": dict((name, summary(values)) for name, values in stages.items()),
         "decoded_12mp_size": list(reduced.rgb.shape[1::-1]),
     }), flush=True)
-    for line in sys.stdin:
-        command = line.split()
-        if not command or command[0] == "quit":
-            break
-        if command[0] == "forward":
-            print(json.dumps(timed(forward, int(command[1]))), flush=True)
 
 
 if __name__ == "__main__":

@@ -173,47 +173,46 @@ def int8_host(r):
     return _host_words(r.bench("host"))
 
 
-def _target_detail(r, name):
-    default = "models.default."
+def _target_detail(r, name, model):
+    prefix = "models.%s." % model
     if name == "e2e_p50_over_floor":
-        return "%s ms against a %s ms forward" % (ms(r.bench(default + "served.latency_ms.jpeg_640x480.p50")),
-                                                  ms(r.bench(default + "floor.forward_ms.p50")))
+        return "%s ms against a %s ms forward" % (ms(r.bench(prefix + "served.latency_ms.jpeg_640x480.p50")),
+                                                  ms(r.bench(prefix + "floor.forward_ms.p50")))
     if name == "jpeg_12mp_over_640":
-        stages = r.bench(default + "floor.stages_ms")
+        stages = r.bench(prefix + "floor.stages_ms")
         return "the 12 MP JPEG decoded at reduced scale in %s ms, not %s" % (
             ms(stages["decode_12mp_reduced"]["p50"]), ms(stages["decode_12mp_full"]["p50"]))
     if name == "speedup_vs_original_p50":
         return "against one single-threaded worker per core; %s against one worker on all cores" % times(
-            r.bench(default + "ratios.speedup_vs_original_all_cores_p50"))
+            r.bench(prefix + "ratios.speedup_vs_original_all_cores_p50"))
     if name == "int8_e2e_p50_ms":
-        return "fp32: %s ms" % ms(r.bench(default + "served.latency_ms.jpeg_640x480.p50"))
+        return "fp32: %s ms" % ms(r.bench(prefix + "served.latency_ms.jpeg_640x480.p50"))
     if name == "int8_map_drop_points":
-        accuracy = r.bench("models.demo.int8.accuracy")
+        accuracy = r.bench(prefix + "int8.accuracy")
         return "mAP %s -> %s" % (mean_ap(accuracy["map_fp32"]), mean_ap(accuracy["map_int8"]))
     return ""
 
 
 def targets(r):
+    """One row per target and model it is checked on (a target may have a limit per model)."""
     rows = ["| target | model | measured | |", "| --- | --- | --- | --- |"]
     names = r.bench("targets")
     no_int8 = not _int8_flags(r.bench("host").get("cpu_flags") or [])
     for name in sorted(names):
-        op, limit, meaning = names[name]
+        meaning = names[name][2]
         for model in ("default", "demo"):
             found = r.source("bench")["models"].get(model, {}).get("targets", {}).get(name)
-            if found:
-                break
-        else:
-            continue
-        value = found["value"]
-        shown = ms(value) + " ms" if name.endswith("_ms") else (
-            points(value) if name.endswith("_points") else times(value))
-        detail = _target_detail(r, name)
-        verdict = "met" if found["met"] else "not met"
-        if not found["met"] and name.startswith("int8_") and no_int8:
-            verdict += " (no VNNI on this CPU)"
-        rows.append("| %s %s %g | %s | %s%s | %s |" % (meaning, op, limit, r.bench("models.%s.name" % model), shown,
-                                                      " (%s)" % detail if detail else "", verdict))
+            if not found:
+                continue
+            value = found["value"]
+            shown = ms(value) + " ms" if name.endswith("_ms") else (
+                points(value) if name.endswith("_points") else times(value))
+            detail = _target_detail(r, name, model)
+            verdict = "met" if found["met"] else "not met"
+            if not found["met"] and name.startswith("int8_") and no_int8:
+                verdict += " (no VNNI on this CPU)"
+            rows.append("| %s %s | %s | %s%s | %s |" % (meaning, found["target"], r.bench("models.%s.name" % model),
+                                                        shown, " (%s)" % detail if detail else "", verdict))
     return "\n".join(rows)
 
 

@@ -745,7 +745,8 @@ def test_docker_stop_answers_the_request_in_flight_then_exits_0(image):
         assert_scene_detected(boxes, class_ids, documents[0]["detections"], demo_meta()["classes"])
         assert refused, "the request finished before docker stop signalled"
         for status, document in refused:
-            assert status == "ConnectionError" or (status == 503 and "stopping" in document["error"]), (status, document)
+            assert status == "ConnectionError" or (status == 503 and "stopping" in document["error"]), \
+                (status, document)
         assert "drained: 1 request(s) answered in" in logs and "after signal 15 (exit status 0)" in logs, logs[-3000:]
         assert stopped["seconds"] < 30, "docker stop had to SIGKILL it"
     finally:

@@ -380,7 +380,8 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
                 self._send_error(405, "/ping answers GET and HEAD, not %s" % self.command)
                 return
             if self.admission.draining:
-                ready, detail = False, "the server is stopping (SIGTERM): it answers the requests in flight, no new ones"
+                ready, detail = False, ("the server is stopping (SIGTERM): it answers the requests in flight, "
+                                        "no new ones")
             else:
                 ready, detail = self.health()
             status = 200 if ready else 503

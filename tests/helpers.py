@@ -1,4 +1,5 @@
 """Shared test helpers: real photos, synthetic scenes, image encoders, the demo model and a real server."""
+import base64
 import contextlib
 import importlib.util
 import io
@@ -141,10 +142,26 @@ def process_group(pgid):
     return found
 
 
+def left_running(processes, timeout=10.0):
+    """Those of `processes` still running after `timeout` s (a zombie waiting for init to reap it is not)."""
+    deadline = time.time() + timeout
+    while True:
+        left = []
+        for process in processes:
+            try:
+                if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                    left.append(process)
+            except psutil.Error:
+                pass
+        if not left or time.time() > deadline:
+            return left
+        time.sleep(0.2)
+
+
 class RunningServer(object):
     """`python -m ssd_serving.serving serve` started by a test, and stopped by it."""
 
-    def __init__(self, model_dir, extra_env=None, args=()):
+    def __init__(self, model_dir, extra_env=None, args=(), launcher=("-m", "ssd_serving.serving")):
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.log = tempfile.NamedTemporaryFile(prefix="ssd-server-", suffix=".log", delete=False)
@@ -153,7 +170,7 @@ class RunningServer(object):
                     "PYTHONUNBUFFERED": "1",
                     "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")})
         env.update(extra_env or {})
-        self.process = subprocess.Popen([sys.executable, "-m", "ssd_serving.serving", "serve"] + list(args),
+        self.process = subprocess.Popen([sys.executable] + list(launcher) + ["serve"] + list(args),
                                         env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout=180):
@@ -199,6 +216,18 @@ def ready_server(model_dir, extra_env=None):
         yield running.wait_ready()
     finally:
         running.stop()
+
+
+def slow_request(big_images=4, scene_seed=61):
+    """(JSON body, scene boxes, scene class ids): a scene and `big_images` PNGs of 62 MP (under the pixel limit)
+    in one request, which takes seconds to decode and resize (about 1.5 s each on 2 vCPUs, over 1 s on a fast
+    CI machine) without any delay in the server's code. The answer lists the scene first."""
+    rgb, boxes, class_ids = synthetic_scene(scene_seed, 640, 480)
+    big = png_declaring(7900, 7900, bit_depth=1, color_type=0, rows=(b"\x00" * (1 + 7900 // 8 + 1)) * 7900)
+    images = [base64.b64encode(encode(rgb, "PNG")).decode("ascii")]
+    images += [base64.b64encode(big).decode("ascii")] * big_images
+    body = json.dumps({"images": images, "threshold": RECALL_SCORE}).encode("ascii")
+    return body, boxes, class_ids
 
 
 def synthetic_scene(seed, width, height):

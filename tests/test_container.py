@@ -684,3 +684,101 @@ def test_opt_ml_model_is_served_or_refused_never_passed_over_for_the_baked_model
         container.remove()
     _refused_with(image, str(junk), "holds README.txt, weights.params, but no exported model")
     _refused_with(image, private, "cannot be read by this server's user")
+
+
+# ---- stopping: docker stop drains, a dead JVM stops the container
+
+def test_docker_stop_answers_the_request_in_flight_then_exits_0(image):
+    """`docker stop -t 30` (SageMaker's SIGTERM, then SIGKILL 30 s later) while a request that takes seconds is
+    in flight: the signal reaches the launcher (the entrypoint execs it), which answers that request, refuses
+    new ones and /ping with 503 (or a closed port), and exits 0 well before the SIGKILL."""
+    import threading
+    from helpers import slow_request
+    body, boxes, class_ids = slow_request()
+    container = Container(image["tag"])
+    try:
+        container.wait_ready()
+        answers = {}
+
+        def send():
+            try:
+                answers["in flight"] = requests.post(container.url + "/invocations", data=body,
+                                                     headers={"Content-Type": "application/json"}, timeout=120)
+            except requests.RequestException as err:
+                answers["in flight"] = err.__class__.__name__
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        time.sleep(1.0)
+        stopped = {}
+
+        def stop():
+            began = time.time()
+            stopped["done"] = docker("stop", "-t", "30", container.name, timeout=90)
+            stopped["seconds"] = time.time() - began
+
+        stopper = threading.Thread(target=stop)
+        stopper.start()
+        time.sleep(0.3)  # docker stop has sent SIGTERM by then
+        refused = []
+        while sender.is_alive():
+            for path in ("/ping", "/invocations"):
+                try:
+                    reply = requests.request("GET" if path == "/ping" else "POST", container.url + path, data=b"{}",
+                                             headers={"Content-Type": "application/json"}, timeout=5)
+                    refused.append((reply.status_code, reply.json()))
+                except requests.RequestException as err:
+                    refused.append((err.__class__.__name__, None))
+            time.sleep(0.3)
+        sender.join()
+        stopper.join()
+        logs = container.logs()
+        reply = answers["in flight"]
+        print("\n%s: docker stop with one request in flight: it got %s; the container stopped %.1f s after "
+              "docker stop; meanwhile %s" % (image["tag"], getattr(reply, "status_code", reply), stopped["seconds"],
+                                             sorted(set(r[0] for r in refused), key=str)))
+        assert stopped["done"].returncode == 0, stopped["done"].stderr
+        assert container.state().get("ExitCode") == 0, logs[-3000:]
+        assert getattr(reply, "status_code", None) == 200, (reply, logs[-3000:])
+        documents = reply.json()
+        assert len(documents) == 5
+        assert_scene_detected(boxes, class_ids, documents[0]["detections"], demo_meta()["classes"])
+        assert refused, "the request finished before docker stop signalled"
+        for status, document in refused:
+            assert status == "ConnectionError" or (status == 503 and "stopping" in document["error"]), \
+                (status, document)
+        assert "drained: 1 request(s) answered in" in logs and "after signal 15 (exit status 0)" in logs, logs[-3000:]
+        assert stopped["seconds"] < 30, "docker stop had to SIGKILL it"
+    finally:
+        container.remove()
+
+
+FIND_JVM = ("import os\n"
+            "for pid in os.listdir('/proc'):\n"
+            "    try:\n"
+            "        command = open('/proc/%s/cmdline' % pid, 'rb').read().split(b'\\0')\n"
+            "    except (IOError, OSError):\n"
+            "        continue\n"
+            "    if command and os.path.basename(command[0]) == b'java':\n"
+            "        print(pid)\n")
+
+
+def test_a_killed_jvm_stops_the_container_with_a_message(image):
+    """The JVM SIGKILLed inside the container: the container exits 5 with a message, and SageMaker replaces it."""
+    container = Container(image["tag"])
+    try:
+        container.wait_ready()
+        pids = container.exec_python(FIND_JVM).stdout.decode().split()
+        assert len(pids) == 1, (pids, container.logs()[-3000:])
+        killed_at = time.time()
+        killed = container.exec_python("import os, signal; os.kill(%d, signal.SIGKILL)" % int(pids[0]))
+        assert killed.returncode == 0, killed.stderr
+        while container.state().get("Running") and time.time() - killed_at < 60:
+            time.sleep(0.2)
+        state = container.state()
+        print("\n%s: JVM killed; the container exited %s %.1f s later" % (image["tag"], state.get("ExitCode"),
+                                                                        time.time() - killed_at))
+        assert not state.get("Running") and state.get("ExitCode") == 5, (state, container.logs()[-3000:])
+        assert "its JVM) exited with status" in container.logs(), container.logs()[-3000:]
+    finally:
+        container.remove()

@@ -24,7 +24,8 @@ import psutil
 import pytest
 import requests
 
-from helpers import RunningServer, copy_model, encode, process_group, ready_server, rewrite_meta, synthetic_scene
+from helpers import (RunningServer, copy_model, encode, left_running, process_group, ready_server, rewrite_meta,
+                     synthetic_scene)
 
 RECOVERY_LIMIT = 60.0   # seconds from the kill to /ping 200 and a successful request
 LOAD_THREADS = 4
@@ -381,3 +382,56 @@ def test_workers_of_a_model_server_that_could_not_bind_are_stopped_with_it(demo_
         blocker.close()
         server.stop()
         server.cleanup()
+
+
+def test_a_killed_jvm_stops_the_server_with_a_message(demo_model_dir):
+    """The model server's JVM SIGKILLed (as the kernel's OOM killer would): the launcher exits with status 5
+    and says why, instead of a front door answering /ping in front of nothing; SageMaker replaces it."""
+    running = RunningServer(demo_model_dir)
+    try:
+        running.wait_ready()
+        started_processes = psutil.Process(running.process.pid).children(recursive=True)
+        killed_at = time.time()
+        os.kill(jvm(running).pid, signal.SIGKILL)
+        status = running.process.wait(60)
+        print("\nJVM killed: the server exited with status %d %.1f s later" % (status, time.time() - killed_at))
+        output = running.output()
+        assert status == 5, output[-3000:]
+        assert "its JVM) exited with status" in output and "so the endpoint replaces this container" in output, \
+            output[-3000:]
+        assert not left_running(started_processes)  # its workers too
+    finally:
+        running.stop()
+
+
+# The launcher with one fault added: on SIGUSR1 the front door's listening socket is closed under it, as a
+# front door that stopped serving its port (its thread ending is checked in tests/test_front_unit.py).
+CLOSE_THE_FRONT_DOOR_ON_SIGUSR1 = """
+import signal
+from ssd_serving import front, serving
+doors = []
+class Door(front.FrontDoor):
+    def start(self):
+        doors.append(self)
+        return front.FrontDoor.start(self)
+serving.FrontDoor = Door
+signal.signal(signal.SIGUSR1, lambda signum, frame: [door.httpd.socket.close() for door in doors])
+serving.main()
+"""
+
+
+def test_a_front_door_that_stops_serving_stops_the_server_with_a_message(demo_model_dir):
+    running = RunningServer(demo_model_dir, launcher=("-c", CLOSE_THE_FRONT_DOOR_ON_SIGUSR1))
+    try:
+        running.wait_ready()
+        started_processes = psutil.Process(running.process.pid).children(recursive=True)
+        closed_at = time.time()
+        running.process.send_signal(signal.SIGUSR1)
+        status = running.process.wait(60)
+        print("\nfront door closed: the server exited with status %d %.1f s later" % (status, time.time() - closed_at))
+        output = running.output()
+        assert status == 6, output[-3000:]
+        assert "the front door stopped serving port %d: its listening socket" % running.port in output, output[-3000:]
+        assert not left_running(started_processes)
+    finally:
+        running.stop()

@@ -205,3 +205,75 @@ def test_requests_beyond_the_in_flight_limit_wait_then_get_503(upstream):
         assert len(upstream.seen) == 1
     finally:
         door.front.stop()
+
+
+def _wait_until(condition, timeout=10.0):
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, "timed out waiting"
+        time.sleep(0.02)
+
+
+def test_a_drain_answers_the_requests_in_flight_and_refuses_new_ones(upstream):
+    """What the launcher does on SIGTERM: the request already at the model server gets its answer (and its
+    connection closes), /ping and new requests get 503 JSON, requests waiting for a slot are refused then."""
+    door = Door(upstream.port, max_in_flight=1, queue_timeout=30)
+    upstream.delay = 1.5
+    answers = {}
+
+    def post(name):
+        answers[name] = requests.post(door.url + "/invocations", data=name.encode())
+
+    try:
+        first = threading.Thread(target=post, args=("in flight",))
+        first.start()
+        _wait_until(lambda: len(upstream.seen) == 1)
+        waiting = threading.Thread(target=post, args=("waiting for a slot",))
+        waiting.start()
+        time.sleep(0.2)
+        drained = []
+        drainer = threading.Thread(target=lambda: drained.append(door.front.drain(10)))
+        drainer.start()
+        _wait_until(lambda: "waiting for a slot" in answers)
+        assert "stopping" in _json_error(answers["waiting for a slot"], 503)
+        ping = requests.get(door.url + "/ping")
+        assert ping.status_code == 503 and "stopping" in ping.json()["error"]
+        assert "stopping" in _json_error(requests.post(door.url + "/invocations", data=b"new"), 503)
+        first.join(10)
+        drainer.join(10)
+        reply = answers["in flight"]
+        assert reply.status_code == 200 and reply.json() == {"ok": True}
+        assert reply.headers["Connection"] == "close"
+        assert drained == [(1, 0)] and len(upstream.seen) == 1  # nothing new reached the model server
+    finally:
+        door.front.stop()
+
+
+def test_a_drain_gives_up_after_its_timeout_or_when_aborted(upstream):
+    door = Door(upstream.port)
+    upstream.delay = 3.0
+    try:
+        posting = threading.Thread(target=requests.post, args=(door.url + "/invocations",), kwargs={"data": b"a"})
+        posting.start()
+        _wait_until(lambda: len(upstream.seen) == 1)
+        assert door.front.drain(0.3) == (1, 1)
+        assert door.front.drain(30, abort=lambda: True) == (1, 1)
+        posting.join(10)
+        assert door.front.drain(0) == (0, 0)
+    finally:
+        door.front.stop()
+
+
+def test_a_front_door_that_stopped_serving_says_why(upstream):
+    closed, ended = Door(upstream.port), Door(upstream.port)
+    try:
+        assert closed.front.failure() is None and ended.front.failure() is None
+        closed.front.httpd.socket.close()
+        assert "listening socket on port %d was closed" % closed.front.port in closed.front.failure()
+        ended.front.httpd.shutdown()  # as if serve_forever had returned on its own
+        _wait_until(lambda: not ended.front.thread.is_alive())
+        assert "its thread ended" in ended.front.failure()
+    finally:
+        closed.front.stop()
+        ended.front.stop()
+        assert closed.front.failure() is None  # stopped on purpose

@@ -23,6 +23,7 @@ QUEUE_TIMEOUT_ENV = "SSD_QUEUE_TIMEOUT"
 DEFAULT_THRESHOLD_ENV = "SSD_DEFAULT_SCORE_THRESHOLD"
 STARTUP_TIMEOUT_ENV = "SSD_STARTUP_TIMEOUT"
 RESPONSE_TIMEOUT_ENV = "SSD_RESPONSE_TIMEOUT"  # seconds a worker has for its model load and for each request
+DRAIN_TIMEOUT_ENV = "SSD_DRAIN_TIMEOUT"  # seconds requests in flight at SIGTERM have to finish
 READY_DIR_ENV = "SSD_READY_DIR"          # set by the server: workers mark a loaded model there
 DEFAULT_ACCEPT_ENV = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
 PORT_ENV = "SAGEMAKER_BIND_TO_PORT"      # inference pipelines and multi-container endpoints move the port
@@ -54,6 +55,9 @@ DEFAULT_MAX_REQUEST_BYTES = 6553500           # Multi Model Server's default; Sa
 DEFAULT_MAX_RESPONSE_BYTES = 6 * 1024 * 1024
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_PORT = 8080
+# SageMaker sends SIGKILL 30 s after SIGTERM: the drain and stopping the model server after it fit in that
+DEFAULT_DRAIN_TIMEOUT = 20.0
+MAX_DRAIN_TIMEOUT = 3600.0
 DEFAULT_ENTRY_POINT = "inference.py"
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -200,6 +204,9 @@ class Environment(object):
         self.startup_timeout = read.number(STARTUP_TIMEOUT_ENV, 200.0)
         # whole seconds, as MMS counts them; an asynchronous endpoint's requests may take up to an hour
         self.response_timeout = read.integer(RESPONSE_TIMEOUT_ENV, 120, 1, 3600)
+        # 0 stops at once, as before there was a drain; over 25 s, SageMaker's SIGKILL may come first
+        self.drain_timeout = read.number(DRAIN_TIMEOUT_ENV, DEFAULT_DRAIN_TIMEOUT, 0.0, MAX_DRAIN_TIMEOUT,
+                                         low_inclusive=True)
         self.ready_dir = read.text(READY_DIR_ENV)
         # each request's stages, logged by the worker as a CloudWatch embedded-metric-format line
         self.request_metrics = read.flag(REQUEST_METRICS_ENV, True)

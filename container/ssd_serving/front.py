@@ -17,7 +17,9 @@ traffic to a container that can only fail. This small threaded HTTP server owns 
 - everything else is forwarded to MMS on a loopback port, and MMS's own error bodies
   (`{"code", "type", "message"}`) are rewritten to this server's `{"error", "status"}` form;
 - MMS not answering becomes 503 JSON, MMS not answering in time 504 JSON, and too many open
-  connections 503 JSON, so a client always gets JSON and a status it can act on.
+  connections 503 JSON, so a client always gets JSON and a status it can act on;
+- once told to drain (the launcher's SIGTERM), `/ping` and every new request get 503 JSON, requests
+  already let through are answered (their connections then close), and `drain` reports when none is left.
 
 Standard library (and this package's error body), Python 3.6 and later (the EI image has Python 3.6.8).
 """
@@ -77,6 +79,63 @@ class _ChunkedBodyTooLarge(Exception):
     pass
 
 
+ADMITTED, BUSY, DRAINING = "admitted", "busy", "draining"
+
+
+class Admission(object):
+    """Which requests go through to MMS: at most `limit` at a time, none once draining; counts those in flight.
+
+    Waiters are woken one at a time as slots free (not all at once: a burst may hold hundreds), and all at
+    once when the drain begins, so that they are refused then instead of after their queue timeout.
+    """
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.in_flight = 0
+        # set without the lock by stop_admitting (from a signal handler, which must not take a lock the
+        # interrupted thread may hold); drain() sets it again under the lock before counting
+        self.draining = False
+        self._lock = threading.Lock()
+        self._free = threading.Condition(self._lock)
+        self._idle = threading.Condition(self._lock)
+
+    def enter(self, timeout):
+        """ADMITTED (call leave() after), BUSY if no slot was free within `timeout`, or DRAINING."""
+        deadline = time.time() + timeout
+        with self._lock:
+            while not self.draining and self.in_flight >= self.limit:
+                remaining = deadline - time.time()
+                if remaining <= 0:
+                    return BUSY
+                self._free.wait(remaining)
+            if self.draining:
+                return DRAINING
+            self.in_flight += 1
+            return ADMITTED
+
+    def leave(self):
+        with self._lock:
+            self.in_flight -= 1
+            self._free.notify()
+            if not self.in_flight:
+                self._idle.notify_all()
+
+    def stop_admitting(self):
+        """Refuse new requests from now on; safe in a signal handler (it takes no lock)."""
+        self.draining = True
+
+    def drain(self, timeout, abort=None, poll=0.1):
+        """Refuse new requests and wait up to `timeout` s for those in flight; returns (at start, left)."""
+        deadline = time.time() + timeout
+        with self._lock:
+            self.draining = True
+            self._free.notify_all()
+            at_start = self.in_flight
+            while self.in_flight and time.time() < deadline and not (abort and abort()):
+                self._idle.wait(min(poll, max(0.0, deadline - time.time())))
+            return at_start, self.in_flight
+
+
 class FrontDoorHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"   # keep-alive, as SageMaker's clients use it
     server_version = "ssd-serving"
@@ -90,7 +149,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
     health = None
     max_body = None
     upstream_timeout = None
-    slots = None            # a semaphore of max_in_flight
+    admission = None        # an Admission of max_in_flight
     max_in_flight = None
     queue_timeout = None
     execution_parameters = None  # the JSON document of GET /execution-parameters
@@ -114,15 +173,20 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
 
     # --- answers of our own
 
+    def _close_if_draining(self, close=False):
+        """A connection is closed after its answer while draining, so that its client's next request goes to
+        another instance rather than here."""
+        if close or self.admission.draining:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+
     def _send(self, status, body, content_type="application/json", close=False, head_only=False):
         self.send_response(status, _PHRASES.get(status))
         if self._request_id:
             self.send_header(REQUEST_ID_HEADER, self._request_id)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        if close:
-            self.send_header("Connection", "close")
-            self.close_connection = True
+        self._close_if_draining(close)
         self.end_headers()
         if not head_only:
             self.wfile.write(body)
@@ -251,20 +315,27 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
         if length is not None and (length < 0 or length > self.max_body):
             self._body()  # answers 400 or 413 without waiting for a slot
             return
-        if not self.slots.acquire(timeout=self.queue_timeout):
-            self._refuse_busy(length)
+        admitted = self.admission.enter(self.queue_timeout)
+        if admitted == BUSY:
+            self._refuse(length, "the server is busy: %d requests are being answered and none finished within "
+                                 "%.0f s; retry later" % (self.max_in_flight, self.queue_timeout))
+            return
+        if admitted == DRAINING:
+            self._refuse_stopping(length)
             return
         try:
             self._forward_in_slot(head_only)
         finally:
-            self.slots.release()
+            self.admission.leave()
 
-    def _refuse_busy(self, length):
+    def _refuse(self, length, message):
         if length is None or not self._discard(length, 4 * self.max_body):
             self.close_connection = True
-        self._send_error(503, "the server is busy: %d requests are being answered and none finished within "
-                              "%.0f s; retry later" % (self.max_in_flight, self.queue_timeout),
-                         close=self.close_connection)
+        self._send_error(503, message, close=self.close_connection)
+
+    def _refuse_stopping(self, length):
+        self._refuse(length, "the server is stopping (SIGTERM) and takes no new requests; retry on another "
+                             "instance")
 
     def _forward_in_slot(self, head_only=False):
         body = self._body()
@@ -303,6 +374,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
         elif content_type is None and payload:
             self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(payload)))
+        self._close_if_draining()
         self.end_headers()
         if not head_only:
             self.wfile.write(payload)
@@ -318,7 +390,11 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
             if self.command not in ("GET", "HEAD"):  # MMS would answer its own, always-healthy /ping
                 self._send_error(405, "/ping answers GET and HEAD, not %s" % self.command)
                 return
-            ready, detail = self.health()
+            if self.admission.draining:
+                ready, detail = False, ("the server is stopping (SIGTERM): it answers the requests in flight, "
+                                        "no new ones")
+            else:
+                ready, detail = self.health()
             status = 200 if ready else 503
             document = {"status": "Healthy" if ready else "Unhealthy"}
             if not ready:
@@ -333,6 +409,9 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
         # the worker's log line for the request
         self._request_id = (self.headers.get(INFERENCE_ID_HEADER) or "").strip()[:128] or uuid.uuid4().hex
         self._received_at = time.time()
+        if self.admission.draining:
+            self._refuse_stopping(self._declared_length())
+            return
         self._forward(head_only=head_only)
 
     def do_GET(self):
@@ -395,25 +474,57 @@ class FrontDoor(object):
     def __init__(self, port, upstream_port, health, max_body, host="0.0.0.0", upstream_timeout=150.0,
                  idle_timeout=120.0, max_connections=512, max_in_flight=16, queue_timeout=30.0,
                  execution_parameters=None):
+        self.admission = Admission(max_in_flight)
         handler = type("BoundFrontDoorHandler", (FrontDoorHandler,), {
             "upstream_port": upstream_port, "health": staticmethod(health), "max_body": max_body,
             "upstream_timeout": upstream_timeout, "timeout": idle_timeout,
-            "slots": threading.BoundedSemaphore(max_in_flight), "max_in_flight": max_in_flight,
+            "admission": self.admission, "max_in_flight": max_in_flight,
             "queue_timeout": queue_timeout, "execution_parameters": execution_parameters})
         self.httpd = _ThreadingHTTPServer((host, port), handler, max_connections)
         self.port = self.httpd.server_address[1]
         self.thread = None
+        self.stopping = False
+        self.error = None  # what ended serve_forever, if it raised
+
+    def _serve(self):
+        try:
+            self.httpd.serve_forever(poll_interval=0.5)
+        except BaseException as err:  # recorded for failure(), which the launcher's watcher reads
+            self.error = err
+            LOG.exception("the front door stopped serving")
 
     def start(self):
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.5},
-                                       name="front-door")
+        self.thread = threading.Thread(target=self._serve, name="front-door")
         self.thread.daemon = True
         self.thread.start()
         return self
 
+    def stop_admitting(self):
+        """Answer /ping and new requests 503 from now on; safe in a signal handler."""
+        self.admission.stop_admitting()
+
+    def drain(self, timeout, abort=None):
+        """Stop admitting, wait up to `timeout` s (or until `abort()`) for requests in flight to be answered;
+        returns (in flight at the start, still in flight at the end). The port stays open meanwhile, so that
+        new requests get 503 JSON, not a refused connection."""
+        return self.admission.drain(timeout, abort)
+
+    def failure(self):
+        """Why the public port is no longer served, or None while it is (or once stop() was called)."""
+        if self.stopping or self.thread is None:
+            return None
+        if not self.thread.is_alive():
+            return "its thread ended (%s)" % (
+                "%s: %s" % (self.error.__class__.__name__, self.error) if self.error else "serve_forever returned")
+        if self.httpd.socket.fileno() < 0:
+            return "its listening socket on port %d was closed" % self.port
+        return None
+
     def stop(self):
+        self.stopping = True
         if self.thread is not None:
-            self.httpd.shutdown()
+            if self.thread.is_alive():
+                self.httpd.shutdown()
             self.thread.join(10)
             self.thread = None
         self.httpd.server_close()

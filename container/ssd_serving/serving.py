@@ -1,9 +1,14 @@
-"""The server entry point: check the model, configure and start Multi Model Server, watch it, stop it cleanly.
+"""The server entry point: check the model, configure and start Multi Model Server, watch it, drain and stop it.
 
 Layout: the front door (front.py) owns the public port (SAGEMAKER_BIND_TO_PORT, default 8080) and answers
 `/ping` from what the workers report; Multi Model Server listens on loopback ports only (inference and
 management) and runs the workers. Each worker writes a marker named after its pid once its model is
 loaded (Environment.mark_model_loaded); a worker counts as ready while that process is alive.
+
+Exit statuses: 0 stopped by SIGTERM or SIGINT (after the drain), 1 the public port cannot be listened on,
+2 a bad setting or a model that fails the start-up checks, 3 no worker loaded the model at start, 4 none has
+had it for SSD_STARTUP_TIMEOUT after workers died, 5 the model server (its JVM) exited, 6 the front door
+stopped serving the public port.
 """
 from __future__ import absolute_import
 
@@ -30,7 +35,11 @@ LOG = logging.getLogger("ssd_serving.serving")
 
 MODEL_NAME = "model"
 HANDLER = "ssd_serving.handler:handle"
-STOP_GRACE_SECONDS = 20
+# After the drain the model server has nothing left to answer: it stops in about a second (measured), and a
+# default drain (20 s) plus this stays within the 30 s SageMaker gives between SIGTERM and SIGKILL.
+STOP_GRACE_SECONDS = 5
+EXIT_MODEL_SERVER_EXITED = 5
+EXIT_FRONT_DOOR_STOPPED = 6
 # the front door waits this much longer than MMS gives a worker, so that MMS's own timeout answers first
 UPSTREAM_GRACE_SECONDS = 30
 # An out-of-memory JVM exits (so does this server, and SageMaker replaces the container) instead of limping
@@ -285,18 +294,18 @@ class ModelServer(object):
                  self.host, self.port, workers, threads)
         self.process = subprocess.Popen(command, env=env, cwd=self.run_dir, start_new_session=True)
 
-    def wait_ready(self, timeout):
+    def wait_ready(self, timeout, give_up=None):
         deadline = time.time() + timeout
-        while time.time() < deadline and not self.stopping:
+        while time.time() < deadline and not self.stopping and not (give_up and give_up()):
             if self.process.poll() is not None:
                 return False
             if self.models_loaded() and "READY" in (worker_status(self.mgmt_port) or []):
                 return True
-            time.sleep(0.5)
+            _sleep(0.5, give_up)
         return False
 
-    def stop(self):
-        """Stop MMS and every worker it started (they share its process group)."""
+    def stop(self, grace=STOP_GRACE_SECONDS):
+        """Stop MMS and every worker it started (they share its process group); SIGKILL after `grace` s."""
         if self.process is None:
             return
         if self.process.poll() is not None:
@@ -312,8 +321,9 @@ class ModelServer(object):
         except OSError:
             return
         try:
-            self.process.wait(STOP_GRACE_SECONDS)
+            self.process.wait(grace)
         except subprocess.TimeoutExpired:
+            LOG.warning("the model server did not stop within %.0f s of SIGTERM; killing it", grace)
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
@@ -321,20 +331,35 @@ class ModelServer(object):
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
-def watch(server, unhealthy_limit, poll=0.5):
-    """Follow the running server until it exits or stops; return its exit status.
+def _sleep(seconds, wake=None, step=0.05):
+    """Sleep up to `seconds`, returning early once `wake()` (a flag a signal handler sets) is true."""
+    deadline = time.time() + seconds
+    while time.time() < deadline and not (wake and wake()):
+        time.sleep(min(step, max(0.0, deadline - time.time())))
+
+
+def watch(server, unhealthy_limit, poll=0.5, front=None, stop_requested=None):
+    """Follow the running server until it exits, stops or `stop_requested()`; return the exit status.
 
     A worker that dies is restarted by MMS, and /ping answers 503 until the new one has loaded the
-    model. If no worker has the model for `unhealthy_limit` seconds, the server stops with a message
-    instead of staying up unable to serve (SageMaker then replaces the container).
+    model. If no worker has the model for `unhealthy_limit` seconds, the model server (its JVM) exits, or
+    the front door stops serving the public port, the server stops with a message instead of staying up
+    unable to serve, or healthy in front of nothing (SageMaker then replaces the container).
     """
     unhealthy_since = None
-    while not server.stopping:
+    while not server.stopping and not (stop_requested and stop_requested()):
         if server.process.poll() is not None:
             if server.stopping:
                 break
-            LOG.error("the model server exited with status %d", server.process.returncode)
-            return server.process.returncode or 1
+            LOG.error("the model server (%s and its JVM) exited with status %d; stopping with exit status %d so "
+                      "the endpoint replaces this container", os.path.basename(server.process.args[0]),
+                      server.process.returncode, EXIT_MODEL_SERVER_EXITED)
+            return EXIT_MODEL_SERVER_EXITED
+        failure = front.failure() if front is not None else None
+        if failure:
+            LOG.error("the front door stopped serving port %d: %s; stopping with exit status %d so the endpoint "
+                      "replaces this container", front.port, failure, EXIT_FRONT_DOOR_STOPPED)
+            return EXIT_FRONT_DOOR_STOPPED
         ready, reason = server.health()
         now = time.time()
         if ready and unhealthy_since is not None:
@@ -347,8 +372,62 @@ def watch(server, unhealthy_limit, poll=0.5):
             LOG.error("no worker has had the model loaded for %.0f s (%s); stopping so the endpoint replaces "
                       "this container", now - unhealthy_since, reason)
             return 4
-        time.sleep(poll)
+        _sleep(poll, stop_requested)
     return 0
+
+
+def _serve_until_stopped(front, server, settings, stop, warmed_up, public_port):
+    """From the model server's start until a signal or a failure; returns the exit status."""
+    if not server.wait_ready(settings.startup_timeout, give_up=stop.requested):
+        if stop.requested() or server.stopping:
+            return 0
+        if server.process.poll() is not None:
+            LOG.error("the model server exited with status %d before the model was ready", server.process.returncode)
+            return 3
+        LOG.error("the model did not become ready within %.0f s; stopping so the endpoint is not "
+                  "reported healthy without a model", settings.startup_timeout)
+        return 3
+    # through the front door, so that its path and MMS's are both warm for the first client
+    warm_up_frontend(public_port)
+    warmed_up.set()
+    LOG.info("ready: POST http://localhost:%d/invocations, GET /ping", public_port)
+    return watch(server, settings.startup_timeout, front=front, stop_requested=stop.requested)
+
+
+class _StopRequest(object):
+    """The signals asking the server to stop: set by the handler (plain assignments only: a signal handler
+    must not take a lock the thread it interrupted may hold), read by the main loop."""
+
+    def __init__(self):
+        self.signals = 0
+        self.first_at = None
+        self.signum = None
+
+    def requested(self):
+        return self.signals > 0
+
+    def at_once(self):
+        return self.signals > 1
+
+
+def drain(front, server, stop, timeout):
+    """Let the requests in flight at the stop signal be answered, for up to `timeout` s or until a second
+    signal; new ones are refused meanwhile. Logs what it did."""
+    started = time.time()
+    LOG.info("signal %d: draining %d request(s) in flight for up to %.0f s; /ping and new requests answer 503",
+             stop.signum, front.admission.in_flight, timeout)
+    at_start, left = front.drain(timeout, abort=lambda: stop.at_once() or server.process.poll() is not None)
+    took = time.time() - started
+    if not left:
+        LOG.info("drained: %d request(s) answered in %.1f s", at_start, took)
+    elif stop.at_once():
+        LOG.warning("a second signal: stopping at once with %d of %d request(s) still in flight (%.1f s into the "
+                    "drain)", left, at_start, took)
+    elif server.process.poll() is not None:
+        LOG.warning("the model server exited during the drain; %d request(s) unanswered", left)
+    else:
+        LOG.warning("drain timeout: %d of %d request(s) still in flight after %.1f s (SSD_DRAIN_TIMEOUT); "
+                    "stopping anyway", left, at_start, took)
 
 
 def serve(port=None):
@@ -390,34 +469,41 @@ def serve(port=None):
         server.cleanup()
         return 1
 
+    stop = _StopRequest()
+
     def _terminate(signum, frame):
-        LOG.info("signal %d: stopping the model server", signum)
-        server.request_stop()
+        # no logging here: a handler that writes to stdout while the main thread is writing to it fails
+        # ("reentrant call"); the main loop logs the signal once it wakes, within _sleep's step
+        stop.signals += 1
+        if stop.signals == 1:
+            stop.first_at, stop.signum = time.time(), signum
+            front.stop_admitting()  # at once, not when the main loop wakes
+        else:
+            server.request_stop()
 
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, _terminate)
+    status = None
     try:
         front.start()
         server.start()
-        if not server.wait_ready(settings.startup_timeout):
-            if server.stopping:
-                return 0
-            if server.process.poll() is not None:
-                LOG.error("the model server exited with status %d before the model was ready",
-                          server.process.returncode)
-                return 3
-            LOG.error("the model did not become ready within %.0f s; stopping so the endpoint is not "
-                      "reported healthy without a model", settings.startup_timeout)
-            return 3
-        # through the front door, so that its path and MMS's are both warm for the first client
-        warm_up_frontend(public_port)
-        warmed_up.set()
-        LOG.info("ready: POST http://localhost:%d/invocations, GET /ping", public_port)
-        return watch(server, settings.startup_timeout)
+        status = _serve_until_stopped(front, server, settings, stop, warmed_up, public_port)
+        return status
     finally:
-        front.stop()
-        server.stop()
+        if stop.requested() and not stop.at_once() and not server.stopping:
+            drain(front, server, stop, settings.drain_timeout)
+        elif stop.at_once():
+            LOG.warning("signal %d and another: stopping at once", stop.signum)
+        front.stop()  # the public port closes: new connections are refused from here on
+        server.stop(grace=1 if stop.at_once() else STOP_GRACE_SECONDS)
+        if front.admission.in_flight:
+            # requests the model server no longer answers: a moment for their 503 JSON to be written
+            # before this process exits and their clients see a reset connection instead
+            front.drain(1.0)
         server.cleanup()
+        if stop.requested():
+            LOG.info("stopped %.1f s after signal %d%s", time.time() - stop.first_at, stop.signum,
+                     "" if status is None else " (exit status %d)" % status)
 
 
 def main(argv=None):

@@ -104,8 +104,9 @@ class Detector(mx.gluon.Block):
         return self.net(x)
 
     def preprocess(self, rgb):
+        """The network's input for an HxWx3 uint8 image; a numpy image lends its memory and becomes read-only."""
         return ssd_val_transform(rgb, self.input_width, self.input_height,
-                                 self.meta["mean"], self.meta["std"])
+                                 self.meta["mean"], self.meta["std"], borrow=True)
 
     def raw_outputs(self, rgb, times=NO_TIMES):
         """Run the graph on one HxWx3 uint8 RGB image: (class ids, scores, boxes) in the input frame.

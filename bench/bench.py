@@ -305,20 +305,33 @@ class Server(object):
         self.log.close()
 
 
-def our_server(label, model_dir, log_dir, workers=None, threads=None, python=None, precision="fp32"):
-    """Our server (front door + MMS) from `python`'s environment (default: this one's, the cpu stack)."""
+def our_server(label, model_dir, log_dir, workers=None, threads=None, python=None, precision="fp32", layout=None):
+    """Our server (front door + MMS) from `python`'s environment (default: this one's, the cpu stack).
+    `layout`: SSD_WORKER_LAYOUT (default: the server's own choice)."""
     python = python or sys.executable
     env = python_env(python)
     env["SSD_MODEL_DIR"] = model_dir
     # each row serves the graph it is labelled with, whatever SSD_PRECISION=auto would pick on this CPU
     env["SSD_PRECISION"] = precision
-    for name in ("SAGEMAKER_MODEL_SERVER_WORKERS", "OMP_NUM_THREADS", "SSD_CONTEXT"):
+    for name in ("SAGEMAKER_MODEL_SERVER_WORKERS", "OMP_NUM_THREADS", "SSD_CONTEXT", "SSD_WORKER_LAYOUT"):
         env.pop(name, None)
+    if layout:
+        env["SSD_WORKER_LAYOUT"] = layout
     if workers:
         env["SAGEMAKER_MODEL_SERVER_WORKERS"] = str(workers)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     return Server(label, [python, "-m", "ssd_serving.serving", "serve"], env, log_dir)
+
+
+def default_layout(model_dir, on_cpu):
+    """The worker layout SSD_WORKER_LAYOUT=auto picks for this model: latency or throughput."""
+    from ssd_serving.artifact import PARAMS_FILE, read_metadata
+    from ssd_serving.environment import Environment
+    settings = Environment({})
+    params = os.path.join(model_dir, read_metadata(model_dir).get("params_file", PARAMS_FILE))
+    settings.choose_layout(os.path.getsize(params), "cpu" if on_cpu else "gpu")
+    return "throughput" if settings.workers > 1 else "latency"
 
 
 def original_server(label, spec, log_dir, workers, threads):
@@ -557,14 +570,20 @@ def measure_model(key, spec, entry, photos, photos_dir, plan, log_dir, cores, on
             floors["unfused"] = Floor("%s-floor-unfused" % key, spec["dir"], cores, log_dir, {"SSD_GRAPH_FUSION": "0"})
         if int8_dir:
             floors["int8"] = Floor("%s-floor-int8" % key, int8_dir, cores, log_dir)
+        # the served row runs the server's default worker layout (SSD_WORKER_LAYOUT=auto), the alternative row
+        # the other one; int8 and the ei stack run the default's, so that the deploy targets compare like with like
+        served_layout = default_layout(spec["dir"], on_cpu)
+        other_layout = "latency" if served_layout == "throughput" else "throughput"
         specs = [("served", lambda: our_server("%s-served" % key, spec["dir"], log_dir))]
         if cores > 1 and not plan.quick:
-            specs.append(("alternative", lambda: our_server("%s-workers-per-core" % key, spec["dir"], log_dir,
-                                                            workers=cores, threads=1)))
+            specs.append(("alternative", lambda: our_server("%s-%s" % (key, other_layout), spec["dir"], log_dir,
+                                                            layout=other_layout)))
         if int8_dir:
-            specs.append(("int8", lambda: our_server("%s-int8" % key, int8_dir, log_dir, precision="int8")))
+            specs.append(("int8", lambda: our_server("%s-int8" % key, int8_dir, log_dir, precision="int8",
+                                                     layout=served_layout)))
         if ei_dir:  # the ei image's stack: the same server on MXNet 1.4.1 and mxnet-model-server 1.0.5
-            specs.append(("ei", lambda: our_server("%s-ei-stack" % key, ei_dir, log_dir, python=spec["ei_python"])))
+            specs.append(("ei", lambda: our_server("%s-ei-stack" % key, ei_dir, log_dir, python=spec["ei_python"],
+                                                   layout=served_layout)))
         if original:
             specs.append(("original", lambda: original_server("%s-original" % key, spec["original"], log_dir,
                                                               workers=cores, threads=1)))

@@ -605,7 +605,8 @@ FIND_WORKER = ("import os\n"
 
 
 def test_a_killed_worker_recovers_without_restarting_the_container(image):
-    container = Container(image["tag"])
+    # one worker, so that its death leaves none with the model and /ping must say so
+    container = Container(image["tag"], env={"SSD_WORKER_LAYOUT": "latency"})
     try:
         container.wait_ready()
         started = container.state()["StartedAt"]

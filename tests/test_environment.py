@@ -52,6 +52,7 @@ def test_the_in_flight_limit_follows_the_workers():
     ("SAGEMAKER_BIND_TO_PORT", "80a", "a whole number from 1 to 65535"),
     ("SAGEMAKER_SAFE_PORT_RANGE", "9000", "a port range LOW-HIGH"),
     ("OMP_NUM_THREADS", "all", "a whole number >= 1"),
+    ("SSD_WORKER_LAYOUT", "fast", "one of auto, latency, throughput"),
 ])
 def test_a_bad_value_is_refused_naming_the_variable_and_what_it_accepts(name, value, accepts):
     with pytest.raises(SettingError) as caught:
@@ -60,3 +61,28 @@ def test_a_bad_value_is_refused_naming_the_variable_and_what_it_accepts(name, va
     assert message.startswith("%s=%r is not valid" % (name, value)) and accepts in message, message
     # the launcher's start-up checks stop on it like on a model that cannot load
     assert isinstance(caught.value, ModelLoadError)
+
+
+def test_the_worker_layout_follows_the_models_size_unless_told():
+    import multiprocessing
+    from ssd_serving.environment import SMALL_MODEL_BYTES
+    cores = multiprocessing.cpu_count()
+    small, large = SMALL_MODEL_BYTES // 10, SMALL_MODEL_BYTES * 4
+    settings = Environment({})
+    assert (settings.workers, settings.threads) == (1, cores)  # before the model is known: one worker on all cores
+    settings.choose_layout(small, "cpu")
+    assert (settings.workers, settings.threads) == (cores, 1)
+    assert settings.max_concurrent_requests == max(16, 4 * cores) and settings.max_concurrent_transforms == cores
+    assert "under" in settings.layout_reason
+    settings.choose_layout(large, "cpu")
+    assert (settings.workers, settings.threads) == (1, cores) and settings.max_concurrent_transforms == 1
+    settings.choose_layout(small, "gpu")  # each worker would hold its own copy on the one GPU
+    assert settings.workers == 1
+    assert Environment({"SSD_WORKER_LAYOUT": "throughput"}).workers == cores
+    latency = Environment({"SSD_WORKER_LAYOUT": "latency"})
+    latency.choose_layout(small, "cpu")
+    assert latency.workers == 1
+    given = Environment({"SAGEMAKER_MODEL_SERVER_WORKERS": "3", "SSD_MAX_CONCURRENT_REQUESTS": "5"})
+    given.choose_layout(small, "cpu")
+    assert given.workers == 3 and given.max_concurrent_requests == 5 and "SAGEMAKER_MODEL_SERVER_WORKERS=3" in \
+        given.layout_reason

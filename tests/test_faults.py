@@ -121,7 +121,9 @@ class Load(object):
 
 @pytest.fixture(scope="module")
 def fault_server(demo_model_dir):
-    with ready_server(demo_model_dir) as running:  # its own: these tests kill its workers
+    # its own: these tests kill its workers. One worker (the default layout for a large model), so that its death
+    # leaves no worker with the model and /ping must say so
+    with ready_server(demo_model_dir, {"SSD_WORKER_LAYOUT": "latency"}) as running:
         yield running
 
 

@@ -29,6 +29,7 @@ DEFAULT_ACCEPT_ENV = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
 PORT_ENV = "SAGEMAKER_BIND_TO_PORT"      # inference pipelines and multi-container endpoints move the port
 SAFE_PORT_RANGE_ENV = "SAGEMAKER_SAFE_PORT_RANGE"
 WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
+LAYOUT_ENV = "SSD_WORKER_LAYOUT"         # auto | latency | throughput
 THREADS_ENV = "OMP_NUM_THREADS"
 ENTRY_POINT_ENV = "SAGEMAKER_PROGRAM"
 # Batch Transform: SageMaker sets these in a transform job's container (and asks GET /execution-parameters)
@@ -41,6 +42,13 @@ REQUEST_METRICS_ENV = "SSD_REQUEST_METRICS"    # 0: no per-request stage timings
 METRICS_NAMESPACE_ENV = "SSD_METRICS_NAMESPACE"  # the CloudWatch namespace of those metrics
 
 CONTEXTS = ("auto", "eia", "gpu", "cpu")
+# latency: one worker on every core (each request as fast as it gets); throughput: one single-threaded worker per
+# core (more requests per second, each slower for a large model); auto: throughput for a small model on a CPU
+LAYOUTS = ("auto", "latency", "throughput")
+# below this size of weights `auto` picks one worker per core. Measured by make bench on 2 vCPUs: the demo model
+# (3 MB) served 1.33x the requests per second that way at 1.05x the p50; ssd_512_resnet50_v1 (148 MB) 1.04x the
+# requests at 1.88x the p50 (docs/performance.md, "Workers and threads")
+SMALL_MODEL_BYTES = 32 * 1024 * 1024
 # spelled as SageMaker's API enum: the SDK's local mode rejects MULTI_RECORD
 BATCH_STRATEGIES = ("MultiRecord", "SingleRecord")
 MAX_PAYLOAD_MB = 100                          # SageMaker's largest MaxPayloadInMB
@@ -190,14 +198,13 @@ class Environment(object):
         self.default_accept = read.choice(DEFAULT_ACCEPT_ENV, media.PRODUCED, media.JSON)
         self.http_port = read.integer(PORT_ENV, DEFAULT_PORT, 1, 65535)
         self.safe_port_range = read.port_range(SAFE_PORT_RANGE_ENV)
-        # One worker using every core by default: the lowest single-request latency. More workers trade
-        # latency for throughput, and each holds its own copy of the model.
-        self.workers = read.integer(WORKERS_ENV, 1)
-        self.threads = read.integer(THREADS_ENV, max(1, multiprocessing.cpu_count() // self.workers))
-        # requests read and handed to the model server at a time: enough to keep every worker busy
-        self.max_concurrent_requests = read.integer(MAX_CONCURRENT_ENV, max(16, 4 * self.workers))
-        # requests a transform job sends at a time: one per worker keeps each busy without queueing
-        self.max_concurrent_transforms = read.integer(MAX_CONCURRENT_TRANSFORMS_ENV, self.workers)
+        self.layout = read.choice(LAYOUT_ENV, LAYOUTS, "auto")
+        self._given_workers = read.integer(WORKERS_ENV, None)
+        self._given_threads = read.integer(THREADS_ENV, None)
+        self._given_max_concurrent = read.integer(MAX_CONCURRENT_ENV, None)
+        self._given_transforms = read.integer(MAX_CONCURRENT_TRANSFORMS_ENV, None)
+        self.layout_reason = None
+        self.choose_layout()
         # seconds a request may wait for one of those slots before a 503 (SageMaker gives up after 60 s)
         self.queue_timeout = read.number(QUEUE_TIMEOUT_ENV, 30.0)
         # how long the server may go without a worker that has the model: at start, or after workers died
@@ -211,6 +218,31 @@ class Environment(object):
         # each request's stages, logged by the worker as a CloudWatch embedded-metric-format line
         self.request_metrics = read.flag(REQUEST_METRICS_ENV, True)
         self.metrics_namespace = read.text(METRICS_NAMESPACE_ENV, "SSDServing")
+
+    def choose_layout(self, params_bytes=None, device_name="cpu"):
+        """Workers and threads per worker (and the request slots that follow from them), from SSD_WORKER_LAYOUT and,
+        for `auto`, the model's weights (`params_bytes`, None: not known yet) and device. SAGEMAKER_MODEL_SERVER_WORKERS
+        and OMP_NUM_THREADS, when set, win. Returns the reason, for the log."""
+        cores = multiprocessing.cpu_count()
+        layout, why = self.layout, "%s=%s" % (LAYOUT_ENV, self.layout)
+        if layout == "auto":
+            small = params_bytes is not None and params_bytes < SMALL_MODEL_BYTES
+            layout = "throughput" if small and device_name == "cpu" else "latency"
+            if params_bytes is not None:
+                why += ": %.0f MB of weights on %s, %s %d MB" % (
+                    params_bytes / 1e6, device_name, "under" if small and device_name == "cpu" else "not under a CPU's",
+                    SMALL_MODEL_BYTES // (1024 * 1024))
+        if self._given_workers:
+            self.workers, why = self._given_workers, "%s=%d" % (WORKERS_ENV, self._given_workers)
+        else:
+            self.workers = cores if layout == "throughput" else 1
+        self.threads = self._given_threads or max(1, cores // self.workers)
+        # requests read and handed to the model server at a time: enough to keep every worker busy
+        self.max_concurrent_requests = self._given_max_concurrent or max(16, 4 * self.workers)
+        # requests a transform job sends at a time: one per worker keeps each busy without queueing
+        self.max_concurrent_transforms = self._given_transforms or self.workers
+        self.layout_reason = why
+        return why
 
     @property
     def records_answered_in_place(self):

@@ -29,7 +29,7 @@ from .environment import MODEL_DIR_ENV, PORT_ENV, READY_DIR_ENV, Environment
 from .errors import ModelLoadError
 from .front import FrontDoor
 from .ports import INTERNAL_PORTS, MMS_PORT_LIMIT, free_port, port_is_free
-from .model import choose_graph, find_model_dir, verify_params
+from .model import candidate_contexts, choose_graph, find_model_dir, verify_params
 
 LOG = logging.getLogger("ssd_serving.serving")
 
@@ -85,6 +85,9 @@ def preflight(settings=None):
              " (DEMO model trained on synthetic shapes, not a pretrained detector)" if meta.get("demo") else "",
              model_dir, weights.get("source"), weights.get("location"), meta.get("params_sha256"))
     LOG.info("serving the %s graph: %s", choice.precision, choice.reason)
+    params = os.path.join(model_dir, meta.get("params_file", artifact.PARAMS_FILE))
+    why = settings.choose_layout(os.path.getsize(params), candidate_contexts(settings.context)[0][0])
+    LOG.info("%d worker(s) x %d thread(s): %s", settings.workers, settings.threads, why)
     return found, choice
 
 

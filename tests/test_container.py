@@ -88,10 +88,12 @@ def image(request, docker_engine):
 class Container(object):
     """One `docker run -d` of a test, under a unique name; remove() removes exactly it."""
 
-    def __init__(self, image_tag, args=("serve",), env=None, network="host", volumes=()):
+    def __init__(self, image_tag, args=("serve",), env=None, network="host", volumes=(), memory=None):
         self.name = "ssd-test-%s" % uuid.uuid4().hex[:12]
         self.port = None
         command = ["run", "-d", "--name", self.name, "--network", network]
+        if memory:
+            command += ["--memory", memory]
         env = dict(env or {})
         if network == "host":
             # the engine here has no bridge: the server binds a free host port, as SageMaker's
@@ -781,5 +783,34 @@ def test_a_killed_jvm_stops_the_container_with_a_message(image):
                                                                         time.time() - killed_at))
         assert not state.get("Running") and state.get("ExitCode") == 5, (state, container.logs()[-3000:])
         assert "its JVM) exited with status" in container.logs(), container.logs()[-3000:]
+    finally:
+        container.remove()
+
+
+JVM_HEAP = ("import os\n"
+            "for pid in os.listdir('/proc'):\n"
+            "    try:\n"
+            "        command = open('/proc/%s/cmdline' % pid, 'rb').read().split(b'\\0')\n"
+            "    except (IOError, OSError):\n"
+            "        continue\n"
+            "    if command and command[0].endswith(b'java'):\n"
+            "        print(' '.join(a.decode() for a in command if a.startswith(b'-Xmx')))\n")
+
+
+def test_under_a_memory_limit_the_model_servers_heap_is_sized_from_it(image):
+    # docker run --memory 1g: the launcher reads the cgroup's limit (v1 or v2, whichever the engine uses) and caps
+    # the JVM's heap to hold the request bodies it may be handed, so that the JVM's RSS cannot grow toward a quarter
+    # of the memory while serving goes on
+    container = Container(image["tag"], memory="1g")
+    try:
+        container.wait_ready()
+        logs = container.logs()
+        assert "container memory limit 1024 MB" in logs, logs[-3000:]
+        heap = container.exec_python(JVM_HEAP).stdout.decode().split()
+        assert len(heap) == 1 and heap[0].startswith("-Xmx"), heap
+        assert int(heap[0][4:-1]) <= 1024 // 4
+        rgb, _, _ = synthetic_scene(12, 640, 480)
+        reply = container.post(encode(rgb))
+        assert reply.status_code == 200 and reply.json()["detections"], reply.text
     finally:
         container.remove()

@@ -50,3 +50,9 @@ def test_the_model_servers_port_is_one_it_accepts():
     assert serving.internal_port(safe_range=(32766, 40000)) == 32766
     # past the limit the safe range gives nothing MMS accepts, so the port comes from the internal range
     assert INTERNAL_PORTS[0] <= serving.internal_port(safe_range=(32767, 40000)) <= MMS_PORT_LIMIT
+
+
+def test_the_model_servers_heap_is_capped(tmp_path):
+    config = serving.write_config(str(tmp_path), "/store", 8080, 8081, Environment.defaults(), jvm_args="-Xmx336m")
+    with open(config) as stream:
+        assert "vmargs=-XX:+ExitOnOutOfMemoryError -Xmx336m" in stream.read().splitlines()

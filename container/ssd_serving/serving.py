@@ -28,8 +28,9 @@ from . import artifact
 from .environment import MODEL_DIR_ENV, PORT_ENV, READY_DIR_ENV, Environment
 from .errors import ModelLoadError
 from .front import FrontDoor
-from .ports import INTERNAL_PORTS, MMS_PORT_LIMIT, free_port, port_is_free
+from .memory import plan_memory
 from .model import candidate_contexts, choose_graph, find_model_dir, verify_params
+from .ports import INTERNAL_PORTS, MMS_PORT_LIMIT, free_port, port_is_free
 
 LOG = logging.getLogger("ssd_serving.serving")
 
@@ -43,8 +44,8 @@ EXIT_FRONT_DOOR_STOPPED = 6
 # the front door waits this much longer than MMS gives a worker, so that MMS's own timeout answers first
 UPSTREAM_GRACE_SECONDS = 30
 # An out-of-memory JVM exits (so does this server, and SageMaker replaces the container) instead of limping
-# on. Its heap keeps the JVM's default sizing (at most 1/4 of the container's memory): AWS's images' 8% initial
-# heap (-XX:InitialRAMPercentage=8) made the JVM touch over 1 GB within a 10-minute soak on a 23 GB host.
+# on. Its maximum heap comes from memory.MemoryPlan (the launcher's -Xmx): AWS's images' 8% initial heap
+# (-XX:InitialRAMPercentage=8) made the JVM touch over 1 GB within a 10-minute soak on a 23 GB host.
 JVM_ARGS = "-XX:+ExitOnOutOfMemoryError"
 
 
@@ -131,7 +132,7 @@ def response_timeout_setting(model_server, seconds):
     return -(-seconds // 60)
 
 
-def write_config(run_dir, store, port, mgmt_port, settings, host="0.0.0.0", model_server=None):
+def write_config(run_dir, store, port, mgmt_port, settings, host="0.0.0.0", model_server=None, jvm_args=None):
     model_server = model_server or _model_server_command()
     config = os.path.join(run_dir, "config.properties")
     lines = [
@@ -150,7 +151,7 @@ def write_config(run_dir, store, port, mgmt_port, settings, host="0.0.0.0", mode
         "job_queue_size=%d" % max(100, settings.max_concurrent_requests),
         # answers are kept under SSD_MAX_RESPONSE_BYTES by the handler; MMS gets room for its framing
         "max_response_size=%d" % (settings.max_response_bytes + (1 << 20)),
-        "vmargs=%s" % JVM_ARGS,
+        "vmargs=%s" % " ".join([JVM_ARGS] + ([jvm_args] if jvm_args else [])),
     ]
     with open(config, "w") as stream:
         stream.write("\n".join(lines) + "\n")
@@ -211,8 +212,9 @@ class ModelServer(object):
     """One MMS process group started by us, and only ours, stopped on exit."""
 
     def __init__(self, port, settings, run_dir=None, handler=HANDLER, python_path=None, model_path=None,
-                 host="0.0.0.0", worker_env=None):
+                 host="0.0.0.0", worker_env=None, jvm_args=None):
         self.port = port
+        self.jvm_args = jvm_args
         self.settings = settings
         self.host = host
         self.model_path = model_path
@@ -281,6 +283,7 @@ class ModelServer(object):
         store = _write_model_store(self.run_dir, self.handler, self.model_path)
         model_server = _model_server_command()
         config = write_config(self.run_dir, store, self.port, self.mgmt_port, self.settings, host=self.host,
+                              jvm_args=self.jvm_args,
                               model_server=model_server)
         env = dict(os.environ)
         env.update(self.worker_env)
@@ -449,8 +452,15 @@ def serve(port=None):
         worker_env[MODEL_DIR_ENV] = os.path.abspath(model_dir)
     public_port = port or settings.http_port
     # MMS on loopback only; the front door owns the public port and answers /ping honestly
+    plan = plan_memory(settings)
+    if plan.in_flight < settings.max_concurrent_requests:
+        LOG.warning("%d requests in flight (SSD_MAX_CONCURRENT_REQUESTS) would not fit in the model server's heap "
+                    "with %d MB of memory; letting %d through at a time", settings.max_concurrent_requests,
+                    plan.memory // (1024 * 1024), plan.in_flight)
+        settings.max_concurrent_requests = plan.in_flight
+    LOG.info(plan.describe())
     server = ModelServer(internal_port(taken=(public_port,), safe_range=settings.safe_port_range), settings,
-                         host="127.0.0.1", worker_env=worker_env)
+                         host="127.0.0.1", worker_env=worker_env, jvm_args=plan.jvm_args())
     warmed_up = threading.Event()
 
     def public_health():

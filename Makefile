@@ -12,7 +12,7 @@ DEPLOY := $(VENV_DIR)/deploy
 DEMO_MODEL := container/models/demo
 LOCAL_MODELS := build/models
 
-.PHONY: serve test test-mx19 test-mx14 test-container image lint-py36 test-sdk-local venvs deploy-env demo-model demo-eval demo-eval-int8 bench bench-hosting soak export docs docs-results clean
+.PHONY: serve test test-mx19 test-mx14 test-container image lint-py36 test-sdk-local venvs deploy-env demo-model demo-eval demo-eval-int8 bench bench-hosting soak soak-container export docs docs-results clean
 
 # Each venv gets this project installed in editable mode (pyproject.toml): ssd_serving and ssd_tools
 # import from the working tree, with no PYTHONPATH.
@@ -178,6 +178,19 @@ soak: $(MX19)/.installed
 	@echo "==> soak: $(SOAK_SECONDS) s at concurrency $(SOAK_CONCURRENCY) against the real server (demo model)"
 	@mkdir -p build
 	$(MX19)/bin/python tests/soak.py --seconds $(SOAK_SECONDS) --concurrency $(SOAK_CONCURRENCY) --json build/soak-report.json
+
+## soak-container: the soak against the cpu image (built first) in a container limited to SOAK_MEMORY (default 2g),
+## SOAK_CONTAINER_SECONDS (default 1800) long; every process's RSS and the writable layer's disk use are checked
+SOAK_MEMORY ?= 2g
+SOAK_CONTAINER_SECONDS ?= 1800
+soak-container: $(MX19)/.installed
+	@echo "==> soak-container: building the cpu image, then $(SOAK_CONTAINER_SECONDS) s at concurrency $(SOAK_CONCURRENCY) under --memory $(SOAK_MEMORY)"
+	docker/ensure-engine.sh
+	IMAGE=ssd-serving:soak-cpu docker/build.sh cpu
+	@mkdir -p build
+	$(MX19)/bin/python tests/soak.py --image ssd-serving:soak-cpu --memory $(SOAK_MEMORY) \
+		--seconds $(SOAK_CONTAINER_SECONDS) --concurrency $(SOAK_CONCURRENCY) --warmup 300 \
+		--json build/soak-container-report.json --container-log build/soak-container.log
 
 ## image: build the serving image on a stand-in base (STACK=cpu, gpu or ei) or AWS's (STACK=aws-cpu|aws-gpu|aws-eia; 1.9.0 cpu/gpu)
 image:

@@ -1,15 +1,19 @@
 """Load and soak check: concurrent valid and invalid requests against the real server, over loopback.
 
     .venv/mx19/bin/python tests/soak.py --seconds 600 --concurrency 8      (or: make soak SOAK_SECONDS=600)
+    .venv/mx19/bin/python tests/soak.py --image ssd-serving:cpu --memory 2g --seconds 1800   (make soak-container)
 
 starts its own server (the demo model, as the tests do; --model-dir for another, --url for one already
-running), sends a mix of requests from `concurrency` threads for `seconds`, and reports latency
-percentiles, the answers by status, /ping during the load, and the resident memory (RSS) of the model
-server's worker processes after warm-up and at the end. It exits 1 when a criterion fails:
+running, --image for a container of that image under a --memory limit), sends a mix of requests from
+`concurrency` threads for `seconds`, and reports latency percentiles, the answers by status, /ping during
+the load, the resident memory (RSS) of the server's processes (the front door, the JVM, each model server
+worker) after warm-up and at the end and, for a container, the disk its writable layer uses. It exits 1
+when a criterion fails:
 
 - every valid request answered 200 (no 5xx), every invalid one its documented 4xx;
 - no request hangs (each has a 60 s client timeout) and /ping answers 200 within 2 s throughout;
-- worker RSS at the end at most 10% above its level after warm-up.
+- worker RSS at the end at most 10% above its level after warm-up; in a container, every process's, and
+  the writable layer grown by at most 50 MB.
 
 Bounded in time and count: it stops at the deadline (plus one request per thread), and with
 --max-requests. tests/test_soak.py runs a short one (SOAK_SECONDS, default 45) in the test suite.
@@ -20,20 +24,24 @@ import argparse
 import base64
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
+import uuid
 
 import numpy as np
 import psutil
 import requests
 
 from helpers import DEMO_MODEL, RunningServer, encode, photo_paths, png_declaring, synthetic_scene
+from ssd_serving.ports import free_port
 
 REQUEST_TIMEOUT = 60.0
 PING_TIMEOUT = 2.0      # SageMaker's
 MAX_RSS_GROWTH = 0.10
 MAX_REQUEST_BYTES = 6553500
+MAX_DISK_GROWTH = 50 * 1000 * 1000  # bytes of a container's writable layer, after warm-up
 
 
 class Kind(object):
@@ -100,6 +108,7 @@ class ProcessWatch(object):
         self.root = psutil.Process(server_pid)
 
     def groups(self):
+        """RSS by group: all workers together, each worker ("worker PID"), the JVM, the front door (the launcher)."""
         rss = {"workers": 0, "jvm": 0, "front door": 0}
         try:
             rss["front door"] = self.root.memory_info().rss
@@ -114,19 +123,81 @@ class ProcessWatch(object):
                 continue
             if "model_service_worker" in command:
                 rss["workers"] += value
+                if child.num_threads() > 1:  # the process holding the model, not the one-thread parent that forks it
+                    rss["worker %d" % child.pid] = value
             elif "java" in child.name() or "java" in command.split(" ")[0]:
                 rss["jvm"] += value
         return rss
 
 
+class ContainerServer(object):
+    """`docker run` of an image with host networking under a memory limit, for the soak; stop() removes exactly it."""
+
+    def __init__(self, image, memory, log_path=None):
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.name = "ssd-soak-%s" % uuid.uuid4().hex[:10]
+        self.log_path = log_path
+        subprocess.run(["docker", "run", "-d", "--name", self.name, "--network", "host", "--memory", memory,
+                        "-e", "SAGEMAKER_BIND_TO_PORT=%d" % self.port, image, "serve"], check=True,
+                       stdout=subprocess.DEVNULL)
+
+    def _inspect(self, template, *flags):
+        done = subprocess.run(["docker", "inspect"] + list(flags) + ["--format", template, self.name],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+        return done.stdout.strip()
+
+    def wait_ready(self, timeout=300):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self._inspect("{{.State.Running}}") != "true":
+                raise RuntimeError("the container stopped:\n%s" % self.logs()[-4000:])
+            try:
+                if requests.get(self.url + "/ping", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(1)
+        raise RuntimeError("the container was not ready within %d s:\n%s" % (timeout, self.logs()[-4000:]))
+
+    @property
+    def pid(self):
+        """The launcher's pid as this machine sees it (the container's first process)."""
+        return int(self._inspect("{{.State.Pid}}"))
+
+    def disk_bytes(self):
+        """Bytes written to the container's writable layer (its logs, temporary files, anything else)."""
+        return int(self._inspect("{{.SizeRw}}", "--size") or 0)
+
+    def oom_killed(self):
+        return self._inspect("{{.State.OOMKilled}}") == "true"
+
+    def logs(self):
+        done = subprocess.run(["docker", "logs", self.name], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        return done.stdout.decode(errors="replace")
+
+    def stop(self):
+        subprocess.run(["docker", "stop", "-t", "30", self.name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if self.log_path:
+            with open(self.log_path, "w") as stream:
+                stream.write(self.logs())
+        subprocess.run(["docker", "rm", "-f", self.name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 class Soak(object):
-    def __init__(self, url, seconds, concurrency, server_pid=None, warmup=None, max_requests=None, seed=0):
+    def __init__(self, url, seconds, concurrency, server_pid=None, warmup=None, max_requests=None, seed=0,
+                 disk=None, every_process=False):
+        """`disk`: a callable giving the bytes the server's writable paths use (sampled, checked); `every_process`:
+        check every process's RSS growth, not only the workers' (the container soak)."""
         self.url = url.rstrip("/")
         self.seconds = seconds
         self.concurrency = concurrency
         self.warmup = warmup if warmup is not None else min(30.0, max(10.0, 0.15 * seconds))
         self.max_requests = max_requests
         self.watch = ProcessWatch(server_pid) if server_pid else None
+        self.disk = disk
+        self.every_process = every_process
+        self.disk_samples = []  # (time since start, bytes)
         self.kinds = request_mix()
         weights = np.array([k.weight for k in self.kinds], dtype=np.float64)
         self.probabilities = weights / weights.sum()
@@ -182,15 +253,19 @@ class Soak(object):
                 outcome = err.__class__.__name__
             self.pings.append((outcome, time.time() - began))
 
+    def _sample(self):
+        if self.watch:
+            self.rss.append((time.time() - self.started, self.watch.groups()))
+        if self.disk:
+            self.disk_samples.append((time.time() - self.started, self.disk()))
+
     def _sampler(self):
         while not self.stop.wait(2.0):
-            if self.watch:
-                self.rss.append((time.time() - self.started, self.watch.groups()))
+            self._sample()
 
     def run(self):
         self.started = time.time()
-        if self.watch:
-            self.rss.append((0.0, self.watch.groups()))
+        self._sample()
         helpers = [threading.Thread(target=self._pinger), threading.Thread(target=self._sampler)]
         clients = [threading.Thread(target=self._client, args=(i,)) for i in range(self.concurrency)]
         for thread in helpers + clients:
@@ -202,15 +277,14 @@ class Soak(object):
         self.stop.set()
         for thread in helpers:
             thread.join(10)
-        if self.watch:
-            self.rss.append((time.time() - self.started, self.watch.groups()))
+        self._sample()
         self.elapsed = time.time() - self.started
         return self.report(hung_threads=len(hung))
 
     # --- report
 
     def _rss_growth(self, group):
-        after_warmup = [(t, g[group]) for t, g in self.rss if t >= self.warmup]
+        after_warmup = [(t, g[group]) for t, g in self.rss if t >= self.warmup and group in g]
         if len(after_warmup) < 2:
             return None
         baseline = after_warmup[0][1]
@@ -251,6 +325,21 @@ class Soak(object):
             elif workers["growth"] > MAX_RSS_GROWTH:
                 problems.append("worker RSS grew %.1f%% after warm-up (limit %.0f%%)" % (
                     100 * workers["growth"], 100 * MAX_RSS_GROWTH))
+        groups = sorted(set(name for _, sample in self.rss for name in sample))
+        if self.watch and self.every_process:
+            for group in groups:
+                growth = self._rss_growth(group)
+                if group != "workers" and growth and growth["growth"] > MAX_RSS_GROWTH:
+                    problems.append("%s RSS grew %.1f%% after warm-up (limit %.0f%%)" % (
+                        group, 100 * growth["growth"], 100 * MAX_RSS_GROWTH))
+        disk = None
+        after_warmup = [b for t, b in self.disk_samples if t >= self.warmup]
+        if self.disk and len(after_warmup) >= 2:
+            disk = {"after warm-up MB": after_warmup[0] / 1e6, "end MB": after_warmup[-1] / 1e6,
+                    "peak MB": max(after_warmup) / 1e6}
+            if after_warmup[-1] - after_warmup[0] > MAX_DISK_GROWTH:
+                problems.append("the writable layer grew %.1f MB after warm-up (limit %.0f MB)" % (
+                    (after_warmup[-1] - after_warmup[0]) / 1e6, MAX_DISK_GROWTH / 1e6))
         if not valid:
             problems.append("no valid request was sent")
         return {
@@ -262,8 +351,8 @@ class Soak(object):
             "valid latency after warm-up s": {"p50": percentile(measured, 50), "p99": percentile(measured, 99)},
             "pings": {"count": len(self.pings), "failed": len(bad_pings),
                       "max s": max([p[1] for p in self.pings] or [0.0])},
-            "rss": dict((group, self._rss_growth(group)) for group in ("workers", "jvm", "front door"))
-            if self.watch else None,
+            "rss": dict((group, self._rss_growth(group)) for group in groups) if self.watch else None,
+            "disk": disk,
             "by kind": dict((name, {"expected": e["expected"], "answers": e["answers"],
                                     "p50 s": percentile(e["latencies"], 50), "p99 s": percentile(e["latencies"], 99)})
                             for name, e in sorted(by_kind.items())),
@@ -281,8 +370,11 @@ def format_report(report):
     lines.append("/ping: %d checks, %d failed, slowest %.3f s" % (pings["count"], pings["failed"], pings["max s"]))
     for group, rss in sorted((report["rss"] or {}).items()):
         if rss:
-            lines.append("RSS %-10s after warm-up %7.1f MB, end %7.1f MB, peak %7.1f MB, growth %+.1f%%" % (
+            lines.append("RSS %-12s after warm-up %7.1f MB, end %7.1f MB, peak %7.1f MB, growth %+.1f%%" % (
                 group, rss["after warm-up MB"], rss["end MB"], rss["peak MB"], 100 * rss["growth"]))
+    if report.get("disk"):
+        lines.append("disk (writable layer) after warm-up %.1f MB, end %.1f MB, peak %.1f MB" % (
+            report["disk"]["after warm-up MB"], report["disk"]["end MB"], report["disk"]["peak MB"]))
     lines.append("| request | expected | answers | p50 s | p99 s |")
     lines.append("| --- | --- | --- | --- | --- |")
     for name, entry in report["by kind"].items():
@@ -301,19 +393,29 @@ def main(argv=None):
     parser.add_argument("--max-requests", type=int, default=None)
     parser.add_argument("--model-dir", default=DEMO_MODEL)
     parser.add_argument("--url", help="an already running server (RSS is then not measured)")
+    parser.add_argument("--image", help="soak a container of this image (host networking) instead of a local server")
+    parser.add_argument("--memory", default="2g", help="the container's memory limit (--image; default 2g)")
+    parser.add_argument("--container-log", help="write the container's log here when it stops (--image)")
     parser.add_argument("--json", help="also write the report as JSON to this file")
     args = parser.parse_args(argv)
     server = None
+    disk = None
     try:
         if args.url:
             url, pid = args.url, None
+        elif args.image:
+            server = ContainerServer(args.image, args.memory, args.container_log).wait_ready()
+            url, pid, disk = server.url, server.pid, server.disk_bytes
+            print("soak: container %s of %s on %s, memory limit %s" % (server.name, args.image, url, args.memory))
         else:
             server = RunningServer(args.model_dir).wait_ready()
             url, pid = server.url, server.process.pid
             print("soak: server on %s (pid %d)" % (url, pid))
         soak = Soak(url, args.seconds, args.concurrency, server_pid=pid, warmup=args.warmup,
-                    max_requests=args.max_requests)
+                    max_requests=args.max_requests, disk=disk, every_process=bool(args.image))
         report = soak.run()
+        if args.image and server.oom_killed():
+            report["problems"].append("the kernel killed a process of the container for memory")
     finally:
         if server is not None:
             server.stop()

@@ -814,3 +814,24 @@ def test_under_a_memory_limit_the_model_servers_heap_is_sized_from_it(image):
         assert reply.status_code == 200 and reply.json()["detections"], reply.text
     finally:
         container.remove()
+
+
+def test_a_short_soak_in_the_container_under_a_memory_limit(image):
+    # make soak-container runs 30 minutes of this; here a short one: every valid request 200, every bad one its
+    # 4xx JSON, /ping within 2 s, every process's RSS (front door, JVM, each worker) within 10% after warm-up,
+    # the writable layer not growing, nothing killed for memory, in a container limited to 2 GB
+    from soak import ContainerServer, Soak, format_report
+    seconds = float(os.environ.get("SOAK_CONTAINER_SECONDS", 60))
+    server = ContainerServer(image["tag"], "2g", os.path.join(LOG_DIR, "soak-%s.log" % image["stack"]))
+    try:
+        server.wait_ready()
+        soak = Soak(server.url, seconds, 8, server_pid=server.pid, warmup=min(20.0, seconds / 3),
+                    disk=server.disk_bytes, every_process=True)
+        report = soak.run()
+        if server.oom_killed():
+            report["problems"].append("the kernel killed a process of the container for memory")
+    finally:
+        server.stop()
+    print("\n%s:\n%s" % (image["tag"], format_report(report)))
+    assert not report["problems"], format_report(report)
+    assert report["disk"] is not None and set(report["rss"]) >= {"workers", "jvm", "front door"}

@@ -54,3 +54,21 @@ def test_plan_memory_uses_the_machine_without_a_limit(tmp_path):
     plan = memory.plan_memory(Environment({}), cgroup_root=str(tmp_path))
     assert not plan.limited and plan.memory == memory.physical_memory()
     assert "no container memory limit" in plan.describe()
+
+
+def test_workers_are_counted_against_the_memory():
+    demo, resnet = 3 * 1000 * 1000, 148 * 1000 * 1000  # the weights of the demo model and ssd_512_resnet50_v1
+    assert memory.worker_estimate(demo) // MB == 251  # make bench measured 251 MB
+    assert 800 <= memory.worker_estimate(resnet) // MB <= 830  # and 826 MB
+    assert memory.workers_that_fit(2048 * MB, demo) >= 2
+    assert memory.workers_that_fit(2048 * MB, resnet) == 2 and memory.workers_that_fit(1536 * MB, resnet) == 1
+    assert memory.workers_that_fit(512 * MB, resnet) == 0
+
+
+def test_the_layout_never_asks_for_more_workers_than_fit():
+    settings = Environment({"SSD_WORKER_LAYOUT": "throughput"})
+    settings.choose_layout(148 * 1000 * 1000, "cpu", max_workers=1)
+    assert settings.workers == 1 and "1 worker(s) fit in the memory" in settings.layout_reason
+    given = Environment({"SAGEMAKER_MODEL_SERVER_WORKERS": "4"})
+    given.choose_layout(148 * 1000 * 1000, "cpu", max_workers=1)
+    assert given.workers == 4  # told: the launcher warns instead

@@ -219,10 +219,10 @@ class Environment(object):
         self.request_metrics = read.flag(REQUEST_METRICS_ENV, True)
         self.metrics_namespace = read.text(METRICS_NAMESPACE_ENV, "SSDServing")
 
-    def choose_layout(self, params_bytes=None, device_name="cpu"):
+    def choose_layout(self, params_bytes=None, device_name="cpu", max_workers=None):
         """Workers and threads per worker (and the request slots that follow from them), from SSD_WORKER_LAYOUT and,
-        for `auto`, the model's weights (`params_bytes`, None: not known yet) and device. SAGEMAKER_MODEL_SERVER_WORKERS
-        and OMP_NUM_THREADS, when set, win. Returns the reason, for the log."""
+        for `auto`, the model's weights (`params_bytes`, None: not known yet) and device; at most `max_workers` (what
+        the memory holds). SAGEMAKER_MODEL_SERVER_WORKERS and OMP_NUM_THREADS, when set, win. Returns the reason."""
         cores = multiprocessing.cpu_count()
         layout, why = self.layout, "%s=%s" % (LAYOUT_ENV, self.layout)
         if layout == "auto":
@@ -236,6 +236,10 @@ class Environment(object):
             self.workers, why = self._given_workers, "%s=%d" % (WORKERS_ENV, self._given_workers)
         else:
             self.workers = cores if layout == "throughput" else 1
+            if max_workers is not None and self.workers > max_workers:
+                self.workers = max(1, max_workers)
+                why += ("; %d worker(s) fit in the memory" % max_workers if max_workers else
+                        "; one worker, though its estimate is over the memory")
         self.threads = self._given_threads or max(1, cores // self.workers)
         # requests read and handed to the model server at a time: enough to keep every worker busy
         self.max_concurrent_requests = self._given_max_concurrent or max(16, 4 * self.workers)

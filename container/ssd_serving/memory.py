@@ -9,6 +9,30 @@ JVM_BASE_HEAP = 128 * MB
 MIN_HEAP = 256 * MB
 # the JVM's heap takes at most this share of the memory (its own default when it sees a container's limit)
 HEAP_SHARE = 4
+# A worker's RSS, measured by make bench on MXNet 1.9.1: 251 MB with 3 MB of weights (the demo model), 826 MB with
+# 148 MB (ssd_512_resnet50_v1): about 240 MB of Python and MXNet, and 4x the weights (the graph, its fused copy,
+# buffers). Beside the workers: the launcher with its front door (about 100 MB in the container soak) and the JVM
+# (165 MB there; its heap grows as request bodies need it).
+WORKER_BASE = 240 * MB
+WORKER_PER_WEIGHT = 4
+LAUNCHER = 110 * MB
+JVM_BASE = 170 * MB
+
+
+def worker_estimate(params_bytes):
+    """About the RSS of one model server worker serving weights of `params_bytes`."""
+    return WORKER_BASE + WORKER_PER_WEIGHT * params_bytes
+
+
+def workers_that_fit(memory, params_bytes):
+    """How many workers fit in `memory` beside the launcher and the JVM; 0 when not even one does."""
+    return max(0, int((memory - LAUNCHER - JVM_BASE) // worker_estimate(params_bytes)))
+
+
+def available_memory(cgroup_root="/sys/fs/cgroup"):
+    """(bytes, limited): the container's memory limit, else the machine's memory."""
+    limit = container_memory_limit(cgroup_root)
+    return (limit, True) if limit else (physical_memory() or 4096 * MB, False)
 
 
 def physical_memory():
@@ -69,7 +93,5 @@ class MemoryPlan(object):
 
 def plan_memory(settings, cgroup_root="/sys/fs/cgroup"):
     """The MemoryPlan for these settings in this container."""
-    limit = container_memory_limit(cgroup_root)
-    memory = limit or physical_memory() or 4096 * MB
-    return MemoryPlan(memory, settings.max_request_bytes, settings.max_concurrent_requests, settings.workers,
-                      limit is not None)
+    memory, limited = available_memory(cgroup_root)
+    return MemoryPlan(memory, settings.max_request_bytes, settings.max_concurrent_requests, settings.workers, limited)

@@ -28,7 +28,7 @@ from . import artifact
 from .environment import MODEL_DIR_ENV, PORT_ENV, READY_DIR_ENV, Environment
 from .errors import ModelLoadError
 from .front import FrontDoor
-from .memory import plan_memory
+from .memory import available_memory, plan_memory, worker_estimate, workers_that_fit
 from .model import candidate_contexts, choose_graph, find_model_dir, verify_params
 from .ports import INTERNAL_PORTS, MMS_PORT_LIMIT, free_port, port_is_free
 
@@ -86,9 +86,17 @@ def preflight(settings=None):
              " (DEMO model trained on synthetic shapes, not a pretrained detector)" if meta.get("demo") else "",
              model_dir, weights.get("source"), weights.get("location"), meta.get("params_sha256"))
     LOG.info("serving the %s graph: %s", choice.precision, choice.reason)
-    params = os.path.join(model_dir, meta.get("params_file", artifact.PARAMS_FILE))
-    why = settings.choose_layout(os.path.getsize(params), candidate_contexts(settings.context)[0][0])
+    params_bytes = os.path.getsize(os.path.join(model_dir, meta.get("params_file", artifact.PARAMS_FILE)))
+    device_name = candidate_contexts(settings.context)[0][0]
+    memory, limited = available_memory()
+    fit = workers_that_fit(memory, params_bytes)
+    why = settings.choose_layout(params_bytes, device_name, max_workers=fit)
     LOG.info("%d worker(s) x %d thread(s): %s", settings.workers, settings.threads, why)
+    if settings.workers > fit:
+        LOG.warning("%d worker(s) of about %d MB each may not fit in %s%d MB: the kernel would kill one for memory "
+                    "(the model server then starts another, and /ping answers 503 meanwhile)", settings.workers,
+                    worker_estimate(params_bytes) // (1024 * 1024), "the container's " if limited else "",
+                    memory // (1024 * 1024))
     return found, choice
 
 

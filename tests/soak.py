@@ -133,13 +133,15 @@ class ProcessWatch(object):
 class ContainerServer(object):
     """`docker run` of an image with host networking under a memory limit, for the soak; stop() removes exactly it."""
 
-    def __init__(self, image, memory, log_path=None):
+    def __init__(self, image, memory, log_path=None, model_dir=None):
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.name = "ssd-soak-%s" % uuid.uuid4().hex[:10]
         self.log_path = log_path
+        # a model folder of this machine is served as SageMaker unpacks a model.tar.gz: at /opt/ml/model
+        volumes = ["-v", "%s:/opt/ml/model:ro" % os.path.abspath(model_dir)] if model_dir else []
         subprocess.run(["docker", "run", "-d", "--name", self.name, "--network", "host", "--memory", memory,
-                        "-e", "SAGEMAKER_BIND_TO_PORT=%d" % self.port, image, "serve"], check=True,
+                        "-e", "SAGEMAKER_BIND_TO_PORT=%d" % self.port] + volumes + [image, "serve"], check=True,
                        stdout=subprocess.DEVNULL)
 
     def _inspect(self, template, *flags):
@@ -391,7 +393,9 @@ def main(argv=None):
     parser.add_argument("--concurrency", type=int, default=int(os.environ.get("SOAK_CONCURRENCY", 8)))
     parser.add_argument("--warmup", type=float, default=None, help="seconds before the RSS baseline")
     parser.add_argument("--max-requests", type=int, default=None)
-    parser.add_argument("--model-dir", default=DEMO_MODEL)
+    parser.add_argument("--model-dir", default=None,
+                        help="the model to serve (default: the demo model; with --image: the image's own model, "
+                             "else this folder mounted at /opt/ml/model)")
     parser.add_argument("--url", help="an already running server (RSS is then not measured)")
     parser.add_argument("--image", help="soak a container of this image (host networking) instead of a local server")
     parser.add_argument("--memory", default="2g", help="the container's memory limit (--image; default 2g)")
@@ -404,11 +408,11 @@ def main(argv=None):
         if args.url:
             url, pid = args.url, None
         elif args.image:
-            server = ContainerServer(args.image, args.memory, args.container_log).wait_ready()
+            server = ContainerServer(args.image, args.memory, args.container_log, args.model_dir).wait_ready()
             url, pid, disk = server.url, server.pid, server.disk_bytes
             print("soak: container %s of %s on %s, memory limit %s" % (server.name, args.image, url, args.memory))
         else:
-            server = RunningServer(args.model_dir).wait_ready()
+            server = RunningServer(args.model_dir or DEMO_MODEL).wait_ready()
             url, pid = server.url, server.process.pid
             print("soak: server on %s (pid %d)" % (url, pid))
         soak = Soak(url, args.seconds, args.concurrency, server_pid=pid, warmup=args.warmup,

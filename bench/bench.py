@@ -473,8 +473,8 @@ class Floor(object):
         self.log_path = os.path.join(log_dir, "%s.log" % label)
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "floor.py"), "--model-dir", model_dir], env=floor_env(threads, extra_env),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, universal_newlines=True)
+            [sys.executable, os.path.join(HERE, "floor.py"), "--model-dir", model_dir],
+            env=floor_env(threads, extra_env), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, universal_newlines=True)
         self.info = None
 
     def wait_ready(self):
@@ -952,7 +952,8 @@ def table(report):
     add("  original RSS per worker, MB", lambda e: ", ".join(fmt(v) for v in e["original"]["rss_mb_per_worker"]))
     deploy_rows(add)
     rows.append(("ratios", ["" for _ in entries]))
-    names = ["e2e_p50_over_floor", "e2e_p50_minus_floor_ms", "worker_forward_over_floor", "speedup_vs_original_p50", "speedup_vs_original_p50_jpeg_in",
+    names = ["e2e_p50_over_floor", "e2e_p50_minus_floor_ms", "worker_forward_over_floor", "speedup_vs_original_p50",
+             "speedup_vs_original_p50_jpeg_in",
              "speedup_vs_original_all_cores_p50", "first_over_steady", "first_after_ready_over_steady", "jpeg_12mp_over_640", "base64_12mp_over_640",
              "fusion_speedup", "alternative_p50_over_default", "alternative_peak_rps_over_default",
              "int8_floor_speedup", "int8_e2e_speedup", "int8_e2e_p50_ms", "int8_map_drop_points"]

@@ -1,4 +1,4 @@
-"""The floor: the served graph's own forward time at batch 1 in a clean process; or, with --stages, each per-request stage.
+"""The floor: the served graph's forward time at batch 1 in a clean process; or, with --stages, each request stage.
 
     python bench/floor.py --model-dir DIR [--photos DIR --stages [--stage-runs N]]
 

@@ -5,6 +5,7 @@ that takes seconds (helpers.slow_request: a scene and large PNGs in one JSON req
 while the model server works on it. Measured times are printed, not asserted; the bounds are generous
 behaviour checks (the server stops, within its drain timeout and a few seconds).
 """
+import contextlib
 import signal
 import threading
 import time
@@ -61,9 +62,10 @@ def _server_processes(running):
     return psutil.Process(running.process.pid).children(recursive=True)
 
 
-def test_sigterm_answers_the_request_in_flight_refuses_new_ones_and_exits_0(demo_model_dir):
-    body, boxes, class_ids = slow_request()
-    running = RunningServer(demo_model_dir)
+@contextlib.contextmanager
+def _sigterm_with_a_request_in_flight(demo_model_dir, body, env=None):
+    """A server of its own, SIGTERMed SIGNAL_AFTER s into `body`'s request: (server, request, its processes, when)."""
+    running = RunningServer(demo_model_dir, extra_env=env)
     try:
         running.wait_ready()
         started_processes = _server_processes(running)
@@ -71,6 +73,14 @@ def test_sigterm_answers_the_request_in_flight_refuses_new_ones_and_exits_0(demo
         time.sleep(SIGNAL_AFTER)
         signalled = time.time()
         running.process.send_signal(signal.SIGTERM)
+        yield running, in_flight, started_processes, signalled
+    finally:
+        running.stop()
+
+
+def test_sigterm_answers_the_request_in_flight_refuses_new_ones_and_exits_0(demo_model_dir):
+    body, boxes, class_ids = slow_request()
+    with _sigterm_with_a_request_in_flight(demo_model_dir, body) as (running, in_flight, started_processes, signalled):
         pings, new_requests = [], []
         while in_flight.thread.is_alive():
             pings.append(_outcome(running, "/ping"))
@@ -98,22 +108,14 @@ def test_sigterm_answers_the_request_in_flight_refuses_new_ones_and_exits_0(demo
             output[-3000:]
         assert "stopped " in output and "after signal 15 (exit status 0)" in output, output[-3000:]
         assert not left_running(started_processes)  # the model server, its JVM and workers stopped with it
-    finally:
-        running.stop()
 
 
 @pytest.mark.parametrize("how", ["drain timeout", "second signal"])
 def test_the_drain_timeout_or_a_second_signal_stops_at_once(demo_model_dir, how):
     body, _, _ = slow_request(big_images=8)  # longer than the 1 s timeout and the wait for a second signal
     env = {"SSD_DRAIN_TIMEOUT": "1"} if how == "drain timeout" else {}
-    running = RunningServer(demo_model_dir, extra_env=env)
-    try:
-        running.wait_ready()
-        started_processes = _server_processes(running)
-        in_flight = InFlight(running, body)
-        time.sleep(SIGNAL_AFTER)
-        signalled = time.time()
-        running.process.send_signal(signal.SIGTERM)
+    with _sigterm_with_a_request_in_flight(demo_model_dir, body, env) as (running, in_flight, started_processes,
+                                                                          signalled):
         if how == "second signal":
             time.sleep(0.5)
             running.process.send_signal(signal.SIGINT)
@@ -133,5 +135,3 @@ def test_the_drain_timeout_or_a_second_signal_stops_at_once(demo_model_dir, how)
             "a second signal: stopping at once with 1 of 1 request(s) still in flight"
         assert expected in output, output[-3000:]
         assert not left_running(started_processes)
-    finally:
-        running.stop()

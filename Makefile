@@ -231,7 +231,8 @@ docs: $(MX19)/.installed
 docs-results: $(MX19)/.installed
 	$(MX19)/bin/python -m ssd_tools.figures \
 	    $$(test -f build/bench/latest.json && echo --take-bench build/bench/latest.json) \
-	    $$(test -f build/soak-report.json && echo --take-soak build/soak-report.json) \
+	    $$(if test -f build/soak-container-report.json; then echo --take-soak build/soak-container-report.json; \
+	       elif test -f build/soak-report.json; then echo --take-soak build/soak-report.json; fi) \
 	    $$(test -f build/bench/hosting.json && echo --take-hosting build/bench/hosting.json)
 
 clean:

@@ -418,8 +418,10 @@ def main(argv=None):
         soak = Soak(url, args.seconds, args.concurrency, server_pid=pid, warmup=args.warmup,
                     max_requests=args.max_requests, disk=disk, every_process=bool(args.image))
         report = soak.run()
-        if args.image and server.oom_killed():
-            report["problems"].append("the kernel killed a process of the container for memory")
+        if args.image:
+            report["container"] = {"image": args.image, "memory": args.memory, "model_dir": args.model_dir}
+            if server.oom_killed():
+                report["problems"].append("the kernel killed a process of the container for memory")
     finally:
         if server is not None:
             server.stop()

@@ -15,7 +15,8 @@ RESULTS = os.path.join("docs", "results")
 SOURCES = {"bench": "bench.json", "soak": "soak.json", "hosting": "hosting.json"}
 TAKE_HINT = {
     "bench": "make bench, then make docs-results (or python -m ssd_tools.figures --take-bench build/bench/latest.json)",
-    "soak": "make soak, then make docs-results (or python -m ssd_tools.figures --take-soak build/soak-report.json)",
+    "soak": "make soak-container (or make soak), then make docs-results (or python -m ssd_tools.figures --take-soak "
+            "build/soak-container-report.json)",
     "hosting": "make bench-hosting, then make docs-results (or python -m ssd_tools.figures --take-hosting "
                "build/bench/hosting.json)",
 }
@@ -279,9 +280,12 @@ def demo_map(r):
 
 def soak_run(r):
     d = r.source("soak")
-    return "%s, %s, %s: %s s at concurrency %s" % (
+    container = d.get("container")
+    return "%s, %s, %s: %s s at concurrency %s%s" % (
         _commit_words(d), d.get("date", "an unknown date").replace("T", " ")[:16], _host_words(d.get("host", {})),
-        ("%.0f" % d["seconds"]) if "seconds" in d else "?", d.get("concurrency", "?"))
+        ("%.0f" % d["seconds"]) if "seconds" in d else "?", d.get("concurrency", "?"),
+        ", in a container of `%s` under `--memory %s`" % (container["image"], container["memory"]) if container
+        else "")
 
 
 def soak_report(r):
@@ -297,8 +301,11 @@ def soak_report(r):
     lines.append("/ping: %d checks, %d failed, slowest %.3f s" % (pings["count"], pings["failed"], pings["max s"]))
     for group, rss in sorted((d.get("rss") or {}).items()):
         if rss:
-            lines.append("RSS %-10s after warm-up %7.1f MB, end %7.1f MB, peak %7.1f MB, growth %+.1f%%" % (
+            lines.append("RSS %-12s after warm-up %7.1f MB, end %7.1f MB, peak %7.1f MB, growth %+.1f%%" % (
                 group, rss["after warm-up MB"], rss["end MB"], rss["peak MB"], 100 * rss["growth"]))
+    if d.get("disk"):
+        lines.append("disk (writable layer) after warm-up %.1f MB, end %.1f MB, peak %.1f MB" % (
+            d["disk"]["after warm-up MB"], d["disk"]["end MB"], d["disk"]["peak MB"]))
     lines += ["| request | expected | answers | p50 s | p99 s |", "| --- | --- | --- | --- | --- |"]
     for name, entry in sorted(r.soak("by kind").items()):
         answers = ", ".join("%s x%d" % item for item in sorted(entry["answers"].items()))
@@ -314,17 +321,24 @@ def soak_summary(r):
     words = ["No valid request failed, every invalid one got its documented 4xx JSON, and no request hung."
              if not problems else "The run failed: %s." % "; ".join(problems)]
     rss = d.get("rss") or {}
-    if rss.get("workers"):
-        words.append("The workers' RSS moved %s after the %.0f s warm-up (limit +10%%)%s." % (
-            percent(rss["workers"]["growth"]), d.get("warm-up seconds") or 0,
-            "; the front door's %s" % percent(rss["front door"]["growth"]) if rss.get("front door") else ""))
-    if rss.get("jvm"):
-        words.append("The JVM's RSS moved %s, to %.0f MB, while its heap settles (its default heap may grow to 1/4 "
-                     "of the container's memory): reported, not asserted." % (percent(rss["jvm"]["growth"]),
-                                                                               rss["jvm"]["end MB"]))
+    if d.get("container") and rss.get("jvm"):  # every process checked, the JVM's heap capped (memory.py)
+        words.append("After the %.0f s warm-up the RSS of every process stayed within +10%%: the workers' moved %s, "
+                     "the JVM's %s (to %.0f MB, its heap capped), the front door's %s; the writable layer grew "
+                     "%.1f MB." % (d.get("warm-up seconds") or 0, percent(rss["workers"]["growth"]),
+                                   percent(rss["jvm"]["growth"]), rss["jvm"]["end MB"],
+                                   percent(rss["front door"]["growth"]),
+                                   d["disk"]["end MB"] - d["disk"]["after warm-up MB"] if d.get("disk") else 0.0))
+    else:
+        if rss.get("workers"):
+            words.append("The workers' RSS moved %s after the %.0f s warm-up (limit +10%%)%s." % (
+                percent(rss["workers"]["growth"]), d.get("warm-up seconds") or 0,
+                "; the front door's %s" % percent(rss["front door"]["growth"]) if rss.get("front door") else ""))
+        if rss.get("jvm"):
+            words.append("The JVM's RSS moved %s, to %.0f MB: reported, not asserted outside a container." % (
+                percent(rss["jvm"]["growth"]), rss["jvm"]["end MB"]))
     latency = r.soak("valid latency s")
-    words.append("Valid requests took p50 %s, p99 %s (reported, not asserted: at concurrency %s on one worker they are "
-                 "mostly queueing); the slowest `/ping` took %s (SageMaker allows 2 s)." % (
+    words.append("Valid requests took p50 %s, p99 %s (reported, not asserted: at concurrency %s they are mostly "
+                 "queueing); the slowest `/ping` took %s (SageMaker allows 2 s)." % (
                      seconds(latency["p50"]), seconds(latency["p99"]), r.soak("concurrency"),
                      seconds(r.soak("pings.max s"))))
     return " ".join(words)

@@ -224,7 +224,8 @@ def test_a_model_workers_cannot_load_never_looks_healthy(demo_model_dir, tmp_pat
 def test_workers_that_die_and_cannot_reload_stop_the_server(demo_model_dir, tmp_path):
     model = str(tmp_path / "model")
     shutil.copytree(demo_model_dir, model)
-    running = RunningServer(model, extra_env={"SSD_STARTUP_TIMEOUT": "20"})
+    # one worker: with a second one the server would rightly stay up, serving from it
+    running = RunningServer(model, extra_env={"SSD_STARTUP_TIMEOUT": "20", "SSD_WORKER_LAYOUT": "latency"})
     try:
         running.wait_ready()
         with open(os.path.join(model, "model-0000.params"), "ab") as stream:

@@ -6,10 +6,11 @@ import logging
 import sys
 import time
 
-from . import timing
+from . import artifact, timing
 from .environment import Environment
-from .errors import InferenceError, error_json
+from .errors import InferenceError, ModelLoadError, error_json
 from .media import header_value
+from .multimodel import read_pointer
 
 LOG = logging.getLogger(__name__)
 
@@ -48,7 +49,17 @@ class DetectionService(object):
             module_name = module_name[:-3]
         self.entry = importlib.import_module(module_name)
         model_dir = (context.system_properties or {}).get("model_dir")
+        # a multi-model endpoint's model: MMS's folder points at the one SageMaker gave; load that one or fail,
+        # never fall back to another model (find_model_dir would, for a folder without one)
+        pointer = read_pointer(model_dir)
+        if pointer is not None:
+            model_dir = pointer["url"]
+            if not artifact.has_model(model_dir):
+                raise ModelLoadError("model %s: %s holds no exported model" % (pointer["model_name"], model_dir))
+            LOG.info("model %s: loading %s", pointer["model_name"], model_dir)
         self.model = self.entry.model_fn(model_dir)
+        if pointer is not None and hasattr(self.model, "target_model"):
+            self.model.target_model = pointer["model_name"]
         self.initialized = True
 
     def _answer(self, context, index, request):

@@ -348,7 +348,7 @@ def test_the_gpu_image_builds_and_serves_fp32(docker_engine):
     assert "graphs: fp32)" in output
     labels = json.loads(docker("image", "inspect", "ssd-serving-test:gpu").stdout.decode())[0]["Config"]["Labels"]
     assert labels["ssd.stand-in-for"] == "mxnet-inference:1.9.0-gpu-py38-cu112-ubuntu20.04-sagemaker"
-    assert labels["com.amazonaws.sagemaker.capabilities.multi-models"] == "false"  # not the base's "true"
+    assert labels["com.amazonaws.sagemaker.capabilities.multi-models"] == "true"  # it answers SageMaker's /models
     container = Container("ssd-serving-test:gpu")
     try:
         container.wait_ready()

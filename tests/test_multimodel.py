@@ -12,7 +12,8 @@ import pytest
 import requests
 from PIL import Image
 
-from helpers import DEMO_MODEL, RECALL_SCORE, RunningServer, copy_model, demo_meta, encode, synthetic_scene
+from helpers import (DEMO_MODEL, RECALL_SCORE, RunningServer, copy_model, demo_meta, encode, rewrite_meta,
+                     synthetic_scene)
 
 RENAMED = ["disc", "block", "wedge", "spark"]
 
@@ -174,11 +175,19 @@ def test_bad_models_are_refused_naming_the_problem_and_the_others_keep_serving(m
         stream.write("{not json")
     _is_error(load(mme, "no-graph", no_graph), 422, "graph")
     _is_error(load(mme, "missing", str(root / "missing")), 404, "missing")
+    # weights that match their recorded sha256 but not the graph: only the worker finds out, and says why
+    mismatched = copy_model(DEMO_MODEL, str(root / "mismatched" / "model"))
+    params = os.path.join(mismatched, "model-0000.params")
+    import mxnet as mx
+    mx.nd.save(params, {"arg:nothing": mx.nd.zeros((1,))})
+    from ssd_serving.artifact import file_sha256
+    rewrite_meta(mismatched, params_sha256=file_sha256(params))
+    _is_error(load(mme, "mismatched", mismatched), 422, "mismatched", "did not load", "is missing")
     _is_error(requests.post(mme.url + "/models", data="{", headers={"Content-Type": "application/json"},
                             timeout=5), 400)
     _is_error(requests.post(mme.url + "/models", json={"url": models["demo"]}, timeout=5), 400, "model_name")
     listed = [m["modelName"] for m in requests.get(mme.url + "/models", timeout=5).json()["models"]]
-    assert not set(listed) & {"corrupt", "empty", "no-graph", "missing"}
+    assert not set(listed) & {"corrupt", "empty", "no-graph", "missing", "mismatched"}
     assert load(mme, "demo", models["demo"]).status_code in (200, 409)
     assert invoke(mme, "demo", _scene()[0]).status_code == 200
     assert "sha256" in mme.output()

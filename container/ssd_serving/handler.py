@@ -10,7 +10,7 @@ from . import artifact, timing
 from .environment import Environment
 from .errors import InferenceError, ModelLoadError, error_json
 from .media import header_value
-from .multimodel import read_pointer
+from .multimodel import read_pointer, record_load_error
 
 LOG = logging.getLogger(__name__)
 
@@ -52,15 +52,25 @@ class DetectionService(object):
         # a multi-model endpoint's model: MMS's folder points at the one SageMaker gave; load that one or fail,
         # never fall back to another model (find_model_dir would, for a folder without one)
         pointer = read_pointer(model_dir)
-        if pointer is not None:
-            model_dir = pointer["url"]
-            if not artifact.has_model(model_dir):
-                raise ModelLoadError("model %s: %s holds no exported model" % (pointer["model_name"], model_dir))
-            LOG.info("model %s: loading %s", pointer["model_name"], model_dir)
-        self.model = self.entry.model_fn(model_dir)
+        if pointer is None:
+            self.model = self.entry.model_fn(model_dir)
+        else:
+            self.model = self._load_target(model_dir, pointer)
         if pointer is not None and hasattr(self.model, "target_model"):
             self.model.target_model = pointer["model_name"]
         self.initialized = True
+
+    def _load_target(self, mms_dir, pointer):
+        """A multi-model endpoint's model; why it failed is left in its MMS folder for the load's answer."""
+        model_dir = pointer["url"]
+        try:
+            if not artifact.has_model(model_dir):
+                raise ModelLoadError("%s holds no exported model" % model_dir)
+            LOG.info("model %s: loading %s", pointer["model_name"], model_dir)
+            return self.entry.model_fn(model_dir)
+        except Exception as error:
+            record_load_error(mms_dir, error)
+            raise
 
     def _answer(self, context, index, request):
         started = time.perf_counter()

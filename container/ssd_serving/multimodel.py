@@ -33,6 +33,9 @@ LOG = logging.getLogger(__name__)
 HANDLER = "ssd_serving.handler:handle"
 # written into each model's MMS folder: which user folder the worker loads and under which name (handler.py)
 POINTER_FILE = "ssd-target-model.json"
+# written there by a worker that could not load the model (handler.py): the reason the load's answer gives, since
+# MMS itself only says "Failed to start workers"
+LOAD_ERROR_FILE = "ssd-load-error.txt"
 LOADING, LOADED, UNLOADING = "loading", "loaded", "unloading"
 # What one more model costs before it is loaded, when SSD_MODEL_MEMORY_MB does not say: each worker is a Python
 # process with MXNet (measured: see docs/hosting.md, "Multi-model endpoints") plus its weights about three times
@@ -64,6 +67,23 @@ def read_pointer(folder):
         return None
     with open(path) as stream:
         return json.load(stream)
+
+
+def record_load_error(folder, error):
+    """Keep why a worker could not load the model, for the POST /models answer (best effort)."""
+    try:
+        with open(os.path.join(folder, LOAD_ERROR_FILE), "w") as stream:
+            stream.write(str(error)[:2000])
+    except (OSError, IOError):
+        pass
+
+
+def _load_error(folder):
+    try:
+        with open(os.path.join(folder, LOAD_ERROR_FILE)) as stream:
+            return stream.read().strip() or None
+    except (OSError, IOError):
+        return None
 
 
 def _cgroup_usage(cgroup_root):
@@ -188,6 +208,9 @@ class Models(object):
         if status == 200:
             return
         self._unregister(model)
+        reason = _load_error(os.path.join(self.store, model.mms_name))
+        if reason:  # the worker said why: something in the folder the checks before loading could not see
+            raise ModelsError(422, "model %s from %s did not load: %s" % (model.name, model.url, reason))
         raise ModelsError(500 if status is None or status < 500 else status,
                           "model %s from %s did not load: %s" % (model.name, model.url, _mms_message(body)))
 

@@ -14,6 +14,8 @@ traffic to a container that can only fail. This small threaded HTTP server owns 
   (the kernel's buffers and TCP hold them back), up to `queue_timeout` seconds, then get 503 JSON. This
   bounds the memory held for request bodies here and in MMS (a burst of 150 bodies of 6.4 MB made the
   JVM grow to 2.8 GB and this process to 1.2 GB before);
+- on a multi-model endpoint (SAGEMAKER_MULTI_MODEL=true), SageMaker's `/models` API is answered here with
+  multimodel.Models, and `POST /models/{name}/invoke` is forwarded as `/invocations` is, to that model only;
 - everything else is forwarded to MMS on a loopback port, and MMS's own error bodies
   (`{"code", "type", "message"}`) are rewritten to this server's `{"error", "status"}` form;
 - MMS not answering becomes 503 JSON, MMS not answering in time 504 JSON, and too many open

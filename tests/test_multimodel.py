@@ -250,6 +250,7 @@ def test_invokes_of_a_model_being_loaded_get_503_never_500(mme, models):
         each.join()
     assert [r.status_code for r in replies] == [200] * 6
     assert all(r.json()["model"]["target_model"] == "late" for r in replies)
+    assert '"TargetModel":"late"' in mme.output()  # each request's log line names the model it went to
     assert unload(mme, "late").status_code == 200
 
 

@@ -2,6 +2,7 @@
 from __future__ import absolute_import
 
 import importlib
+import json
 import logging
 import sys
 import time
@@ -117,8 +118,11 @@ class DetectionService(object):
             times.add("queue_wait", waited)
         info = getattr(prediction, "model_info", None) or getattr(self.model, "info", None) or {}
         images = len(getattr(prediction, "results", None) or ())
-        line = timing.emf_line(times, settings.metrics_namespace, info.get("name"), request_id, status, images,
-                               total_ms)
+        document = timing.emf_document(times, settings.metrics_namespace, info.get("name"), request_id, status, images,
+                                       total_ms)
+        if info.get("target_model"):  # a multi-model endpoint's name for the model, searchable in Logs Insights
+            document["TargetModel"] = info["target_model"]
+        line = json.dumps(document, separators=(",", ":"))
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 

@@ -60,9 +60,10 @@ RUN --mount=type=secret,id=ca_bundle --mount=type=cache,id=ssd-gluoncv-models,ta
 # --- the served image: the base's MXNet and model server, the serving runtime (ssd_serving, not the tools),
 # the baked model; no GluonCV
 FROM ${BASE_IMAGE} AS serving
-# AWS's 1.9.0 bases say multi-models=true; this server does not serve multi-model endpoints (yet)
+# multi-models: with SAGEMAKER_MULTI_MODEL=true the server answers SageMaker's /models API
+# (ssd_serving/multimodel.py, docs/hosting.md)
 LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true \
-      com.amazonaws.sagemaker.capabilities.multi-models=false \
+      com.amazonaws.sagemaker.capabilities.multi-models=true \
       org.opencontainers.image.title="GluonCV SSD object detection for Amazon SageMaker"
 USER root
 ENV SSD_MODEL_DIR=/opt/ssd/model \

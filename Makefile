@@ -12,7 +12,7 @@ DEPLOY := $(VENV_DIR)/deploy
 DEMO_MODEL := container/models/demo
 LOCAL_MODELS := build/models
 
-.PHONY: serve test test-mx19 test-mx14 test-container image lint-py36 test-sdk-local venvs deploy-env demo-model demo-eval demo-eval-int8 bench bench-hosting soak soak-container export docs docs-results clean
+.PHONY: serve test test-mx19 test-mx14 test-container image lint-py36 test-sdk-local venvs deploy-env demo-model demo-eval demo-eval-int8 bench bench-hosting bench-multimodel soak soak-container export docs docs-results clean
 
 # Each venv gets this project installed in editable mode (pyproject.toml): ssd_serving and ssd_tools
 # import from the working tree, with no PYTHONPATH.
@@ -222,6 +222,12 @@ bench-hosting: $(MX19)/.installed
 	IMAGE=$(HOSTING_IMAGE) docker/build.sh cpu
 	$(MX19)/bin/python bench/hosting.py --image $(HOSTING_IMAGE) $(BENCH_ARGS)
 
+## bench-multimodel: a multi-model endpoint's load time and memory per model, on each MXNet stack
+## (bench/multimodel.py; JSON in build/bench/multimodel.json)
+bench-multimodel: $(MX19)/.installed $(MX14)/.installed
+	$(MX19)/bin/python bench/multimodel.py $(BENCH_ARGS)
+	$(MX14)/bin/python bench/multimodel.py $(BENCH_ARGS)
+
 ## docs: render the measured figures in README.md and docs/*.md from the results committed in docs/results
 docs: $(MX19)/.installed
 	$(MX19)/bin/python -m ssd_tools.figures --render
@@ -233,7 +239,8 @@ docs-results: $(MX19)/.installed
 	    $$(test -f build/bench/latest.json && echo --take-bench build/bench/latest.json) \
 	    $$(if test -f build/soak-container-report.json; then echo --take-soak build/soak-container-report.json; \
 	       elif test -f build/soak-report.json; then echo --take-soak build/soak-report.json; fi) \
-	    $$(test -f build/bench/hosting.json && echo --take-hosting build/bench/hosting.json)
+	    $$(test -f build/bench/hosting.json && echo --take-hosting build/bench/hosting.json) \
+	    $$(test -f build/bench/multimodel.json && echo --take-multimodel build/bench/multimodel.json)
 
 clean:
 	rm -rf $(VENV_DIR) build

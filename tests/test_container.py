@@ -76,7 +76,8 @@ def build_image(stack, tag, *build_args):
 @pytest.fixture(scope="session", params=STACKS)
 def image(request, docker_engine):
     """The top Dockerfile built on the `cpu` or `ei` stand-in base (docker/build.sh)."""
-    tag = "ssd-serving-test:%s" % request.param
+    # SSD_TEST_IMAGE_NAME: another name for the images, so two checkouts testing at once do not retag each other's
+    tag = "%s:%s" % (os.environ.get("SSD_TEST_IMAGE_NAME") or "ssd-serving-test", request.param)
     started = time.time()
     status, output = build_image(request.param, tag)
     assert status == 0, "docker/build.sh %s failed:\n%s" % (request.param, output[-6000:])
@@ -268,6 +269,54 @@ def test_model_in_opt_ml_model_overrides_the_baked_one(image, tmp_path):
         container.remove()
 
 
+def test_a_multi_model_endpoint_loads_invokes_and_unloads_models_from_opt_ml_models(image, tmp_path):
+    """SageMaker's multi-model layout (/opt/ml/models/NAME/model, mounted read-only as SageMaker's files are),
+    SAGEMAKER_MULTI_MODEL=true, no /opt/ml/model: two models with their own classes, a corrupt one refused
+    naming its sha256, an unloaded one 404 while the other keeps serving (tests/test_multimodel.py has the rest)."""
+    root = tmp_path / "models"
+    copy_model(DEMO_MODEL, str(root / "demo" / "model"))
+    copy_model(DEMO_MODEL, str(root / "renamed" / "model"), classes=["disc", "block", "wedge", "spark"])
+    corrupt = copy_model(DEMO_MODEL, str(root / "corrupt" / "model"))
+    with open(os.path.join(corrupt, "model-0000.params"), "r+b") as stream:
+        stream.seek(1000)
+        stream.write(b"\x00" * 64)
+    for folder, _, _ in os.walk(str(tmp_path)):
+        os.chmod(folder, 0o755)
+    container = Container(image["tag"], env={"SAGEMAKER_MULTI_MODEL": "true"},
+                          volumes=["%s:/opt/ml/models:ro" % root])
+    try:
+        container.wait_ready()
+        assert requests.get(container.url + "/models", timeout=5).json() == {"models": []}
+        rgb, _, _ = synthetic_scene(31, 640, 480)
+        labels = {}
+        for name in ("demo", "renamed"):
+            loaded = requests.post(container.url + "/models", timeout=120,
+                                   json={"model_name": name, "url": "/opt/ml/models/%s/model" % name})
+            assert loaded.status_code == 200, (loaded.text, container.logs()[-3000:])
+            reply = requests.post(container.url + "/models/%s/invoke" % name, data=encode(rgb, "PNG"), timeout=60,
+                                  headers={"Content-Type": "image/png", "X-Amzn-SageMaker-Target-Model": name,
+                                           "X-Amzn-SageMaker-Custom-Attributes": "threshold=%s" % RECALL_SCORE})
+            assert reply.status_code == 200, reply.text
+            assert reply.json()["model"]["target_model"] == name
+            labels[name] = set(d["label"] for d in reply.json()["detections"])
+        assert labels["demo"] and labels["demo"] <= set(demo_meta()["classes"])
+        assert labels["renamed"] and labels["renamed"] <= {"disc", "block", "wedge", "spark"}
+        refused = requests.post(container.url + "/models", timeout=60,
+                                json={"model_name": "corrupt", "url": "/opt/ml/models/corrupt/model"})
+        assert refused.status_code == 422 and "sha256" in refused.json()["error"], refused.text
+        assert requests.delete(container.url + "/models/demo", timeout=60).status_code == 200
+        gone = requests.post(container.url + "/models/demo/invoke", data=encode(rgb), timeout=60,
+                             headers={"Content-Type": "image/jpeg"})
+        assert gone.status_code == 404 and gone.json()["status"] == 404
+        still = requests.post(container.url + "/models/renamed/invoke", data=encode(rgb), timeout=60,
+                              headers={"Content-Type": "image/jpeg"})
+        assert still.status_code == 200, still.text
+        assert [m["modelName"] for m in requests.get(container.url + "/models", timeout=5).json()["models"]] == [
+            "renamed"]
+    finally:
+        container.remove()
+
+
 def test_workers_and_threads_follow_the_environment(image):
     container = Container(image["tag"], env={"SAGEMAKER_MODEL_SERVER_WORKERS": "2", "OMP_NUM_THREADS": "1"})
     try:
@@ -348,7 +397,7 @@ def test_the_gpu_image_builds_and_serves_fp32(docker_engine):
     assert "graphs: fp32)" in output
     labels = json.loads(docker("image", "inspect", "ssd-serving-test:gpu").stdout.decode())[0]["Config"]["Labels"]
     assert labels["ssd.stand-in-for"] == "mxnet-inference:1.9.0-gpu-py38-cu112-ubuntu20.04-sagemaker"
-    assert labels["com.amazonaws.sagemaker.capabilities.multi-models"] == "false"  # not the base's "true"
+    assert labels["com.amazonaws.sagemaker.capabilities.multi-models"] == "true"  # it answers SageMaker's /models
     container = Container("ssd-serving-test:gpu")
     try:
         container.wait_ready()

@@ -26,6 +26,10 @@ def test_defaults_ignore_the_process_environment(monkeypatch):
     ("SAGEMAKER_SAFE_PORT_RANGE", "20000-20999", "safe_port_range", (20000, 20999)),
     ("SAGEMAKER_MODEL_SERVER_WORKERS", "2", "workers", 2),
     ("SAGEMAKER_BASE_DIR", "/tmp/ml", "sagemaker_model_dir", "/tmp/ml/model"),
+    ("SAGEMAKER_MULTI_MODEL", "true", "multi_model", True),
+    ("SAGEMAKER_MULTI_MODEL", "", "multi_model", False),
+    ("SSD_MODEL_MEMORY_MB", "512", "model_memory_mb", 512),
+    ("SSD_MODELS_PAGE_SIZE", "10", "models_page_size", 10),
 ])
 def test_each_setting_is_parsed(name, value, attribute, expected):
     assert getattr(Environment({name: value}), attribute) == expected
@@ -53,6 +57,9 @@ def test_the_in_flight_limit_follows_the_workers():
     ("SAGEMAKER_SAFE_PORT_RANGE", "9000", "a port range LOW-HIGH"),
     ("OMP_NUM_THREADS", "all", "a whole number >= 1"),
     ("SSD_WORKER_LAYOUT", "fast", "one of auto, latency, throughput"),
+    ("SAGEMAKER_MULTI_MODEL", "sometimes", "1/true/yes/on or 0/false/no/off"),
+    ("SSD_MODEL_MEMORY_MB", "lots", "a whole number >= 1"),
+    ("SSD_MODELS_PAGE_SIZE", "0", "a whole number from 1 to 10000"),
 ])
 def test_a_bad_value_is_refused_naming_the_variable_and_what_it_accepts(name, value, accepts):
     with pytest.raises(SettingError) as caught:

@@ -126,3 +126,23 @@ def test_take_refuses_what_is_not_a_full_result(tree):
     report.write_text(json.dumps({"requests": 3}))
     with pytest.raises(figures.FiguresError, match="not a tests/soak.py --json report"):
         figures.take_soak(str(tree), str(report))
+
+
+def test_the_multi_model_table_takes_medians_and_what_a_second_model_adds(tree):
+    rounds = [{"load_s": s, "rss_before": 400e6, "rss_loaded": loaded, "rss_after_unload": 410e6}
+              for s, loaded in ((3.0, 700e6), (2.0, 690e6), (9.0, 720e6))]
+    result = {"stacks": {"1.9.1": {"mxnet": "1.9.1", "model_server": "multi-model-server 1.1.11",
+                                   "date": "2026-11-30T20:00:00", "rounds": rounds,
+                                   "two_models_rss": [400e6, 700e6, 990e6, 420e6]}},
+              "host": {"cpu_model": "Test CPU", "cpus": 2, "cpu_flags": ["avx2"], "git_commit": "abc1234"}}
+    (tree / "result.json").write_text(json.dumps(result))
+    figures.take_multimodel(str(tree), str(tree / "result.json"))
+    (tree / "docs" / "made-up.md").write_text("<!-- figures:multimodel-table -->\n<!-- /figures:multimodel-table -->"
+                                              " <!-- figures:multimodel-run --><!-- /figures:multimodel-run -->")
+    figures.main(["--root", str(tree)])
+    text = (tree / "docs" / "made-up.md").read_text()
+    assert "| MXNet 1.9.1, multi-model-server 1.1.11 | 3.00 s | 400 MB | 700 MB (+300 MB) | 410 MB | 290 MB |" in text
+    assert "commit abc1234" in text and "multi-model-server 1.1.11 on 2026-11-30 20:00" in text
+    (tree / "result.json").write_text(json.dumps({"stacks": {}}))
+    with pytest.raises(figures.FiguresError, match="not a bench/multimodel.py result"):
+        figures.take_multimodel(str(tree), str(tree / "result.json"))

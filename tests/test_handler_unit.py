@@ -153,3 +153,43 @@ def test_request_metrics_can_be_turned_off(service, demo_model_dir, capsys, monk
     answers, context = _requests(service, demo_model_dir, (encode(np.zeros((64, 64, 3), np.uint8)),
                                                            {"Content-Type": "image/jpeg"}))
     assert "detections" in json.loads(answers[0]) and not _emf_lines(capsys.readouterr().out)
+
+
+def _pointing_at(folder, tmp_path, name):
+    """An MMS model folder as multimodel.Models writes it, pointing at `folder`."""
+    from ssd_serving.multimodel import POINTER_FILE
+    mms_dir = tmp_path / "mms"
+    mms_dir.mkdir()
+    (mms_dir / POINTER_FILE).write_text(json.dumps({"model_name": name, "url": str(folder)}))
+    return str(mms_dir)
+
+
+def test_a_multi_model_worker_loads_exactly_the_folder_it_is_pointed_at(demo_model_dir, tmp_path):
+    patch = pytest.MonkeyPatch()
+    patch.setitem(sys.modules, "inference", load_entry_point())
+    try:
+        made = DetectionService()
+        made.initialize(FakeContext(_pointing_at(demo_model_dir, tmp_path, "kitchen.tar.gz"), []))
+        assert made.model.info["target_model"] == "kitchen.tar.gz"
+        assert made.model.info["name"] == demo_meta()["model_name"]
+    finally:
+        patch.undo()
+
+
+def test_a_multi_model_worker_never_falls_back_to_another_model_and_says_why(tmp_path):
+    """A folder without a model fails the load (find_model_dir would serve /opt/ml/model or the baked one), and
+    the reason is left for POST /models's answer."""
+    from ssd_serving.errors import ModelLoadError
+    from ssd_serving.multimodel import LOAD_ERROR_FILE
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    mms_dir = _pointing_at(empty, tmp_path, "empty.tar.gz")
+    patch = pytest.MonkeyPatch()
+    patch.setitem(sys.modules, "inference", load_entry_point())
+    try:
+        with pytest.raises(ModelLoadError, match="holds no exported model"):
+            DetectionService().initialize(FakeContext(mms_dir, []))
+    finally:
+        patch.undo()
+    with open("%s/%s" % (mms_dir, LOAD_ERROR_FILE)) as stream:
+        assert "holds no exported model" in stream.read()

@@ -40,6 +40,10 @@ MAX_CONCURRENT_TRANSFORMS_ENV = "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"
 STRICT_RECORDS_ENV = "SSD_STRICT_RECORDS"  # 1: in batch mode too, a bad record fails its request with a 4xx
 REQUEST_METRICS_ENV = "SSD_REQUEST_METRICS"    # 0: no per-request stage timings (EMF lines) in the log
 METRICS_NAMESPACE_ENV = "SSD_METRICS_NAMESPACE"  # the CloudWatch namespace of those metrics
+# Multi-model endpoints: SageMaker sets SAGEMAKER_MULTI_MODEL=true and loads models through POST /models
+MULTI_MODEL_ENV = "SAGEMAKER_MULTI_MODEL"
+MODEL_MEMORY_ENV = "SSD_MODEL_MEMORY_MB"     # memory one more model needs before it is loaded (default: estimated)
+MODELS_PAGE_SIZE_ENV = "SSD_MODELS_PAGE_SIZE"  # models per page of GET /models
 
 CONTEXTS = ("auto", "eia", "gpu", "cpu")
 # latency: one worker on every core (each request as fast as it gets); throughput: one single-threaded worker per
@@ -218,6 +222,10 @@ class Environment(object):
         # each request's stages, logged by the worker as a CloudWatch embedded-metric-format line
         self.request_metrics = read.flag(REQUEST_METRICS_ENV, True)
         self.metrics_namespace = read.text(METRICS_NAMESPACE_ENV, "SSDServing")
+        # a multi-model endpoint starts with no model and loads each on SageMaker's POST /models (multimodel.py)
+        self.multi_model = read.flag(MULTI_MODEL_ENV, False)
+        self.model_memory_mb = read.integer(MODEL_MEMORY_ENV, None)
+        self.models_page_size = read.integer(MODELS_PAGE_SIZE_ENV, 100, 1, 10000)
 
     def choose_layout(self, params_bytes=None, device_name="cpu", max_workers=None):
         """Workers and threads per worker (and the request slots that follow from them), from SSD_WORKER_LAYOUT and,

@@ -14,6 +14,8 @@ traffic to a container that can only fail. This small threaded HTTP server owns 
   (the kernel's buffers and TCP hold them back), up to `queue_timeout` seconds, then get 503 JSON. This
   bounds the memory held for request bodies here and in MMS (a burst of 150 bodies of 6.4 MB made the
   JVM grow to 2.8 GB and this process to 1.2 GB before);
+- on a multi-model endpoint (SAGEMAKER_MULTI_MODEL=true), SageMaker's `/models` API is answered here with
+  multimodel.Models, and `POST /models/{name}/invoke` is forwarded as `/invocations` is, to that model only;
 - everything else is forwarded to MMS on a loopback port, and MMS's own error bodies
   (`{"code", "type", "message"}`) are rewritten to this server's `{"error", "status"}` form;
 - MMS not answering becomes 503 JSON, MMS not answering in time 504 JSON, and too many open
@@ -35,7 +37,10 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+from urllib.parse import parse_qs, unquote
+
 from .errors import error_json
+from .multimodel import ModelsError
 from .timing import INFERENCE_ID_HEADER, RECEIVED_AT_HEADER, REQUEST_ID_HEADER
 
 LOG = logging.getLogger(__name__)
@@ -46,8 +51,8 @@ _HOP_BY_HOP = frozenset(["connection", "keep-alive", "proxy-authenticate", "prox
 _OWN_HEADERS = frozenset(["server", "date"])  # send_response writes ours
 # Set here on every forwarded request (a client's own values are dropped): the worker logs and answers with them
 _STAMPS = frozenset([REQUEST_ID_HEADER.lower(), RECEIVED_AT_HEADER.lower()])
-_PHRASES = {400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 411: "Length Required",
-            413: "Payload Too Large",
+_PHRASES = {400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
+            411: "Length Required", 413: "Payload Too Large", 422: "Unprocessable Entity", 507: "Insufficient Storage",
             500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway",
             503: "Service Unavailable", 504: "Gateway Timeout"}
 
@@ -153,6 +158,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
     max_in_flight = None
     queue_timeout = None
     execution_parameters = None  # the JSON document of GET /execution-parameters
+    models = None  # a multimodel.Models on a multi-model endpoint (SAGEMAKER_MULTI_MODEL=true), else None
 
     def version_string(self):
         return self.server_version
@@ -289,7 +295,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
                 pass
             self._upstream = None
 
-    def _exchange(self, method, body, headers):
+    def _exchange(self, method, body, headers, path=None):
         """One request to MMS on this connection's upstream connection; reconnects once if it went stale."""
         for attempt in (0, 1):
             fresh = self._upstream is None
@@ -297,7 +303,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
                 self._upstream = http.client.HTTPConnection("127.0.0.1", self.upstream_port,
                                                             timeout=self.upstream_timeout)
             try:
-                self._upstream.request(method, self.path, body=body, headers=headers)
+                self._upstream.request(method, path or self.path, body=body, headers=headers)
                 reply = self._upstream.getresponse()
                 return reply, reply.read()
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
@@ -308,7 +314,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
                 self._close_upstream()
                 raise
 
-    def _forward(self, head_only=False):
+    def _forward(self, head_only=False, upstream_path=None):
         """Forward the request while holding one of the in-flight slots, which bounds the bodies held here
         and in MMS; a request that finds none free within `queue_timeout` is answered 503."""
         length = self._declared_length()
@@ -324,7 +330,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
             self._refuse_stopping(length)
             return
         try:
-            self._forward_in_slot(head_only)
+            self._forward_in_slot(head_only, upstream_path)
         finally:
             self.admission.leave()
 
@@ -337,7 +343,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
         self._refuse(length, "the server is stopping (SIGTERM) and takes no new requests; retry on another "
                              "instance")
 
-    def _forward_in_slot(self, head_only=False):
+    def _forward_in_slot(self, head_only=False, upstream_path=None):
         body = self._body()
         if body is None:
             return
@@ -348,7 +354,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
             headers["Content-Length"] = str(len(body))
         try:
             reply, payload = self._exchange(self.command, body if body or self.command in ("POST", "PUT") else None,
-                                            headers)
+                                            headers, upstream_path)
         except socket.timeout:
             self._send_error(504, "the model server did not answer within %.0f s" % self.upstream_timeout)
             return
@@ -412,7 +418,54 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
         if self.admission.draining:
             self._refuse_stopping(self._declared_length())
             return
+        if self.models is not None:
+            self._multi_model(path, head_only)
+            return
         self._forward(head_only=head_only)
+
+    # --- a multi-model endpoint's /models API (multimodel.py does the work)
+
+    def _multi_model(self, path, head_only):
+        parts = [unquote(part) for part in path.split("/")[1:]]
+        body_read = False
+        try:
+            if parts[0] != "models" or len(parts) > 3 or (len(parts) == 3 and parts[2] != "invoke"):
+                if self._body() is not None:
+                    self._send_error(404, "a multi-model endpoint answers /ping, /models and "
+                                          "/models/{name}/invoke, not %s %s" % (self.command, path))
+                return
+            if len(parts) == 3:
+                if self.command != "POST":
+                    raise ModelsError(405, "/models/{name}/invoke answers POST, not %s" % self.command)
+                # admission, limits and error forms as /invocations; MMS knows the model by its own name
+                self._forward(head_only, "/predictions/%s" % self.models.target(parts[1]))
+                return
+            body, body_read = self._body(), True
+            if body is None:
+                return
+            if len(parts) == 1 or not parts[1]:
+                if self.command == "POST":
+                    status, document = self.models.load(body)
+                elif self.command in ("GET", "HEAD"):
+                    query = parse_qs(self.path.split("?", 1)[1]) if "?" in self.path else {}
+                    status, document = self.models.listing((query.get("next_page_token") or [None])[0])
+                else:
+                    raise ModelsError(405, "/models answers GET and POST, not %s" % self.command)
+            elif self.command in ("GET", "HEAD"):
+                status, document = self.models.describe(parts[1])
+            elif self.command == "DELETE":
+                status, document = self.models.unload(parts[1])
+            else:
+                raise ModelsError(405, "/models/{name} answers GET and DELETE, not %s" % self.command)
+        except ModelsError as err:
+            if not body_read:  # read the body the client sent anyway, so that it can read the answer
+                length = self._declared_length()
+                if length is None and self.headers.get("Transfer-Encoding") or length is not None and (
+                        length < 0 or not self._discard(length, 4 * self.max_body)):
+                    self.close_connection = True
+            self._send_error(err.status, err.message, close=self.close_connection)
+            return
+        self._send(status, json.dumps(document).encode("utf-8"), head_only=head_only)
 
     def do_GET(self):
         self._route()
@@ -473,13 +526,13 @@ class FrontDoor(object):
 
     def __init__(self, port, upstream_port, health, max_body, host="0.0.0.0", upstream_timeout=150.0,
                  idle_timeout=120.0, max_connections=512, max_in_flight=16, queue_timeout=30.0,
-                 execution_parameters=None):
+                 execution_parameters=None, models=None):
         self.admission = Admission(max_in_flight)
         handler = type("BoundFrontDoorHandler", (FrontDoorHandler,), {
             "upstream_port": upstream_port, "health": staticmethod(health), "max_body": max_body,
             "upstream_timeout": upstream_timeout, "timeout": idle_timeout,
             "admission": self.admission, "max_in_flight": max_in_flight,
-            "queue_timeout": queue_timeout, "execution_parameters": execution_parameters})
+            "queue_timeout": queue_timeout, "execution_parameters": execution_parameters, "models": models})
         self.httpd = _ThreadingHTTPServer((host, port), handler, max_connections)
         self.port = self.httpd.server_address[1]
         self.thread = None

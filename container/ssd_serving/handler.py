@@ -2,14 +2,16 @@
 from __future__ import absolute_import
 
 import importlib
+import json
 import logging
 import sys
 import time
 
-from . import timing
+from . import artifact, timing
 from .environment import Environment
-from .errors import InferenceError, error_json
+from .errors import InferenceError, ModelLoadError, error_json
 from .media import header_value
+from .multimodel import read_pointer, record_load_error
 
 LOG = logging.getLogger(__name__)
 
@@ -48,8 +50,28 @@ class DetectionService(object):
             module_name = module_name[:-3]
         self.entry = importlib.import_module(module_name)
         model_dir = (context.system_properties or {}).get("model_dir")
-        self.model = self.entry.model_fn(model_dir)
+        # a multi-model endpoint's model: MMS's folder points at the one SageMaker gave; load that one or fail,
+        # never fall back to another model (find_model_dir would, for a folder without one)
+        pointer = read_pointer(model_dir)
+        if pointer is None:
+            self.model = self.entry.model_fn(model_dir)
+        else:
+            self.model = self._load_target(model_dir, pointer)
+        if pointer is not None and hasattr(self.model, "target_model"):
+            self.model.target_model = pointer["model_name"]
         self.initialized = True
+
+    def _load_target(self, mms_dir, pointer):
+        """A multi-model endpoint's model; why it failed is left in its MMS folder for the load's answer."""
+        model_dir = pointer["url"]
+        try:
+            if not artifact.has_model(model_dir):
+                raise ModelLoadError("%s holds no exported model" % model_dir)
+            LOG.info("model %s: loading %s", pointer["model_name"], model_dir)
+            return self.entry.model_fn(model_dir)
+        except Exception as error:
+            record_load_error(mms_dir, error)
+            raise
 
     def _answer(self, context, index, request):
         started = time.perf_counter()
@@ -96,8 +118,11 @@ class DetectionService(object):
             times.add("queue_wait", waited)
         info = getattr(prediction, "model_info", None) or getattr(self.model, "info", None) or {}
         images = len(getattr(prediction, "results", None) or ())
-        line = timing.emf_line(times, settings.metrics_namespace, info.get("name"), request_id, status, images,
-                               total_ms)
+        document = timing.emf_document(times, settings.metrics_namespace, info.get("name"), request_id, status, images,
+                                       total_ms)
+        if info.get("target_model"):  # a multi-model endpoint's name for the model, searchable in Logs Insights
+            document["TargetModel"] = info["target_model"]
+        line = json.dumps(document, separators=(",", ":"))
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 

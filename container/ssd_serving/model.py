@@ -85,12 +85,14 @@ class Detector(mx.gluon.Block):
         self.classes = list(meta["classes"])
         self.input_width = int(meta["input_width"])
         self.input_height = int(meta["input_height"])
+        # a multi-model endpoint's name for it (SageMaker's model_name), set by the handler; None otherwise
+        self.target_model = None
 
     @property
     def info(self):
         """What responses and logs say about the model: its name and where its weights came from."""
         weights = self.meta.get("weights", {})
-        return {
+        info = {
             "name": self.meta["model_name"],
             "demo": bool(self.meta.get("demo", False)),
             "weights_source": weights.get("source"),
@@ -99,6 +101,9 @@ class Detector(mx.gluon.Block):
             "precision": graph_precision(self.meta),
             "device": self.device_name,
         }
+        if self.target_model is not None:
+            info["target_model"] = self.target_model
+        return info
 
     def forward(self, x):
         return self.net(x)

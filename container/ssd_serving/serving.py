@@ -30,6 +30,7 @@ from .errors import ModelLoadError
 from .front import FrontDoor
 from .memory import available_memory, plan_memory, worker_estimate, workers_that_fit
 from .model import candidate_contexts, choose_graph, find_model_dir, verify_params
+from .multimodel import Models
 from .ports import INTERNAL_PORTS, MMS_PORT_LIMIT, free_port, port_is_free
 
 LOG = logging.getLogger("ssd_serving.serving")
@@ -114,10 +115,13 @@ def log_config(model_server):
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "logging_config", name)
 
 
-def _write_model_store(run_dir, handler, model_path=None):
-    """An MMS model store; our handler finds the model itself, so its model path can stay empty."""
+def _write_model_store(run_dir, handler, model_path=None, multi_model=False):
+    """An MMS model store; our handler finds the model itself, so its model path can stay empty. A multi-model
+    endpoint's store starts empty: multimodel.Models writes each model's folder when SageMaker loads it."""
     store = os.path.join(run_dir, "store")
     os.makedirs(store)
+    if multi_model:
+        return store
     if not model_path:
         model_path = os.path.join(run_dir, "model-files")
         os.makedirs(model_path)
@@ -206,6 +210,16 @@ def worker_status(mgmt_port, timeout=2.0):
     return [worker.get("status") for worker in described.get("workers", [])]
 
 
+def management_answers(mgmt_port, timeout=2.0):
+    """Whether MMS's management API answers (a multi-model endpoint is ready to load models then)."""
+    try:
+        from urllib.request import urlopen
+        with urlopen("http://127.0.0.1:%d/models" % mgmt_port, timeout=timeout) as reply:
+            return reply.status == 200
+    except Exception:
+        return False
+
+
 def _alive_since(pid, marked_at):
     """Whether process `pid` runs (not a zombie) and is the one that wrote a marker at `marked_at`."""
     import psutil  # a dependency of Multi Model Server, pinned in every image and environment
@@ -234,6 +248,8 @@ class ModelServer(object):
         self.process = None
         self.stopping = False
         self.ready_dir = os.path.join(self.run_dir, "ready")
+        self.multi_model = settings.multi_model
+        self.store = os.path.join(self.run_dir, "store")
 
     def request_stop(self):
         """Ask the server's process group to stop; safe inside a signal handler (it does not wait)."""
@@ -276,6 +292,8 @@ class ModelServer(object):
             return False, "the model server is not running"
         if self.stopping:
             return False, "the server is stopping"
+        if self.multi_model:  # healthy while it can take models: none is loaded at start
+            return True, "ok"
         if not self.models_loaded():
             return False, "no model server worker has the model loaded (starting, or restarting a worker)"
         return True, "ok"
@@ -288,7 +306,7 @@ class ModelServer(object):
 
     def start(self):
         workers, threads = self.settings.workers, self.settings.threads
-        store = _write_model_store(self.run_dir, self.handler, self.model_path)
+        store = _write_model_store(self.run_dir, self.handler, self.model_path, self.multi_model)
         model_server = _model_server_command()
         config = write_config(self.run_dir, store, self.port, self.mgmt_port, self.settings, host=self.host,
                               jvm_args=self.jvm_args,
@@ -313,6 +331,8 @@ class ModelServer(object):
         while time.time() < deadline and not self.stopping and not (give_up and give_up()):
             if self.process.poll() is not None:
                 return False
+            if self.multi_model and management_answers(self.mgmt_port):
+                return True
             if self.models_loaded() and "READY" in (worker_status(self.mgmt_port) or []):
                 return True
             _sleep(0.5, give_up)
@@ -401,6 +421,11 @@ def _serve_until_stopped(front, server, settings, stop, warmed_up, public_port):
         LOG.error("the model did not become ready within %.0f s; stopping so the endpoint is not "
                   "reported healthy without a model", settings.startup_timeout)
         return 3
+    if settings.multi_model:
+        warmed_up.set()  # no model to warm up: each is warmed up by its worker when SageMaker loads it
+        LOG.info("ready: multi-model endpoint, POST http://localhost:%d/models to load a model, POST "
+                 "/models/{name}/invoke, GET /ping", public_port)
+        return watch(server, settings.startup_timeout, front=front, stop_requested=stop.requested)
     # through the front door, so that its path and MMS's are both warm for the first client
     warm_up_frontend(public_port)
     warmed_up.set()
@@ -450,7 +475,8 @@ def serve(port=None):
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Environment()
-        model_dir, _ = preflight(settings)
+        # a multi-model endpoint starts with no model: each is checked when SageMaker loads it (multimodel.py)
+        model_dir = settings.sagemaker_model_dir if settings.multi_model else preflight(settings)[0]
     except ModelLoadError as err:  # SettingError included: a bad setting stops here, naming it
         LOG.error("not starting: %s", err)
         return 2
@@ -484,7 +510,8 @@ def serve(port=None):
         front = FrontDoor(public_port, server.port, public_health, settings.max_request_bytes,
                           upstream_timeout=settings.response_timeout + UPSTREAM_GRACE_SECONDS,
                           max_in_flight=settings.max_concurrent_requests, queue_timeout=settings.queue_timeout,
-                          execution_parameters=settings.execution_parameters())
+                          execution_parameters=settings.execution_parameters(),
+                          models=Models(server.mgmt_port, server.store, settings) if settings.multi_model else None)
     except OSError as err:
         LOG.error("not starting: cannot listen on port %d: %s", public_port, err)
         server.cleanup()

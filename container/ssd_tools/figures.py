@@ -12,13 +12,15 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RESULTS = os.path.join("docs", "results")
-SOURCES = {"bench": "bench.json", "soak": "soak.json", "hosting": "hosting.json"}
+SOURCES = {"bench": "bench.json", "soak": "soak.json", "hosting": "hosting.json", "multimodel": "multimodel.json"}
 TAKE_HINT = {
     "bench": "make bench, then make docs-results (or python -m ssd_tools.figures --take-bench build/bench/latest.json)",
     "soak": "make soak-container (or make soak), then make docs-results (or python -m ssd_tools.figures --take-soak "
             "build/soak-container-report.json)",
     "hosting": "make bench-hosting, then make docs-results (or python -m ssd_tools.figures --take-hosting "
                "build/bench/hosting.json)",
+    "multimodel": "make bench-multimodel, then make docs-results (or python -m ssd_tools.figures --take-multimodel "
+                  "build/bench/multimodel.json)",
 }
 # The instructions that decide whether int8 pays on a CPU; bench.py records the same ones.
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
@@ -415,6 +417,42 @@ def hosting_smallest(r):
     return "; ".join(words)
 
 
+def _mb(value):
+    return "%.0f MB" % (value / 1e6)
+
+
+def _median(values):
+    values = sorted(values)
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2.0
+
+
+def multimodel_run(r):
+    d = r.source("multimodel")
+    return "`make bench-multimodel` on commit %s: %s; %s" % (
+        d["host"].get("git_commit", "?"), _host_words(d["host"]),
+        ", ".join("%s on %s" % (s["model_server"], s["date"].replace("T", " ")[:16])
+                  for _, s in sorted(d["stacks"].items())))
+
+
+def multimodel_table(r):
+    """Per stack: the load time and the server's RSS before, loaded and after unload (medians of the rounds), and
+    what a second model at once adds."""
+    rows = ["| stack | `POST /models` to 200 (median of %s) | RSS before | loaded | after unload | a second model adds |"
+            % "/".join(str(len(s["rounds"])) for _, s in sorted(r.get("multimodel", "stacks").items())),
+            "| --- | --- | --- | --- | --- | --- |"]
+    for _, stack in sorted(r.get("multimodel", "stacks").items(), reverse=True):
+        rounds = stack["rounds"]
+        before = _median([x["rss_before"] for x in rounds])
+        loaded = _median([x["rss_loaded"] for x in rounds])
+        two = stack["two_models_rss"]
+        rows.append("| MXNet %s, %s | %s | %s | %s (+%s) | %s | %s |" % (
+            stack["mxnet"], stack["model_server"], seconds(_median([x["load_s"] for x in rounds])), _mb(before),
+            _mb(loaded), _mb(loaded - before), _mb(_median([x["rss_after_unload"] for x in rounds])),
+            _mb(two[2] - two[1])))
+    return "\n".join(rows)
+
+
 BLOCKS = {
     "bench-run": (False, bench_run),
     "bench-duration": (False, bench_duration),
@@ -442,6 +480,8 @@ BLOCKS = {
     "hosting-serverless": (True, hosting_serverless),
     "hosting-smallest": (False, hosting_smallest),
     "hosting-summary": (False, hosting_summary),
+    "multimodel-run": (False, multimodel_run),
+    "multimodel-table": (True, multimodel_table),
 }
 
 
@@ -582,10 +622,22 @@ def take_hosting(root, path):
     return target
 
 
+def take_multimodel(root, path):
+    with open(path) as stream:
+        data = json.load(stream)
+    if not data.get("stacks") or not all("rounds" in s and "two_models_rss" in s for s in data["stacks"].values()):
+        raise FiguresError("%s is not a bench/multimodel.py result" % path)
+    target = os.path.join(root, RESULTS, SOURCES["multimodel"])
+    _write_json(target, data)
+    return target
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--take-hosting", metavar="PATH", help="a bench/hosting.py result (build/bench/hosting.json)")
     parser.add_argument("--take-bench", metavar="PATH", help="a make bench result (build/bench/latest.json)")
+    parser.add_argument("--take-multimodel", metavar="PATH", help="a bench/multimodel.py result "
+                        "(build/bench/multimodel.json)")
     parser.add_argument("--take-soak", metavar="PATH", help="a tests/soak.py --json report (build/soak-report.json)")
     parser.add_argument("--commit", help="with --take-soak: the commit the soak ran on (default: this tree's HEAD)")
     parser.add_argument("--date", help="with --take-soak: when it ran (default: the report file's time)")
@@ -600,6 +652,8 @@ def main(argv=None):
             print("took %s" % os.path.relpath(take_bench(args.root, args.take_bench), args.root))
         if args.take_hosting:
             print("took %s" % os.path.relpath(take_hosting(args.root, args.take_hosting), args.root))
+        if args.take_multimodel:
+            print("took %s" % os.path.relpath(take_multimodel(args.root, args.take_multimodel), args.root))
         if args.take_soak:
             print("took %s" % os.path.relpath(take_soak(args.root, args.take_soak, args.commit, args.date,
                                                         args.seconds, args.concurrency), args.root))

@@ -84,6 +84,7 @@ def preflight(settings, aws):
     docker.check_engine()
     _ = aws.account, aws.role_arn
     register.check_model_data(settings.model_data)
+    _ = settings.model_source  # --multi-model: its prefix and what it cannot be combined with
     if settings.accelerator:
         targets.check_ei_region(aws.region, "the %s target asks for an %s accelerator" % (settings.target,
                                                                                         settings.accelerator))

@@ -33,7 +33,10 @@ def invoke(aws, settings):
               "Body": photo.data}
     if settings.threshold is not None:
         kwargs["CustomAttributes"] = "threshold=%s" % settings.threshold
-    step("invoking endpoint %s with %s" % (name, photo.describe()))
+    if settings.target_model:
+        kwargs["TargetModel"] = settings.target_model  # a multi-model endpoint loads it on first use
+    step("invoking endpoint %s%s with %s" % (name, ", model %s" % settings.target_model if settings.target_model
+                                             else "", photo.describe()))
     with calling("invoke the endpoint %s" % name):
         try:
             response = aws.client("sagemaker-runtime").invoke_endpoint(**kwargs)

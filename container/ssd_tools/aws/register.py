@@ -31,8 +31,9 @@ def _find(base, describe, same):
                       "pass another name (--model-name / --endpoint-config-name)")
 
 
-def container_spec(image_uri, model_data, environment=None):
-    container = {"Image": image_uri, "Mode": "SingleModel"}
+def container_spec(image_uri, model_data, environment=None, mode="SingleModel"):
+    """The model's container: MultiModel mode takes an S3 prefix as its model data (a multi-model endpoint)."""
+    container = {"Image": image_uri, "Mode": mode}
     if model_data:
         container["ModelDataUrl"] = model_data
     if environment:
@@ -40,10 +41,11 @@ def container_spec(image_uri, model_data, environment=None):
     return container
 
 
-def _same_model(image_uri, role_arn, model_data, environment):
+def _same_model(image_uri, role_arn, model_data, environment, mode="SingleModel"):
     def same(found):
         container = found.get("PrimaryContainer") or {}
         return (container.get("Image") == image_uri and container.get("ModelDataUrl") == (model_data or None)
+                and (container.get("Mode") or "SingleModel") == mode
                 and (container.get("Environment") or {}) == (environment or {})
                 and found.get("ExecutionRoleArn") == role_arn)
     return same
@@ -97,12 +99,13 @@ def find(settings, aws, image_uri, create):
     check_model_data(settings.model_data)
     if accelerator:
         targets.check_ei_region(aws.region, "the endpoint config asks for an %s accelerator" % accelerator)
+    model_data, mode = settings.model_source
     role = aws.role_arn
     serverless, async_config, environment = settings.serverless_config, settings.async_config, \
         settings.model_environment
     model_name, model_exists = _find(
         settings.model, lambda name: lookup(sagemaker.describe_model, "model %s" % name, ModelName=name),
-        _same_model(image_uri, role, settings.model_data, environment))
+        _same_model(image_uri, role, model_data, environment, mode))
     if model_exists:
         step("SageMaker model %s exists with this image, role and model data: reusing it" % model_name)
     elif not create:
@@ -110,10 +113,11 @@ def find(settings, aws, image_uri, create):
                           "register it first: `./build_and_push.sh register` (same settings)")
     else:
         step("creating SageMaker model %s (image %s%s)" % (
-            model_name, image_uri, ", model data %s" % settings.model_data if settings.model_data else ""))
+            model_name, image_uri, ", multi-model: every model.tar.gz under %s" % model_data if mode == "MultiModel"
+            else ", model data %s" % model_data if model_data else ""))
         with calling("create the SageMaker model %s" % model_name):
             sagemaker.create_model(ModelName=model_name, ExecutionRoleArn=role,
-                                   PrimaryContainer=container_spec(image_uri, settings.model_data, environment),
+                                   PrimaryContainer=container_spec(image_uri, model_data, environment, mode),
                                    Tags=[{"Key": "ssd:image", "Value": image_uri[-256:]}])
 
     variant = variant_spec(model_name, settings.instance, settings.instance_count, accelerator, serverless)

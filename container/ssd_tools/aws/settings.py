@@ -78,6 +78,9 @@ OPTIONS = [
            metavar="ARN|NAME"),
     Option("model_data", "SSD_MODEL_DATA", "register", "s3://.../model.tar.gz of a fine-tuned model (optional; "
            "without it the image serves its baked model)", metavar="S3_URI"),
+    Option("multi_model", "SSD_MULTI_MODEL", "register", "a multi-model endpoint (cpu target): the model's "
+           "container has Mode MultiModel and serves every model.tar.gz under this S3 prefix, loaded on first "
+           "use (`invoke --target-model NAME.tar.gz`)", metavar="S3_PREFIX/"),
     Option("model_name", "SSD_MODEL_NAME", "register", "SageMaker model name (default REPOSITORY-TAG)"),
     Option("instance_type", "SSD_INSTANCE_TYPE", "register", "instance type (default %s)" % ", ".join(
            "%s for %s" % (kind, target) for target, kind in sorted(targets.DEFAULT_INSTANCE_TYPES.items()))),
@@ -134,6 +137,8 @@ OPTIONS = [
            "then wait for the answer to appear in S3 and print it", boolean=True, flag="--async"),
     Option("output", "SSD_INVOKE_OUTPUT", "invoke", "where `invoke` saves the photo with the detections drawn "
            "(default PHOTO-NAME-detections.jpg in the current directory)", metavar="PATH"),
+    Option("target_model", "SSD_TARGET_MODEL", "invoke", "on a multi-model endpoint, the model to call: its "
+           "key under the endpoint's S3 prefix (InvokeEndpoint's TargetModel)", metavar="NAME.tar.gz"),
     Option("threshold", "SSD_THRESHOLD", "invoke", "minimum score of the detections `invoke` asks for (sent as "
            "the threshold custom attribute; default the server's)", type=float),
 ]
@@ -276,9 +281,34 @@ class Settings(object):
         return config
 
     @property
+    def model_source(self):
+        """(ModelDataUrl or None, Mode) of the model's container: one model.tar.gz, or a multi-model endpoint's
+        S3 prefix."""
+        if not self.multi_model:
+            return self.model_data, "SingleModel"
+        prefix = self.multi_model
+        if not prefix.startswith("s3://") or len(prefix) <= len("s3://") or not prefix.endswith("/"):
+            raise DeployError("--multi-model %r is not an s3://BUCKET/PREFIX/ URI (ending in /)" % prefix,
+                              "pass the S3 prefix holding the model.tar.gz files, e.g. s3://my-bucket/detectors/")
+        if self.model_data:
+            raise DeployError("--model-data is one model; --multi-model serves every model under a prefix",
+                              "drop one of the two")
+        if self.serverless or self.async_output:
+            raise DeployError("multi-model endpoints run on instances, answering in real time; not serverless or "
+                              "asynchronous", "drop --serverless / --async-output")
+        if self.target != "cpu":
+            raise DeployError("this image serves multi-model endpoints on CPU only (SageMaker's GPU multi-model "
+                              "endpoints need Triton); --target %s cannot be one" % self.target,
+                              "pass --target cpu with --multi-model")
+        return prefix, "MultiModel"
+
+    @property
     def model_environment(self):
         """The container's environment in the SageMaker model: an asynchronous endpoint's requests may be large
-        and long, so its server takes them (request size and response timeout, read once at start)."""
+        and long, so its server takes them (request size and response timeout, read once at start); a
+        multi-model endpoint's server starts with no model and takes SageMaker's /models calls."""
+        if self.multi_model:
+            return {"SAGEMAKER_MULTI_MODEL": "true"}
         if not self.async_output:
             return {}
         return {"SSD_MAX_REQUEST_BYTES": str(ASYNC_MAX_REQUEST_MB * 1024 * 1024),

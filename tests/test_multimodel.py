@@ -1,0 +1,264 @@
+"""A multi-model endpoint (SAGEMAKER_MULTI_MODEL=true) on the real server: SageMaker's /models API, two models with
+different classes, load and unload (with the memory each takes and gives back), bad models and concurrent invokes."""
+import base64
+import io
+import json
+import os
+import threading
+import time
+
+import psutil
+import pytest
+import requests
+from PIL import Image
+
+from helpers import (DEMO_MODEL, RECALL_SCORE, RunningServer, copy_model, demo_meta, encode, rewrite_meta,
+                     synthetic_scene)
+
+RENAMED = ["disc", "block", "wedge", "spark"]
+
+
+def _server(tmp_path_factory, **env):
+    """A server in multi-model mode with no model anywhere: no baked model, an empty /opt/ml."""
+    base = tmp_path_factory.mktemp("opt-ml")
+    empty = str(tmp_path_factory.mktemp("no-baked-model"))
+    extra = {"SAGEMAKER_MULTI_MODEL": "true", "SAGEMAKER_BASE_DIR": str(base)}
+    extra.update(env)
+    return RunningServer(empty, extra).wait_ready(120)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """SageMaker's layout: /opt/ml/models/{name}/model, one folder per model. `demo` is the demo model; `renamed`
+    the same weights under other class names (a fine-tuned model stands in for: same graph, its own classes)."""
+    root = tmp_path_factory.mktemp("models")
+    demo = copy_model(DEMO_MODEL, str(root / "demo" / "model"))
+    renamed = copy_model(DEMO_MODEL, str(root / "renamed" / "model"), classes=RENAMED,
+                         model_name="ssd_256_demo_renamed")
+    return {"demo": demo, "renamed": renamed, "root": root}
+
+
+@pytest.fixture(scope="module")
+def mme(tmp_path_factory):
+    server = _server(tmp_path_factory, SSD_MODELS_PAGE_SIZE="1")
+    yield server
+    server.stop()
+
+
+def load(server, name, url, timeout=180):
+    return requests.post(server.url + "/models", json={"model_name": name, "url": url}, timeout=timeout)
+
+
+def invoke(server, name, body, content_type="image/png", **kwargs):
+    headers = kwargs.pop("headers", {})
+    headers.setdefault("Content-Type", content_type)
+    headers.setdefault("X-Amzn-SageMaker-Target-Model", name)
+    return requests.post(server.url + "/models/%s/invoke" % name, data=body, headers=headers, timeout=60, **kwargs)
+
+
+def unload(server, name):
+    return requests.delete(server.url + "/models/%s" % name, timeout=60)
+
+
+def _scene():
+    rgb, boxes, class_ids = synthetic_scene(4711, 640, 480)
+    return encode(rgb, "PNG"), boxes, class_ids
+
+
+def server_rss(server):
+    """Resident memory of the server: the launcher, MMS's JVM and every worker."""
+    launcher = psutil.Process(server.process.pid)
+    total = 0
+    for process in [launcher] + launcher.children(recursive=True):
+        try:
+            total += process.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def _is_error(reply, status, *words):
+    assert reply.status_code == status, (reply.status_code, reply.text)
+    document = reply.json()
+    assert document["status"] == status and all(word in document["error"] for word in words), document
+
+
+def test_healthy_with_no_model_and_nothing_to_invoke(mme):
+    assert requests.get(mme.url + "/ping", timeout=5).status_code == 200
+    assert requests.get(mme.url + "/models", timeout=5).json() == {"models": []}
+    _is_error(invoke(mme, "nothing", _scene()[0]), 404, "nothing", "not loaded")
+    _is_error(requests.get(mme.url + "/models/nothing", timeout=5), 404, "nothing")
+    _is_error(unload(mme, "nothing"), 404, "nothing")
+    # /invocations is the single-model contract: here it is refused naming the paths that serve
+    reply = requests.post(mme.url + "/invocations", data=_scene()[0], headers={"Content-Type": "image/png"},
+                          timeout=10)
+    _is_error(reply, 404, "/models/{name}/invoke")
+
+
+def test_two_models_each_answer_with_their_own_classes(mme, models):
+    for name in ("demo", "renamed"):
+        reply = load(mme, name, models[name])
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["modelName"] == name
+    body, boxes, class_ids = _scene()
+    answers = {}
+    for name in ("demo", "renamed"):
+        reply = invoke(mme, name, body, headers={"X-Amzn-SageMaker-Custom-Attributes": "threshold=%s" % RECALL_SCORE})
+        assert reply.status_code == 200, reply.text
+        answers[name] = reply.json()
+        assert answers[name]["model"]["target_model"] == name
+    assert answers["demo"]["model"]["name"] == demo_meta()["model_name"]
+    assert answers["renamed"]["model"]["name"] == "ssd_256_demo_renamed"
+    demo_labels = [d["label"] for d in answers["demo"]["detections"]]
+    renamed_labels = [d["label"] for d in answers["renamed"]["detections"]]
+    assert demo_labels and set(demo_labels) <= set(demo_meta()["classes"])
+    # the same weights: the same boxes, named by each model's own classes
+    assert renamed_labels == [RENAMED[demo_meta()["classes"].index(label)] for label in demo_labels]
+    assert [d["box"] for d in answers["demo"]["detections"]] == [d["box"] for d in answers["renamed"]["detections"]]
+    described = requests.get(mme.url + "/models/renamed", timeout=5).json()
+    assert described["modelName"] == "renamed" and described["modelUrl"] == models["renamed"]
+    assert described["classes"] == RENAMED and described["state"] == "loaded"
+    assert described["params_sha256"] == demo_meta()["params_sha256"]
+    _is_error(load(mme, "demo", models["demo"]), 409, "demo", "already")
+
+
+def test_every_request_format_and_parameter_of_invocations(mme, models):
+    if load(mme, "demo", models["demo"]).status_code not in (200, 409):
+        pytest.fail("demo did not load")
+    body, _, _ = _scene()
+    encoded = base64.b64encode(body).decode()
+    as_json = invoke(mme, "demo", json.dumps({"image": encoded, "threshold": 0.01, "top_k": 2}), "application/json")
+    assert as_json.status_code == 200 and len(as_json.json()["detections"]) == 2, as_json.text
+    lines = invoke(mme, "demo", "\n".join([encoded, "not base64!"]), "application/jsonlines")
+    assert lines.status_code == 400 and lines.json()["status"] == 400  # a bad line: the real-time contract
+    many = invoke(mme, "demo", json.dumps({"images": [encoded, encoded]}), "application/json")
+    assert many.status_code == 200 and len(many.json()) == 2
+    drawn = invoke(mme, "demo", body, headers={"Accept": "image/jpeg"})
+    assert drawn.status_code == 200 and drawn.headers["Content-Type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(drawn.content)).size == (640, 480)
+    as_text = invoke(mme, "demo", encoded, "text/plain")
+    assert as_text.status_code == 200 and as_text.json()["image_size"] == [640, 480]
+    _is_error(invoke(mme, "demo", b"not an image", "image/jpeg"), 400)
+    _is_error(invoke(mme, "demo", body, headers={"Accept": "text/csv"}), 406)
+
+
+def test_listing_is_paged(mme, models):
+    for name in ("demo", "renamed"):
+        assert load(mme, name, models[name]).status_code in (200, 409)
+    seen, token = [], None
+    for _ in range(10):
+        params = {"next_page_token": token} if token else {}
+        page = requests.get(mme.url + "/models", params=params, timeout=5).json()
+        assert len(page["models"]) <= 1  # SSD_MODELS_PAGE_SIZE=1
+        seen += [(model["modelName"], model["modelUrl"]) for model in page["models"]]
+        token = page.get("nextPageToken")
+        if not token:
+            break
+    assert ("demo", models["demo"]) in seen and ("renamed", models["renamed"]) in seen
+    assert len(seen) == len(set(seen))
+    _is_error(requests.get(mme.url + "/models", params={"next_page_token": "x"}, timeout=5), 400)
+
+
+def test_bad_models_are_refused_naming_the_problem_and_the_others_keep_serving(mme, models):
+    root = models["root"]
+    corrupt = copy_model(DEMO_MODEL, str(root / "corrupt" / "model"))
+    params = os.path.join(corrupt, "model-0000.params")
+    with open(params, "r+b") as stream:
+        stream.seek(os.path.getsize(params) // 2)
+        stream.write(b"\x00" * 64)
+    _is_error(load(mme, "corrupt", corrupt), 422, "sha256")
+    empty = str(root / "empty" / "model")
+    os.makedirs(empty)
+    _is_error(load(mme, "empty", empty), 422, "no exported model")
+    no_graph = copy_model(DEMO_MODEL, str(root / "no-graph" / "model"))
+    with open(os.path.join(no_graph, "model-symbol.json"), "w") as stream:
+        stream.write("{not json")
+    _is_error(load(mme, "no-graph", no_graph), 422, "graph")
+    _is_error(load(mme, "missing", str(root / "missing")), 404, "missing")
+    # weights that match their recorded sha256 but not the graph: only the worker finds out, and says why
+    mismatched = copy_model(DEMO_MODEL, str(root / "mismatched" / "model"))
+    params = os.path.join(mismatched, "model-0000.params")
+    import mxnet as mx
+    mx.nd.save(params, {"arg:nothing": mx.nd.zeros((1,))})
+    from ssd_serving.artifact import file_sha256
+    rewrite_meta(mismatched, params_sha256=file_sha256(params))
+    _is_error(load(mme, "mismatched", mismatched), 422, "mismatched", "did not load", "is missing")
+    _is_error(requests.post(mme.url + "/models", data="{", headers={"Content-Type": "application/json"},
+                            timeout=5), 400)
+    _is_error(requests.post(mme.url + "/models", json={"url": models["demo"]}, timeout=5), 400, "model_name")
+    listed = [m["modelName"] for m in requests.get(mme.url + "/models", timeout=5).json()["models"]]
+    assert not set(listed) & {"corrupt", "empty", "no-graph", "missing", "mismatched"}
+    assert load(mme, "demo", models["demo"]).status_code in (200, 409)
+    assert invoke(mme, "demo", _scene()[0]).status_code == 200
+    assert "sha256" in mme.output()
+
+
+def test_unloading_frees_the_memory_loading_took(mme, models):
+    for name in ("demo", "renamed"):
+        if requests.get(mme.url + "/models/%s" % name, timeout=5).status_code == 200:
+            assert unload(mme, name).status_code == 200
+    time.sleep(2)
+    before = server_rss(mme)
+    started = time.time()
+    reply = load(mme, "measured", models["renamed"])
+    took = time.time() - started
+    assert reply.status_code == 200, reply.text
+    assert invoke(mme, "measured", _scene()[0]).status_code == 200
+    loaded = server_rss(mme)
+    assert unload(mme, "measured").status_code == 200
+    deadline = time.time() + 20
+    while time.time() < deadline and server_rss(mme) > before + (loaded - before) // 4:
+        time.sleep(0.5)
+    after = server_rss(mme)
+    print("MME demo-derived model: load %.2f s; server RSS %.0f MB before, %.0f MB loaded (+%.0f), %.0f MB after "
+          "unload" % (took, before / 1e6, loaded / 1e6, (loaded - before) / 1e6, after / 1e6))
+    assert loaded - before > 50e6, "a loaded model's worker should take memory"
+    assert after - before < (loaded - before) / 4, (before, loaded, after)
+    _is_error(invoke(mme, "measured", _scene()[0]), 404, "measured")
+    _is_error(requests.get(mme.url + "/models/measured", timeout=5), 404)
+    # and loads again
+    assert load(mme, "measured", models["renamed"]).status_code == 200
+    assert invoke(mme, "measured", _scene()[0]).status_code == 200
+    assert unload(mme, "measured").status_code == 200
+
+
+def test_invokes_of_a_model_being_loaded_get_503_never_500(mme, models):
+    body = _scene()[0]
+    result = {}
+
+    def loader():
+        result["reply"] = load(mme, "late", models["demo"])
+
+    thread = threading.Thread(target=loader)
+    thread.start()
+    statuses = []
+    while thread.is_alive():
+        reply = invoke(mme, "late", body)
+        statuses.append(reply.status_code)
+        assert reply.status_code in (200, 404, 503), reply.text
+        if reply.status_code != 200:
+            assert reply.json()["status"] == reply.status_code
+        time.sleep(0.05)
+    thread.join()
+    assert result["reply"].status_code == 200, result["reply"].text
+    assert 503 in statuses, statuses
+    replies = []
+    threads = [threading.Thread(target=lambda: replies.append(invoke(mme, "late", body))) for _ in range(6)]
+    for each in threads:
+        each.start()
+    for each in threads:
+        each.join()
+    assert [r.status_code for r in replies] == [200] * 6
+    assert all(r.json()["model"]["target_model"] == "late" for r in replies)
+    assert '"TargetModel":"late"' in mme.output()  # each request's log line names the model it went to
+    assert unload(mme, "late").status_code == 200
+
+
+def test_not_enough_memory_is_507(tmp_path_factory, models):
+    server = _server(tmp_path_factory, SSD_MODEL_MEMORY_MB="100000000")
+    try:
+        _is_error(load(server, "demo", models["demo"]), 507, "memory")
+        assert requests.get(server.url + "/models", timeout=5).json() == {"models": []}
+        assert requests.get(server.url + "/ping", timeout=5).status_code == 200
+    finally:
+        server.stop()

@@ -29,8 +29,8 @@ def workers_that_fit(memory, params_bytes):
     return max(0, int((memory - LAUNCHER - JVM_BASE) // worker_estimate(params_bytes)))
 
 
-def available_memory(cgroup_root="/sys/fs/cgroup"):
-    """(bytes, limited): the container's memory limit, else the machine's memory."""
+def memory_size(cgroup_root="/sys/fs/cgroup"):
+    """(bytes, limited): the memory the server sizes itself from, the container's limit, else the machine's."""
     limit = container_memory_limit(cgroup_root)
     return (limit, True) if limit else (physical_memory() or 4096 * MB, False)
 
@@ -65,6 +65,39 @@ def container_memory_limit(cgroup_root="/sys/fs/cgroup"):
     return None
 
 
+def _cgroup_usage(cgroup_root):
+    """Bytes the container uses, less its inactive page cache (what the kernel reclaims first), or None."""
+    for current, stat, inactive in (("memory.current", "memory.stat", "inactive_file"),
+                                    ("memory/memory.usage_in_bytes", "memory/memory.stat", "total_inactive_file")):
+        try:
+            with open(os.path.join(cgroup_root, current)) as stream:
+                usage = int(stream.read().strip())
+        except (OSError, IOError, ValueError):
+            continue
+        try:
+            with open(os.path.join(cgroup_root, stat)) as stream:
+                for line in stream:
+                    key, _, value = line.partition(" ")
+                    if key == inactive:
+                        usage -= int(value)
+                        break
+        except (OSError, IOError, ValueError):
+            pass
+        return max(0, usage)
+    return None
+
+
+def free_memory(cgroup_root="/sys/fs/cgroup"):
+    """Bytes one more model may use: the container's limit less its usage, else what the machine has available."""
+    limit = container_memory_limit(cgroup_root)
+    if limit:
+        usage = _cgroup_usage(cgroup_root)
+        if usage is not None:
+            return max(0, limit - usage)
+    import psutil  # a dependency of Multi Model Server, pinned in every image and environment
+    return psutil.virtual_memory().available
+
+
 class MemoryPlan(object):
     """The memory the server sizes itself from (the container's limit, else the machine's), the JVM's maximum
     heap, and how many requests the front door lets through at a time so that their bodies fit in that heap."""
@@ -93,5 +126,5 @@ class MemoryPlan(object):
 
 def plan_memory(settings, cgroup_root="/sys/fs/cgroup"):
     """The MemoryPlan for these settings in this container."""
-    memory, limited = available_memory(cgroup_root)
+    memory, limited = memory_size(cgroup_root)
     return MemoryPlan(memory, settings.max_request_bytes, settings.max_concurrent_requests, settings.workers, limited)

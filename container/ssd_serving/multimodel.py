@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 
 from . import artifact
 from .errors import ModelLoadError
-from .memory import MB, container_memory_limit
+from .memory import MB, free_memory, worker_estimate
 
 LOG = logging.getLogger(__name__)
 
@@ -37,11 +37,6 @@ POINTER_FILE = "ssd-target-model.json"
 # MMS itself only says "Failed to start workers"
 LOAD_ERROR_FILE = "ssd-load-error.txt"
 LOADING, LOADED, UNLOADING = "loading", "loaded", "unloading"
-# What one more model costs before it is loaded, when SSD_MODEL_MEMORY_MB does not say: each worker is a Python
-# process with MXNet (measured: see docs/hosting.md, "Multi-model endpoints") plus its weights about three times
-# over (the params file read, the graph's arrays, the static allocation of the hybridized graph).
-WORKER_BASE_BYTES = 300 * MB
-WEIGHTS_FACTOR = 3
 # MMS's management API answers a synchronous registration once the worker has loaded (or failed to load) the model
 REGISTER_GRACE_SECONDS = 30
 
@@ -84,39 +79,6 @@ def _load_error(folder):
             return stream.read().strip() or None
     except (OSError, IOError):
         return None
-
-
-def _cgroup_usage(cgroup_root):
-    """Bytes the container uses, less its inactive page cache (what the kernel reclaims first), or None."""
-    for current, stat, inactive in (("memory.current", "memory.stat", "inactive_file"),
-                                    ("memory/memory.usage_in_bytes", "memory/memory.stat", "total_inactive_file")):
-        try:
-            with open(os.path.join(cgroup_root, current)) as stream:
-                usage = int(stream.read().strip())
-        except (OSError, IOError, ValueError):
-            continue
-        try:
-            with open(os.path.join(cgroup_root, stat)) as stream:
-                for line in stream:
-                    key, _, value = line.partition(" ")
-                    if key == inactive:
-                        usage -= int(value)
-                        break
-        except (OSError, IOError, ValueError):
-            pass
-        return max(0, usage)
-    return None
-
-
-def available_memory(cgroup_root="/sys/fs/cgroup"):
-    """Bytes one more model may use: the container's limit less its usage, else what the machine has available."""
-    limit = container_memory_limit(cgroup_root)
-    if limit:
-        usage = _cgroup_usage(cgroup_root)
-        if usage is not None:
-            return max(0, limit - usage)
-    import psutil  # a dependency of Multi Model Server, pinned in every image and environment
-    return psutil.virtual_memory().available
 
 
 def check_folder(url, settings):
@@ -246,13 +208,14 @@ class Models(object):
     def needed_bytes(self, model_dir, meta):
         if self.settings.model_memory_mb:
             return self.settings.model_memory_mb * MB
-        # the folder's fp32 weights: an int8 graph beside them is smaller
+        # what one more model costs before it is loaded, when SSD_MODEL_MEMORY_MB does not say: its workers, by
+        # memory.worker_estimate of the folder's fp32 weights (an int8 graph beside them is smaller)
         params = os.path.getsize(os.path.join(model_dir, artifact.PARAMS_FILE))
-        return self.settings.workers * (WORKER_BASE_BYTES + WEIGHTS_FACTOR * params)
+        return self.settings.workers * worker_estimate(params)
 
     def _check_memory(self, model):
         needed = self.needed_bytes(model.model_dir, model.meta)
-        available = available_memory(self.cgroup_root)
+        available = free_memory(self.cgroup_root)
         if needed > available:
             raise ModelsError(507, "not enough memory to load model %s: it needs about %d MB (%s), %d MB are "
                                    "available; unload a model first" % (

@@ -28,7 +28,7 @@ from . import artifact
 from .environment import MODEL_DIR_ENV, PORT_ENV, READY_DIR_ENV, Environment
 from .errors import ModelLoadError
 from .front import FrontDoor
-from .memory import available_memory, plan_memory, worker_estimate, workers_that_fit
+from .memory import memory_size, plan_memory, worker_estimate, workers_that_fit
 from .model import candidate_contexts, choose_graph, find_model_dir, verify_params
 from .multimodel import Models
 from .ports import INTERNAL_PORTS, MMS_PORT_LIMIT, free_port, port_is_free
@@ -89,7 +89,7 @@ def preflight(settings=None):
     LOG.info("serving the %s graph: %s", choice.precision, choice.reason)
     params_bytes = os.path.getsize(os.path.join(model_dir, meta.get("params_file", artifact.PARAMS_FILE)))
     device_name = candidate_contexts(settings.context)[0][0]
-    memory, limited = available_memory()
+    memory, limited = memory_size()
     fit = workers_that_fit(memory, params_bytes)
     why = settings.choose_layout(params_bytes, device_name, max_workers=fit)
     LOG.info("%d worker(s) x %d thread(s): %s", settings.workers, settings.threads, why)

@@ -1,4 +1,4 @@
-"""The container's memory limit (cgroup v2 or v1), and the model server's heap and request slots sized from it."""
+"""The container's memory (cgroup v2 or v1 limit and usage) and what is sized from it: heap, request slots, workers."""
 from __future__ import absolute_import
 
 import os

@@ -299,7 +299,9 @@ def test_hostile_input_gets_the_documented_answer_and_the_server_keeps_serving(s
     assert reply.headers["Content-Type"].startswith("application/json"), reply.headers
     document = reply.json()
     if status >= 400:
-        assert set(document) == {"error", "status"} and document["status"] == status, document
+        # the error, its status, and the request's id (the same id as the answer's header and the worker's log line)
+        assert set(document) == {"error", "status", "request_id"} and document["status"] == status, document
+        assert document["request_id"] == reply.headers["X-Ssd-Request-Id"], document
         assert isinstance(document["error"], str) and 0 < len(document["error"]) < 1000, document
     elif check is not None:
         check(document, materials, body)

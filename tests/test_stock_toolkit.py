@@ -62,7 +62,7 @@ class StubDetector(object):
     input_width, input_height = 64, 64
     settings = Environment.defaults()
 
-    def detect(self, rgb, threshold=None, top_k=None, class_ids=None, original_size=None):
+    def detect(self, rgb, threshold=None, top_k=None, class_ids=None, original_size=None, times=None):
         return [{"class_id": 0, "label": "circle", "score": 0.9, "box": [1.0, 2.0, 30.0, 40.0]}]
 
 

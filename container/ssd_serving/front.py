@@ -203,10 +203,17 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
     def _too_large(self, length):
         return "the request body is %s bytes; the limit is %d bytes" % (length, self.max_body)
 
+    def _name_request(self):
+        """The request's id: the caller's InferenceId (InvokeEndpoint's), else a new one. It is in the answer's
+        header, in error bodies and in the worker's log line for the request."""
+        self._request_id = (self.headers.get(INFERENCE_ID_HEADER) or "").strip()[:128] or uuid.uuid4().hex
+        self._received_at = time.time()
+
     def handle_expect_100(self):
         """`Expect: 100-continue` with a body over the limit: refuse before the client sends it."""
         length = self._declared_length()
         if length is not None and length > self.max_body:
+            self._name_request()
             self._send_error(413, self._too_large(length), close=True)
             return False
         return BaseHTTPRequestHandler.handle_expect_100(self)
@@ -411,10 +418,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
             if self._body() is not None:
                 self._send(200, json.dumps(self.execution_parameters).encode("utf-8"), head_only=head_only)
             return
-        # the caller's InferenceId (InvokeEndpoint's), else a new one: in the answer's header, in error bodies and in
-        # the worker's log line for the request
-        self._request_id = (self.headers.get(INFERENCE_ID_HEADER) or "").strip()[:128] or uuid.uuid4().hex
-        self._received_at = time.time()
+        self._name_request()
         if self.admission.draining:
             self._refuse_stopping(self._declared_length())
             return

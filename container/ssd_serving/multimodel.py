@@ -282,20 +282,23 @@ class Models(object):
             document["nextPageToken"] = str(start + size)
         return 200, document
 
+    def _find(self, name):
+        """The model SageMaker calls `name` (the caller holds the lock); 404 when there is none."""
+        model = self._models.get(name)
+        if model is None:
+            raise ModelsError(404, "model %s is not loaded" % name)
+        return model
+
     def describe(self, name):
         """GET /models/{name}."""
         with self._lock:
-            model = self._models.get(name)
-        if model is None:
-            raise ModelsError(404, "model %s is not loaded" % name)
+            model = self._find(name)
         return 200, model.describe()
 
     def unload(self, name):
         """DELETE /models/{name}: its workers stop, which frees their memory."""
         with self._lock:
-            model = self._models.get(name)
-            if model is None:
-                raise ModelsError(404, "model %s is not loaded" % name)
+            model = self._find(name)
             if model.state != LOADED:
                 raise ModelsError(409, "model %s is %s; unload it once it is loaded" % (name, model.state))
             model.state = UNLOADING
@@ -315,9 +318,7 @@ class Models(object):
         """The MMS name to send `name`'s invocations to; 404 when it is not loaded, 503 while it loads or unloads
         (SageMaker retries), so a request never reaches another model."""
         with self._lock:
-            model = self._models.get(name)
-        if model is None:
-            raise ModelsError(404, "model %s is not loaded" % name)
+            model = self._find(name)
         if model.state != LOADED:
             raise ModelsError(503, "model %s is %s; retry" % (name, model.state))
         return model.mms_name

@@ -334,11 +334,12 @@ def default_layout(model_dir, on_cpu):
     return "throughput" if settings.workers > 1 else "latency"
 
 
-def original_server(label, spec, log_dir, workers, threads):
-    env = python_env()
+def original_server(label, spec, log_dir, workers, threads, python=None):
+    """The original write-up's path (bench/original_service.py) on `python`'s MXNet (default: this one)."""
+    env = python_env(python)
     env.update({"BENCH_ORIGINAL_MODEL": spec, "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers),
                 "OMP_NUM_THREADS": str(threads), "MXNET_CPU_WORKER_NTHREADS": "1"})
-    return Server(label, [sys.executable, os.path.join(HERE, "original_server.py")], env, log_dir)
+    return Server(label, [python or sys.executable, os.path.join(HERE, "original_server.py")], env, log_dir)
 
 
 def post(session, url, body, content_type):
@@ -590,6 +591,10 @@ def measure_model(key, spec, entry, photos, photos_dir, plan, log_dir, cores, on
             if cores > 1 and not plan.quick:
                 specs.append(("original_all_cores", lambda: original_server(
                     "%s-original-all-cores" % key, spec["original"], log_dir, workers=1, threads=cores)))
+            if spec.get("ei_python"):  # as the write-up ran it: MXNet 1.4.1 (GluonCV 0.5), mxnet-model-server 1.0.5
+                specs.append(("original_mxnet14", lambda: original_server(
+                    "%s-original-mxnet14" % key, spec["original"], log_dir, workers=cores, threads=1,
+                    python=spec["ei_python"])))
         log("%s: starting %s" % (name, ", ".join(n for n, _ in specs)))
         servers = start_servers(specs, log_dir)
         try:
@@ -626,6 +631,10 @@ def measure_model(key, spec, entry, photos, photos_dir, plan, log_dir, cores, on
                 probes.append(("original_all_cores:base64_json_640x480", timed_post(
                     sessions["original_all_cores"], servers["original_all_cores"].url,
                     *request_body(photos, "base64_json_640x480")), 2))
+            if "original_mxnet14" in servers:
+                probes.append(("original_mxnet14:base64_json_640x480", timed_post(
+                    sessions["original_mxnet14"], servers["original_mxnet14"].url,
+                    *request_body(photos, "base64_json_640x480")), 1))
             log("%s: %d interleaved rounds of %s" % (name, plan.rounds, ", ".join(p[0] for p in probes)))
             samples = interleave(probes, plan.rounds)
 
@@ -653,9 +662,13 @@ def measure_model(key, spec, entry, photos, photos_dir, plan, log_dir, cores, on
             entry["served"] = server_entry("served")
             entry["served"]["worker_stages_ms"] = worker_stages(servers["served"], answered["served"])
             for name_, section in (("alternative", "alternative_config"), ("original", "original"),
-                                   ("original_all_cores", "original_all_cores")):
+                                   ("original_all_cores", "original_all_cores"), ("original_mxnet14", "original_mxnet14")):
                 if name_ in servers:
                     entry[section] = server_entry(name_)
+            if "original_mxnet14" in servers:
+                check_ei_stack(entry["original_mxnet14"], spec["ei_python"])
+            elif original:
+                entry["original_mxnet14"] = {"skipped": spec.get("ei_skipped") or "not measured"}
             if "alternative" not in servers:
                 entry["alternative_config"] = {"skipped": "quick run" if plan.quick else "one core"}
             if "original" in servers and "original_all_cores" not in servers:
@@ -691,7 +704,8 @@ def measure_model(key, spec, entry, photos, photos_dir, plan, log_dir, cores, on
                     log("  %s %s concurrency %d: %.2f req/s" % (name, server_name, concurrency, measured["rps"]))
             for section, server_name in (("served", "served"), ("alternative_config", "alternative"),
                                          ("int8", "int8"), ("ei_stack", "ei"), ("original", "original"),
-                                         ("original_all_cores", "original_all_cores")):
+                                         ("original_all_cores", "original_all_cores"),
+                                         ("original_mxnet14", "original_mxnet14")):
                 if server_name in servers:
                     entry[section].update(servers[server_name].memory())
         finally:
@@ -811,6 +825,10 @@ def ratios_for(entry):
         "worker_forward_over_floor": ratio(served.get("worker_stages_ms", {}).get("Forward"), floor_p50),
         "base64_12mp_over_640": ratio(p50(served, "base64_json_12mp"), p50(served, "base64_json_640x480")),
     }
+    original_mxnet14 = p50(entry.get("original_mxnet14"), "base64_json_640x480")
+    if original_mxnet14:  # the write-up's own stack: what its 0.8 s per image was measured on
+        values["speedup_vs_original_mxnet14_p50"] = ratio(original_mxnet14, p50(served, "base64_json_640x480"))
+        values["int8_speedup_vs_original_mxnet14_p50"] = ratio(original_mxnet14, p50(entry.get("int8"), "jpeg_640x480"))
     if entry.get("original_all_cores", {}).get("latency_ms"):
         values["speedup_vs_original_all_cores_p50"] = ratio(p50(entry["original_all_cores"], "base64_json_640x480"),
                                                             p50(served, "base64_json_640x480"))
@@ -950,11 +968,15 @@ def table(report):
     add("  original base64_json_12mp p50/p90/p99 ms", lambda e: lat(e["original"], "base64_json_12mp"))
     add("  original with 1 worker x all cores, 640 p50 ms", lambda e: fmt(p50(e["original_all_cores"], "base64_json_640x480")))
     add("  original RSS per worker, MB", lambda e: ", ".join(fmt(v) for v in e["original"]["rss_mb_per_worker"]))
+    add("  original on MXNet 1.4.1 (GluonCV 0.5, mxnet-model-server 1.0.5), base64_json_640x480 p50/p90/p99 ms",
+        lambda e: lat(e["original_mxnet14"], "base64_json_640x480") if "latency_ms" in e.get("original_mxnet14", {})
+        else e.get("original_mxnet14", {}).get("skipped", "-"))
     deploy_rows(add)
     rows.append(("ratios", ["" for _ in entries]))
     names = ["e2e_p50_over_floor", "e2e_p50_minus_floor_ms", "worker_forward_over_floor", "speedup_vs_original_p50",
              "speedup_vs_original_p50_jpeg_in",
-             "speedup_vs_original_all_cores_p50", "first_over_steady", "first_after_ready_over_steady", "jpeg_12mp_over_640", "base64_12mp_over_640",
+             "speedup_vs_original_all_cores_p50", "speedup_vs_original_mxnet14_p50", "int8_speedup_vs_original_mxnet14_p50",
+             "first_over_steady", "first_after_ready_over_steady", "jpeg_12mp_over_640", "base64_12mp_over_640",
              "fusion_speedup", "alternative_p50_over_default", "alternative_peak_rps_over_default",
              "int8_floor_speedup", "int8_e2e_speedup", "int8_e2e_p50_ms", "int8_map_drop_points"]
     for name in names:

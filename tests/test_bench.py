@@ -58,3 +58,8 @@ def assert_deploy_targets(demo, stdout):
         assert target["p50_ms_jpeg_640x480"] > 0 and target["rps_at_concurrency_8"] > 0
     assert all(value > 0 for value in demo["deploy_targets"]["ratios"].values())
     assert len(demo["deploy_targets"]["ratios"]) == 4
+    # the original approach also on the write-up's own stack, beside ours
+    original = demo["original_mxnet14"]
+    assert original["stack"]["mxnet"] == "1.4.1" and original["stack"]["model_server"] == "mxnet-model-server"
+    assert original["latency_ms"]["base64_json_640x480"]["p50"] > 0 and original["rss_mb_per_worker"]
+    assert demo["ratios"]["speedup_vs_original_mxnet14_p50"] > 0 and "original on MXNet 1.4.1" in stdout

@@ -662,7 +662,8 @@ def measure_model(key, spec, entry, photos, photos_dir, plan, log_dir, cores, on
             entry["served"] = server_entry("served")
             entry["served"]["worker_stages_ms"] = worker_stages(servers["served"], answered["served"])
             for name_, section in (("alternative", "alternative_config"), ("original", "original"),
-                                   ("original_all_cores", "original_all_cores"), ("original_mxnet14", "original_mxnet14")):
+                                   ("original_all_cores", "original_all_cores"),
+                                   ("original_mxnet14", "original_mxnet14")):
                 if name_ in servers:
                     entry[section] = server_entry(name_)
             if "original_mxnet14" in servers:
@@ -810,6 +811,15 @@ def p50(section, body):
         return None
 
 
+def batch_gain(stages):
+    """Forward time per image at batch 1 over that at batch 4 (one process, one after the other): what
+    server-side batching could gain at most on this device."""
+    try:
+        return ratio(stages["forward_batch_1"]["p50"], stages["forward_batch_4"]["p50"] / 4.0)
+    except (KeyError, TypeError):
+        return None
+
+
 def ratios_for(entry):
     served, original = entry.get("served", {}), entry.get("original", {})
     floor_p50 = entry["floor"]["forward_ms"]["p50"]
@@ -823,6 +833,7 @@ def ratios_for(entry):
         "first_after_ready_over_steady": ratio(entry.get("start", {}).get("first_request_after_ready_ms"), ours_jpeg),
         "jpeg_12mp_over_640": ratio(p50(served, "jpeg_12mp"), ours_jpeg),
         "worker_forward_over_floor": ratio(served.get("worker_stages_ms", {}).get("Forward"), floor_p50),
+        "batch4_forward_per_image_gain": batch_gain(entry["floor"].get("stages_ms", {})),
         "base64_12mp_over_640": ratio(p50(served, "base64_json_12mp"), p50(served, "base64_json_640x480")),
     }
     original_mxnet14 = p50(entry.get("original_mxnet14"), "base64_json_640x480")
@@ -936,6 +947,9 @@ def table(report):
     add("  exported graph unfused, p50 ms", lambda e: fmt(e["floor"]["forward_unfused_ms"]["p50"]))
     add("  decode 640x480 / 12 MP reduced / 12 MP full, ms", lambda e: "%s / %s / %s" % tuple(
         fmt(e["floor"]["stages_ms"][k]["p50"]) for k in ("decode_640x480", "decode_12mp_reduced", "decode_12mp_full")))
+    add("  forward at batch 1 / batch 4 per image (one process, for server-side batching), ms",
+        lambda e: "%s / %s" % (fmt(e["floor"]["stages_ms"]["forward_batch_1"]["p50"]),
+                               fmt(e["floor"]["stages_ms"]["forward_batch_4"]["p50"] / 4.0)))
     add("served config", lambda e: e["served"]["config"])
     add("  in the worker, p50 ms (640x480 JPEG): queue / decode / preprocess / forward / postprocess / encode",
         lambda e: " / ".join(fmt(e["served"]["worker_stages_ms"][k]) for k in STAGE_METRICS))
@@ -974,11 +988,11 @@ def table(report):
     deploy_rows(add)
     rows.append(("ratios", ["" for _ in entries]))
     names = ["e2e_p50_over_floor", "e2e_p50_minus_floor_ms", "worker_forward_over_floor", "speedup_vs_original_p50",
-             "speedup_vs_original_p50_jpeg_in",
-             "speedup_vs_original_all_cores_p50", "speedup_vs_original_mxnet14_p50", "int8_speedup_vs_original_mxnet14_p50",
-             "first_over_steady", "first_after_ready_over_steady", "jpeg_12mp_over_640", "base64_12mp_over_640",
-             "fusion_speedup", "alternative_p50_over_default", "alternative_peak_rps_over_default",
-             "int8_floor_speedup", "int8_e2e_speedup", "int8_e2e_p50_ms", "int8_map_drop_points"]
+             "speedup_vs_original_p50_jpeg_in", "speedup_vs_original_all_cores_p50", "speedup_vs_original_mxnet14_p50",
+             "int8_speedup_vs_original_mxnet14_p50", "first_over_steady", "first_after_ready_over_steady",
+             "jpeg_12mp_over_640", "base64_12mp_over_640", "fusion_speedup", "batch4_forward_per_image_gain",
+             "alternative_p50_over_default", "alternative_peak_rps_over_default", "int8_floor_speedup",
+             "int8_e2e_speedup", "int8_e2e_p50_ms", "int8_map_drop_points"]
     for name in names:
         values = []
         for entry in entries:

@@ -11,7 +11,8 @@ interleaves its forwards with the servers' requests, so that the floor and the e
 the same load on a shared machine. Run it with the worker's environment (OMP_NUM_THREADS,
 MXNET_CPU_WORKER_NTHREADS): bench.py does.
 
-With --stages: times decoding, preprocessing and encoding as serving runs them, prints one JSON line, exits.
+With --stages: times decoding, preprocessing and encoding as serving runs them, and the forward at batch 1
+and at batch BATCH_PROBE (what server-side batching could gain per image), prints one JSON line, exits.
 """
 import argparse
 import json
@@ -20,6 +21,8 @@ import sys
 import time
 
 import numpy as np
+
+BATCH_PROBE = 4  # images per forward for the batching probe
 
 
 def summary(seconds):
@@ -111,10 +114,30 @@ def time_stages(args):
         "preprocess_12mp_reduced": timed(lambda: detector.preprocess(reduced.rgb).wait_to_read(), runs),
         "json_response_all_100": timed(lambda: response.encode_prediction(prediction, "application/json"), runs),
     }
+    stages.update(time_batches(detector, runs))
     print(json.dumps({
         "stages_ms": dict((name, summary(values)) for name, values in stages.items()),
         "decoded_12mp_size": list(reduced.rgb.shape[1::-1]),
     }), flush=True)
+
+
+def time_batches(detector, runs):
+    """The graph's forward at batch 1, then at batch BATCH_PROBE (fewer runs: each is BATCH_PROBE forwards'
+    work), one after the other: a static-shape graph re-plans when the batch changes, so they do not alternate."""
+    import mxnet as mx
+
+    def forward_at(batch):
+        x = mx.nd.random.uniform(shape=(batch, 3, detector.input_height, detector.input_width), ctx=detector.ctx)
+
+        def forward():
+            for output in detector.net(x):
+                output.wait_to_read()
+        forward()
+        forward()  # the new shape's plan, and its warm-up
+        return forward
+
+    return {"forward_batch_1": timed(forward_at(1), runs),
+            "forward_batch_%d" % BATCH_PROBE: timed(forward_at(BATCH_PROBE), max(3, runs // 3))}
 
 
 if __name__ == "__main__":

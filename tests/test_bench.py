@@ -25,6 +25,9 @@ def test_quick_bench_writes_the_table_and_json(tmp_path):
     assert report["quick"] is True and report["host"]["cpus"] >= 1 and report["table"] in done.stdout
     demo = report["models"]["demo"]
     assert demo["floor"]["forward_ms"]["p50"] > 0 and demo["floor"]["stages_ms"]["decode_12mp_reduced"]["p50"] > 0
+    # what server-side batching could gain: the forward at batch 4 against batch 1, per image
+    assert demo["floor"]["stages_ms"]["forward_batch_4"]["p50"] > demo["floor"]["stages_ms"]["forward_batch_1"]["p50"]
+    assert demo["ratios"]["batch4_forward_per_image_gain"] > 0 and "forward at batch 1 / batch 4" in done.stdout
     for body in ("jpeg_640x480", "base64_json_640x480", "jpeg_12mp", "base64_json_12mp"):
         assert demo["served"]["latency_ms"][body]["p99"] >= demo["served"]["latency_ms"][body]["p50"] > 0
     assert set(demo["served"]["throughput"]) == {"1", "2", "4", "8"}

@@ -186,8 +186,9 @@ def _target_detail(r, name, model):
         return "the 12 MP JPEG decoded at reduced scale in %s ms, not %s" % (
             ms(stages["decode_12mp_reduced"]["p50"]), ms(stages["decode_12mp_full"]["p50"]))
     if name == "speedup_vs_original_p50":
-        return "against one single-threaded worker per core; %s against one worker on all cores" % times(
-            r.bench(prefix + "ratios.speedup_vs_original_all_cores_p50"))
+        return "against one single-threaded worker per core; %s against one worker on all cores; %s against it on " \
+            "MXNet 1.4.1" % (times(r.bench(prefix + "ratios.speedup_vs_original_all_cores_p50")),
+                             times(r.bench(prefix + "ratios.speedup_vs_original_mxnet14_p50")))
     if name == "int8_e2e_p50_ms":
         return "fp32: %s ms" % ms(r.bench(prefix + "served.latency_ms.jpeg_640x480.p50"))
     if name == "int8_map_drop_points":
@@ -233,6 +234,30 @@ def original_all_cores(r):
     return times(r.bench("models.default.ratios.speedup_vs_original_all_cores_p50"))
 
 
+def original_mxnet14(r):
+    """The original approach on the write-up's own stack (MXNet 1.4.1) against ours, per model."""
+    parts = []
+    for model in ("default", "demo"):
+        m = r.bench("models." + model)
+        parts.append("%s: %s ms, against which ours answers %s faster (fp32) and %s (int8)" % (
+            m["name"], ms(m["original_mxnet14"]["latency_ms"]["base64_json_640x480"]["p50"]),
+            times(m["ratios"]["speedup_vs_original_mxnet14_p50"]),
+            times(m["ratios"]["int8_speedup_vs_original_mxnet14_p50"])))
+    return "; ".join(parts)
+
+
+def batching(r):
+    """The forward at batch 4 against batch 1, per image: what server-side batching could gain at most."""
+    parts = []
+    for model in ("default", "demo"):
+        m = r.bench("models." + model)
+        stages = m["floor"]["stages_ms"]
+        parts.append("%s %s ms per image at batch 4 against %s ms at batch 1 (%s)" % (
+            m["name"], ms(stages["forward_batch_4"]["p50"] / 4.0), ms(stages["forward_batch_1"]["p50"]),
+            times(m["ratios"]["batch4_forward_per_image_gain"])))
+    return "; ".join(parts)
+
+
 def demo_costs(r):
     return "a %s ms forward, and %s ms more end to end" % (ms(r.bench("models.demo.floor.forward_ms.p50")),
                                                             ms(r.bench("models.demo.ratios.e2e_p50_minus_floor_ms")))
@@ -256,7 +281,8 @@ def workers_threads(r):
 
 
 def first_over_steady(r):
-    return times(r.bench("models.default.ratios.first_over_steady"))
+    return " and ".join("%s for %s" % (times(r.bench("models.%s.ratios.first_over_steady" % model)),
+                                       r.bench("models.%s.name" % model)) for model in ("default", "demo"))
 
 
 def rss_default(r):
@@ -467,6 +493,8 @@ BLOCKS = {
     "fusion-speedup": (False, fusion_speedup),
     "original-all-cores": (False, original_all_cores),
     "demo-costs": (False, demo_costs),
+    "original-mxnet14": (False, original_mxnet14),
+    "batching": (False, batching),
     "demo-map": (False, demo_map),
     "workers-threads": (True, workers_threads),
     "first-over-steady": (False, first_over_steady),

@@ -188,9 +188,10 @@ class ContainerServer(object):
 
 class Soak(object):
     def __init__(self, url, seconds, concurrency, server_pid=None, warmup=None, max_requests=None, seed=0,
-                 disk=None, every_process=False):
+                 disk=None, every_process=False, growth_limits=None):
         """`disk`: a callable giving the bytes the server's writable paths use (sampled, checked); `every_process`:
-        check every process's RSS growth, not only the workers' (the container soak)."""
+        check every process's RSS growth, not only the workers' (the container soak); `growth_limits`: a process
+        group's own limit on its RSS growth after warm-up, instead of MAX_RSS_GROWTH."""
         self.url = url.rstrip("/")
         self.seconds = seconds
         self.concurrency = concurrency
@@ -199,6 +200,7 @@ class Soak(object):
         self.watch = ProcessWatch(server_pid) if server_pid else None
         self.disk = disk
         self.every_process = every_process
+        self.growth_limits = dict(growth_limits or {})
         self.disk_samples = []  # (time since start, bytes)
         self.kinds = request_mix()
         weights = np.array([k.weight for k in self.kinds], dtype=np.float64)
@@ -331,9 +333,10 @@ class Soak(object):
         if self.watch and self.every_process:
             for group in groups:
                 growth = self._rss_growth(group)
-                if group != "workers" and growth and growth["growth"] > MAX_RSS_GROWTH:
+                limit = self.growth_limits.get(group, MAX_RSS_GROWTH)
+                if group != "workers" and growth and growth["growth"] > limit:
                     problems.append("%s RSS grew %.1f%% after warm-up (limit %.0f%%)" % (
-                        group, 100 * growth["growth"], 100 * MAX_RSS_GROWTH))
+                        group, 100 * growth["growth"], 100 * limit))
         disk = None
         after_warmup = [b for t, b in self.disk_samples if t >= self.warmup]
         if self.disk and len(after_warmup) >= 2:

@@ -57,8 +57,8 @@ class DetectionService(object):
             self.model = self.entry.model_fn(model_dir)
         else:
             self.model = self._load_target(model_dir, pointer)
-        if pointer is not None and hasattr(self.model, "target_model"):
-            self.model.target_model = pointer["model_name"]
+            if hasattr(self.model, "target_model"):
+                self.model.target_model = pointer["model_name"]
         self.initialized = True
 
     def _load_target(self, mms_dir, pointer):

@@ -115,15 +115,15 @@ def log_config(model_server):
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "logging_config", name)
 
 
-def _write_model_store(run_dir, handler, model_path=None, multi_model=False):
-    """An MMS model store; our handler finds the model itself, so its model path can stay empty. A multi-model
-    endpoint's store starts empty: multimodel.Models writes each model's folder when SageMaker loads it."""
-    store = os.path.join(run_dir, "store")
+def _write_model_store(store, handler, model_path=None, multi_model=False):
+    """An MMS model store in the folder `store`; our handler finds the model itself, so its model path can stay
+    empty. A multi-model endpoint's store starts empty: multimodel.Models writes each model's folder when SageMaker
+    loads it."""
     os.makedirs(store)
     if multi_model:
         return store
     if not model_path:
-        model_path = os.path.join(run_dir, "model-files")
+        model_path = os.path.join(os.path.dirname(store), "model-files")
         os.makedirs(model_path)
     archiver = os.path.abspath(shutil.which("model-archiver") or
                                os.path.join(os.path.dirname(sys.executable), "model-archiver"))
@@ -318,7 +318,7 @@ class ModelServer(object):
 
     def start(self):
         workers, threads = self.settings.workers, self.settings.threads
-        store = _write_model_store(self.run_dir, self.handler, self.model_path, self.multi_model)
+        store = _write_model_store(self.store, self.handler, self.model_path, self.multi_model)
         model_server = _model_server_command()
         config = write_config(self.run_dir, store, self.port, self.mgmt_port, self.settings, host=self.host,
                               jvm_args=self.jvm_args,

@@ -62,6 +62,16 @@ def _server_processes(running):
     return psutil.Process(running.process.pid).children(recursive=True)
 
 
+def _wait_until_taken(running, timeout=10.0):
+    """Wait until the server logs that it took the signal. Python runs a signal handler when the main thread
+    next gets the interpreter: a request the front door's thread answers in that moment (a CI run: the first
+    /ping, a few ms after kill() returned, on a machine busy with the request in flight) is answered as before
+    the signal, and no server can do otherwise."""
+    deadline = time.time() + timeout
+    while "signal 15: draining" not in running.output() and time.time() < deadline:
+        time.sleep(0.01)
+
+
 @contextlib.contextmanager
 def _sigterm_with_a_request_in_flight(demo_model_dir, body, env=None):
     """A server of its own, SIGTERMed SIGNAL_AFTER s into `body`'s request: (server, request, its processes, when)."""
@@ -73,6 +83,7 @@ def _sigterm_with_a_request_in_flight(demo_model_dir, body, env=None):
         time.sleep(SIGNAL_AFTER)
         signalled = time.time()
         running.process.send_signal(signal.SIGTERM)
+        _wait_until_taken(running)
         yield running, in_flight, started_processes, signalled
     finally:
         running.stop()

@@ -8,6 +8,10 @@ The optional last parameter of input_fn, predict_fn and output_fn is there on pu
 1.7 and later pass their MMS Context in it (custom attributes are read from its headers, and errors keep
 their status with a JSON body, no traceback); this project's handler passes the
 X-Amzn-SageMaker-Custom-Attributes header string to input_fn instead. model_fn takes no Context.
+
+predict_batch_fn is this project's own: with server-side batching (SSD_SERVER_BATCH_SIZE > 1) its handler passes it
+the requests Multi Model Server handed over together, to run their images in one forward. An entry point without it
+is served one request at a time; the stock toolkits never call it.
 """
 from ssd_serving import service
 
@@ -22,6 +26,10 @@ def input_fn(request_body, content_type, context=None):
 
 def predict_fn(data, model, context=None):
     return service.predict_fn(data, model, context)
+
+
+def predict_batch_fn(data_list, model):
+    return service.predict_batch_fn(data_list, model)
 
 
 def output_fn(prediction, accept, context=None):

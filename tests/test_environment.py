@@ -30,6 +30,10 @@ def test_defaults_ignore_the_process_environment(monkeypatch):
     ("SAGEMAKER_MULTI_MODEL", "", "multi_model", False),
     ("SSD_MODEL_MEMORY_MB", "512", "model_memory_mb", 512),
     ("SSD_MODELS_PAGE_SIZE", "10", "models_page_size", 10),
+    ("SSD_SERVER_BATCH_SIZE", "", "server_batch_size", 1),
+    ("SSD_SERVER_BATCH_SIZE", "8", "server_batch_size", 8),
+    ("SSD_SERVER_BATCH_DELAY_MS", "", "server_batch_delay_ms", 10),
+    ("SSD_SERVER_BATCH_DELAY_MS", "50", "server_batch_delay_ms", 50),
 ])
 def test_each_setting_is_parsed(name, value, attribute, expected):
     assert getattr(Environment({name: value}), attribute) == expected
@@ -37,6 +41,9 @@ def test_each_setting_is_parsed(name, value, attribute, expected):
 
 def test_the_in_flight_limit_follows_the_workers():
     assert Environment({"SAGEMAKER_MODEL_SERVER_WORKERS": "8"}).max_concurrent_requests == 32
+    # with server-side batching, enough requests in flight to fill every worker's batch twice
+    assert Environment({"SAGEMAKER_MODEL_SERVER_WORKERS": "2",
+                        "SSD_SERVER_BATCH_SIZE": "16"}).max_concurrent_requests == 64
     assert Environment({"SAGEMAKER_MODEL_SERVER_WORKERS": "8", "OMP_NUM_THREADS": "1"}).threads == 1
 
 
@@ -60,6 +67,9 @@ def test_the_in_flight_limit_follows_the_workers():
     ("SAGEMAKER_MULTI_MODEL", "sometimes", "1/true/yes/on or 0/false/no/off"),
     ("SSD_MODEL_MEMORY_MB", "lots", "a whole number >= 1"),
     ("SSD_MODELS_PAGE_SIZE", "0", "a whole number from 1 to 10000"),
+    ("SSD_SERVER_BATCH_SIZE", "0", "a whole number from 1 to 64"),
+    ("SSD_SERVER_BATCH_SIZE", "four", "a whole number from 1 to 64"),
+    ("SSD_SERVER_BATCH_DELAY_MS", "0.5", "a whole number from 1 to 10000"),
 ])
 def test_a_bad_value_is_refused_naming_the_variable_and_what_it_accepts(name, value, accepts):
     with pytest.raises(SettingError) as caught:

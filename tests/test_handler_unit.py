@@ -5,6 +5,7 @@ The context is fake (it holds what MMS's Context holds: the model folder, each r
 and content type set per request); the entry point is the real code/inference.py with the demo model.
 tests/test_server.py runs the same handler inside the real model server.
 """
+import base64
 import io
 import json
 import sys
@@ -193,3 +194,73 @@ def test_a_multi_model_worker_never_falls_back_to_another_model_and_says_why(tmp
         patch.undo()
     with open("%s/%s" % (mms_dir, LOAD_ERROR_FILE)) as stream:
         assert "holds no exported model" in stream.read()
+
+
+JPEG = {"Content-Type": "image/jpeg"}
+
+
+def _same_detections(one, other):
+    """Detections of one image run alone and in a batch: the same objects, scores and boxes to float noise."""
+    assert [d["label"] for d in one] == [d["label"] for d in other]
+    for a, b in zip(one, other):
+        assert abs(a["score"] - b["score"]) < 1e-3 and max(abs(x - y) for x, y in zip(a["box"], b["box"])) < 0.5
+
+
+def test_requests_handed_over_together_share_one_forward_and_answer_as_if_alone(service, demo_model_dir, monkeypatch,
+                                                                                 capsys):
+    """Server-side batching (SSD_SERVER_BATCH_SIZE): MMS hands the handler several requests; their single images go
+    through the graph in one forward, a request of several images and a bad one are answered on their own."""
+    scenes = [synthetic_scene(seed, 320, 240)[0] for seed in (11, 12, 13)]
+    listed = json.dumps({"images": [base64.b64encode(encode(rgb)).decode("ascii") for rgb in scenes[:2]]}).encode()
+    alone = [json.loads(_requests(service, demo_model_dir, (encode(rgb), JPEG))[0][0]) for rgb in scenes]
+    forwards = []
+    original = service.model.raw_outputs_many
+
+    def counted(images, times_each):
+        forwards.append(len(images))
+        return original(images, times_each)
+
+    monkeypatch.setattr(service.model, "raw_outputs_many", counted)
+    capsys.readouterr()
+    answers, context = _requests(service, demo_model_dir, *[(encode(rgb), JPEG) for rgb in scenes] + [
+        (b"junk", JPEG), (listed, {"Content-Type": "application/json"})])
+    assert forwards == [3]  # the three single images together; the list's two images one by one (detect)
+    for before, after in zip(alone, answers[:3]):
+        assert json.loads(after)["image_size"] == [320, 240]
+        _same_detections(before["detections"], json.loads(after)["detections"])
+    assert context.statuses == {3: (400, "Bad Request")} and json.loads(answers[3])["request_id"] == "mms-3"
+    for before, result in zip(alone, json.loads(answers[4])):
+        _same_detections(before["detections"], result["detections"])
+    lines = _emf_lines(capsys.readouterr().out)
+    assert [line["Batch"] for line in lines] == [5] * 5 and [line["Status"] for line in lines] == [200] * 3 + [400, 200]
+    # each image of the shared forward waited for all of it
+    assert lines[0]["Forward"] == lines[1]["Forward"] == lines[2]["Forward"] > 0
+
+
+def test_a_failed_shared_forward_fails_its_requests_only_and_the_worker_keeps_serving(service, demo_model_dir,
+                                                                                      monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("the graph fell over")
+    rgb, _, _ = synthetic_scene(14, 320, 240)
+    with monkeypatch.context() as patch:
+        patch.setattr(service.model, "raw_outputs_many", broken)
+        answers, context = _requests(service, demo_model_dir, (encode(rgb), JPEG), (encode(rgb), JPEG),
+                                     (b"junk", JPEG))
+    assert context.statuses == {0: (500, "Internal Server Error"), 1: (500, "Internal Server Error"),
+                                2: (400, "Bad Request")}
+    assert json.loads(answers[1]) == {"error": "internal error: the graph fell over", "status": 500,
+                                      "request_id": "mms-1"}
+    answers, context = _requests(service, demo_model_dir, (encode(rgb), JPEG), (encode(rgb), JPEG))
+    assert not context.statuses and all("detections" in json.loads(answer) for answer in answers)
+
+
+def test_an_entry_point_without_predict_batch_fn_is_served_one_request_at_a_time(service, demo_model_dir,
+                                                                                 monkeypatch):
+    import types
+    entry = service.entry
+    own = types.SimpleNamespace(input_fn=entry.input_fn, predict_fn=entry.predict_fn, output_fn=entry.output_fn)
+    monkeypatch.setattr(service, "entry", own)
+    monkeypatch.setattr(service.model, "raw_outputs_many", None)  # would fail if called
+    rgb, _, _ = synthetic_scene(15, 320, 240)
+    answers, context = _requests(service, demo_model_dir, (encode(rgb), JPEG), (encode(rgb), JPEG))
+    assert not context.statuses and json.loads(answers[0]) == json.loads(answers[1])

@@ -30,6 +30,15 @@ def test_limits_and_an_out_of_memory_jvm_exits(tmp_path):
     assert "max_request_size=1000000" in lines
     assert "max_response_size=%d" % (6 * 1024 * 1024 + (1 << 20)) in lines
     assert "vmargs=-XX:+ExitOnOutOfMemoryError" in lines
+    assert "load_models=ALL" in lines
+
+
+def test_a_batching_server_loads_no_model_at_start_it_registers_it_with_its_batch_size(tmp_path):
+    """MMS gives the models it loads at start a batch size of one (register_batched_model does the rest; its
+    behaviour is tests/test_server_batching.py's)."""
+    settings = Environment({"SSD_SERVER_BATCH_SIZE": "4"})
+    with open(serving.write_config(str(tmp_path), "/store", 8080, 8081, settings, host="127.0.0.1")) as stream:
+        assert "load_models=" in stream.read().splitlines()
 
 
 @pytest.mark.parametrize("model_server, minutes_or_seconds", [("mxnet-model-server", 3600), ("multi-model-server", 60)])

@@ -44,6 +44,10 @@ METRICS_NAMESPACE_ENV = "SSD_METRICS_NAMESPACE"  # the CloudWatch namespace of t
 MULTI_MODEL_ENV = "SAGEMAKER_MULTI_MODEL"
 MODEL_MEMORY_ENV = "SSD_MODEL_MEMORY_MB"     # memory one more model needs before it is loaded (default: estimated)
 MODELS_PAGE_SIZE_ENV = "SSD_MODELS_PAGE_SIZE"  # models per page of GET /models
+# Server-side batching: Multi Model Server hands a worker up to this many requests at once (its batch_size), and
+# their images run through the graph in one forward; it waits up to the delay (its max_batch_delay) to fill one
+SERVER_BATCH_SIZE_ENV = "SSD_SERVER_BATCH_SIZE"
+SERVER_BATCH_DELAY_ENV = "SSD_SERVER_BATCH_DELAY_MS"
 
 CONTEXTS = ("auto", "eia", "gpu", "cpu")
 # latency: one worker on every core (each request as fast as it gets); throughput: one single-threaded worker per
@@ -61,6 +65,8 @@ DEFAULT_MAX_RECORDS = 1000                    # images in one batch request (lin
 PRECISIONS = ("auto", "fp32", "int8")
 DEFAULT_MAX_IMAGE_PIXELS = 64 * 1000 * 1000   # above a 48 MP photo, below a decompression bomb
 DEFAULT_MAX_IMAGES = 16
+MAX_SERVER_BATCH_SIZE = 64
+DEFAULT_SERVER_BATCH_DELAY_MS = 10
 DEFAULT_MAX_REQUEST_BYTES = 6553500           # Multi Model Server's default; SageMaker's own limit is 6 MB
 # A worker whose answer exceeds MMS's max_response_size (6553500 by default, also in AWS's toolkit) is
 # disconnected and restarted by MMS: answers stay under it, with room for MMS's framing.
@@ -207,6 +213,9 @@ class Environment(object):
         self._given_threads = read.integer(THREADS_ENV, None)
         self._given_max_concurrent = read.integer(MAX_CONCURRENT_ENV, None)
         self._given_transforms = read.integer(MAX_CONCURRENT_TRANSFORMS_ENV, None)
+        # 1 (the default): no server-side batching, each request is its own forward (docs/performance.md says why)
+        self.server_batch_size = read.integer(SERVER_BATCH_SIZE_ENV, 1, 1, MAX_SERVER_BATCH_SIZE)
+        self.server_batch_delay_ms = read.integer(SERVER_BATCH_DELAY_ENV, DEFAULT_SERVER_BATCH_DELAY_MS, 1, 10000)
         self.layout_reason = None
         self.choose_layout()
         # seconds a request may wait for one of those slots before a 503 (SageMaker gives up after 60 s)
@@ -249,12 +258,19 @@ class Environment(object):
                 why += ("; %d worker(s) fit in the memory" % max_workers if max_workers else
                         "; one worker, though its estimate is over the memory")
         self.threads = self._given_threads or max(1, cores // self.workers)
-        # requests read and handed to the model server at a time: enough to keep every worker busy
-        self.max_concurrent_requests = self._given_max_concurrent or max(16, 4 * self.workers)
+        # requests read and handed to the model server at a time
+        # enough to keep every worker busy, and to fill each worker's batch twice over when batching
+        self.max_concurrent_requests = self._given_max_concurrent or max(
+            16, 4 * self.workers, 2 * self.server_batch_size * self.workers)
         # requests a transform job sends at a time: one per worker keeps each busy without queueing
         self.max_concurrent_transforms = self._given_transforms or self.workers
         self.layout_reason = why
         return why
+
+    @property
+    def server_batching(self):
+        """Whether Multi Model Server hands workers several requests at once (SSD_SERVER_BATCH_SIZE > 1)."""
+        return self.server_batch_size > 1
 
     @property
     def records_answered_in_place(self):

@@ -159,6 +159,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
     queue_timeout = None
     execution_parameters = None  # the JSON document of GET /execution-parameters
     models = None  # a multimodel.Models on a multi-model endpoint (SAGEMAKER_MULTI_MODEL=true), else None
+    invocations_path = None  # MMS's path for /invocations when it is not /invocations (FrontDoor says when)
 
     def version_string(self):
         return self.server_version
@@ -425,6 +426,9 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
         if self.models is not None:
             self._multi_model(path, head_only)
             return
+        if path == "/invocations" and self.invocations_path:
+            self._forward(head_only, self.invocations_path + self.path[len(path):])
+            return
         self._forward(head_only=head_only)
 
     # --- a multi-model endpoint's /models API (multimodel.py does the work)
@@ -530,13 +534,16 @@ class FrontDoor(object):
 
     def __init__(self, port, upstream_port, health, max_body, host="0.0.0.0", upstream_timeout=150.0,
                  idle_timeout=120.0, max_connections=512, max_in_flight=16, queue_timeout=30.0,
-                 execution_parameters=None, models=None):
+                 execution_parameters=None, models=None, invocations_path=None):
+        """`invocations_path`: where MMS answers /invocations, when not at /invocations (a model registered through
+        its management API, as a batching server's is, is not MMS's default model)."""
         self.admission = Admission(max_in_flight)
         handler = type("BoundFrontDoorHandler", (FrontDoorHandler,), {
             "upstream_port": upstream_port, "health": staticmethod(health), "max_body": max_body,
             "upstream_timeout": upstream_timeout, "timeout": idle_timeout,
             "admission": self.admission, "max_in_flight": max_in_flight,
-            "queue_timeout": queue_timeout, "execution_parameters": execution_parameters, "models": models})
+            "queue_timeout": queue_timeout, "execution_parameters": execution_parameters, "models": models,
+            "invocations_path": invocations_path})
         self.httpd = _ThreadingHTTPServer((host, port), handler, max_connections)
         self.port = self.httpd.server_address[1]
         self.thread = None

@@ -73,67 +73,125 @@ class DetectionService(object):
             record_load_error(mms_dir, error)
             raise
 
-    def _answer(self, context, index, request):
-        started = time.perf_counter()
-        waited = timing.queue_wait_ms(_header(context, index, timing.RECEIVED_AT_HEADER))
-        request_id = _request_id(context, index)
-        body = request.get("body")
-        if body is None:
-            body = request.get("data")
-        content_type = _header(context, index, "Content-Type")
-        accept = _header(context, index, "Accept")
-        attributes = _header(context, index, CUSTOM_ATTRIBUTES)
-        prediction = None
-        times = timing.StageTimes()
-        status = 200
-        try:
-            data = self.entry.input_fn(body, content_type, attributes)
-            prediction = self.entry.predict_fn(data, self.model)
-            # the prediction's own StageTimes, unless an entry point of the user's returns something else
-            found = getattr(prediction, "times", None)
-            times = found if isinstance(found, timing.StageTimes) else times
-            with times.stage("encode"):
-                payload, media = self.entry.output_fn(prediction, accept)
-            context.set_response_content_type(index, media)
-            return payload
-        except InferenceError as error:
-            status = error.status_code
-            LOG.info("request %s refused with %d: %s", request_id, error.status_code, error)
-            return self._fail(context, index, error.status_code, error.phrase, error.body(request_id))
-        except Exception as error:  # keep the worker serving; the client learns it was our fault
-            status = 500
-            LOG.exception("request %s failed", request_id)
-            body = error_json(500, "internal error: %s" % (error,), request_id)
-            return self._fail(context, index, 500, "Internal Server Error", body)
-        finally:
-            self._log_times(times, prediction, waited, request_id, status, started)
+    def handle(self, data, context):
+        """Answer MMS's batch (one request, or up to SSD_SERVER_BATCH_SIZE with server-side batching) in order:
+        input_fn for each, then one predict_batch_fn over those read (when the entry point has it and there are
+        several) or predict_fn for each, then output_fn for each. A request that fails is answered with its
+        error; the others are still answered."""
+        calls = [_Call(context, index, request) for index, request in enumerate(data)]
+        for call in calls:
+            self._run(call, self._read)
+        pending = [call for call in calls if call.answer is None]
+        predict_batch = getattr(self.entry, "predict_batch_fn", None)
+        if len(pending) > 1 and predict_batch is not None:
+            self._predict_together(pending, predict_batch)
+        else:
+            for call in pending:
+                self._run(call, self._predict)
+        for call in calls:
+            if call.answer is None:
+                self._run(call, self._write)
+            self._log_times(call, len(calls))
+        return [call.answer for call in calls]
 
-    def _log_times(self, times, prediction, waited, request_id, status, started):
+    def _read(self, call):
+        call.data = self.entry.input_fn(call.body, call.content_type, call.attributes)
+
+    def _predict(self, call):
+        self._predicted(call, self.entry.predict_fn(call.data, self.model))
+
+    @staticmethod
+    def _predicted(call, prediction):
+        call.prediction = prediction
+        # the prediction's own StageTimes, unless an entry point of the user's returns something else
+        found = getattr(prediction, "times", None)
+        if isinstance(found, timing.StageTimes):
+            call.times = found
+
+    def _predict_together(self, calls, predict_batch):
+        try:
+            outcomes = predict_batch([call.data for call in calls], self.model)
+            if len(outcomes) != len(calls):
+                raise RuntimeError("predict_batch_fn returned %d results for %d requests" % (len(outcomes), len(calls)))
+        except Exception as error:  # pylint: disable=broad-except
+            outcomes = [error] * len(calls)
+        for call, outcome in zip(calls, outcomes):
+            if isinstance(outcome, Exception):
+                self._run(call, _raise, outcome)
+            else:
+                self._predicted(call, outcome)
+
+    def _write(self, call):
+        with call.times.stage("encode"):
+            payload, media = self.entry.output_fn(call.prediction, call.accept)
+        call.context.set_response_content_type(call.index, media)
+        call.answer = payload
+
+    def _run(self, call, step, *args):
+        """step(call, *args); a failure becomes the call's error answer (a 4xx for an InferenceError, else a 500)."""
+        try:
+            step(call, *args)
+        except InferenceError as error:
+            call.status = error.status_code
+            LOG.info("request %s refused with %d: %s", call.request_id, error.status_code, error)
+            call.answer = call.fail(error.status_code, error.phrase, error.body(call.request_id))
+        except Exception as error:  # keep the worker serving; the client learns it was our fault
+            call.status = 500
+            LOG.exception("request %s failed", call.request_id)
+            call.answer = call.fail(500, "Internal Server Error",
+                                    error_json(500, "internal error: %s" % (error,), call.request_id))
+
+    def _log_times(self, call, batch_size):
         """The request's stages as one CloudWatch EMF line on stdout (SSD_REQUEST_METRICS=0 turns them off)."""
         settings = self.settings
         if not settings.request_metrics:
             return
-        total_ms = (time.perf_counter() - started) * 1000.0
-        if waited is not None:
-            times.add("queue_wait", waited)
+        total_ms = (time.perf_counter() - call.started) * 1000.0
+        times = call.times
+        if call.waited is not None:
+            times.add("queue_wait", call.waited)
+        prediction = call.prediction
         info = getattr(prediction, "model_info", None) or getattr(self.model, "info", None) or {}
         images = len(getattr(prediction, "results", None) or ())
-        document = timing.emf_document(times, settings.metrics_namespace, info.get("name"), request_id, status, images,
-                                       total_ms)
+        document = timing.emf_document(times, settings.metrics_namespace, info.get("name"), call.request_id,
+                                       call.status, images, total_ms)
+        if batch_size > 1:  # requests MMS handed over together (server-side batching)
+            document["Batch"] = batch_size
         if info.get("target_model"):  # a multi-model endpoint's name for the model, searchable in Logs Insights
             document["TargetModel"] = info["target_model"]
         line = json.dumps(document, separators=(",", ":"))
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 
-    @staticmethod
-    def _fail(context, index, status, phrase, body):
-        context.set_response_status(status, phrase, index)
-        context.set_response_content_type(index, "application/json")
-        return body
 
-    def handle(self, data, context):
-        return [self._answer(context, index, request) for index, request in enumerate(data)]
+def _raise(call, error):
+    raise error
+
+
+class _Call(object):
+    """One request of MMS's batch: what it brought, how far it got, and its answer once it has one."""
+
+    def __init__(self, context, index, request):
+        self.started = time.perf_counter()
+        self.context = context
+        self.index = index
+        self.waited = timing.queue_wait_ms(_header(context, index, timing.RECEIVED_AT_HEADER))
+        self.request_id = _request_id(context, index)
+        body = request.get("body")
+        self.body = request.get("data") if body is None else body
+        self.content_type = _header(context, index, "Content-Type")
+        self.accept = _header(context, index, "Accept")
+        self.attributes = _header(context, index, CUSTOM_ATTRIBUTES)
+        self.data = None
+        self.prediction = None
+        self.times = timing.StageTimes()
+        self.status = 200
+        self.answer = None
+
+    def fail(self, status, phrase, body):
+        self.context.set_response_status(status, phrase, self.index)
+        self.context.set_response_content_type(self.index, "application/json")
+        return body
 
 
 _service = DetectionService()

@@ -161,7 +161,8 @@ class Models(object):
 
     def _register(self, model):
         query = urlencode({"url": model.mms_name, "model_name": model.mms_name, "synchronous": "true",
-                           "initial_workers": self.settings.workers})
+                           "initial_workers": self.settings.workers, "batch_size": self.settings.server_batch_size,
+                           "max_batch_delay": self.settings.server_batch_delay_ms})
         timeout = self.settings.response_timeout + REGISTER_GRACE_SECONDS
         try:
             status, body = self._mms("POST", "/models?" + query, timeout)

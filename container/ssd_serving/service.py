@@ -16,6 +16,7 @@ from __future__ import absolute_import
 import io
 import logging
 import sys
+from collections import namedtuple
 
 import numpy as np
 from PIL import Image
@@ -137,39 +138,105 @@ def _usable(error):
     return error.status_code < 500 and not isinstance(error, UnsupportedMediaTypeError)
 
 
+def _default_media(raw):
+    return raw.media if raw.media in JSON_LINES_TYPES else None
+
+
 def _predict(raw, detector):
     """Decode the request's images one at a time (large JPEGs at reduced scale, never below the model's input)
     and detect. In batch mode (SAGEMAKER_BATCH) a record that cannot be used is answered in its place."""
-    settings = detector.settings
     times = StageTimes()
-    in_place = settings.records_answered_in_place
-    default_media = raw.media if raw.media in JSON_LINES_TYPES else None
+    request = _split(raw, detector, times)
+    if isinstance(request, Prediction):
+        return request
+    return _detect_each(request, raw, detector, times)
+
+
+def _split(raw, detector, times):
+    """The request's images (a DetectionRequest); in batch mode, the Prediction answering a body that cannot be used."""
+    settings = detector.settings
     try:
-        request = split_request(raw, settings)
+        return split_request(raw, settings)
     except InferenceError as error:
-        if not (in_place and _usable(error)):
+        if not (settings.records_answered_in_place and _usable(error)):
             raise
-        return Prediction([RecordError(error)], detector.info, False, settings, default_media, times)
-    target_size = (detector.input_width, detector.input_height)
+        return Prediction([RecordError(error)], detector.info, False, settings, _default_media(raw), times)
+
+
+def _decode_item(item, request, detector, times):
+    """Decode one image of the request and return its class filter (model class ids, None for all). An image that
+    cannot be used is raised as its InferenceError, or in batch mode returned as the RecordError answering it."""
+    settings = detector.settings
+    try:
+        with times.stage("decode"):
+            item.decode(settings, (detector.input_width, detector.input_height))
+        return item.params.class_ids(detector.classes)
+    except InferenceError as error:
+        error = item.named(error) if request.batch else error
+        if not (settings.records_answered_in_place and _usable(error)):
+            raise error
+        return RecordError(error)
+
+
+def _detect_each(request, raw, detector, times):
+    """Each image of the request decoded and detected in turn: a batch keeps one decoded image at a time."""
     results = []
     for item in request.items:
-        try:
-            with times.stage("decode"):
-                item.decode(settings, target_size)
-            class_ids = item.params.class_ids(detector.classes)
-        except InferenceError as error:
-            error = item.named(error) if request.batch else error
-            if not (in_place and _usable(error)):
-                raise error
-            results.append(RecordError(error))
+        class_ids = _decode_item(item, request, detector, times)
+        if isinstance(class_ids, RecordError):
+            results.append(class_ids)
             continue
         decoded = item.image
         detections = detector.detect(decoded.rgb, threshold=item.params.threshold, top_k=item.params.top_k,
                                      class_ids=class_ids, original_size=decoded.original_size, times=times)
         if len(request.items) > 1:
-            decoded.rgb = None  # only a single image is drawn: a batch keeps one decoded image at a time
+            decoded.rgb = None  # only a single image is drawn
         results.append(ImageResult(detections, decoded))
-    return Prediction(results, detector.info, request.batch, settings, default_media, times)
+    return Prediction(results, detector.info, request.batch, detector.settings, _default_media(raw), times)
+
+
+# a request of one image waiting for the shared forward of predict_batch_fn
+_LoneImage = namedtuple("_LoneImage", "position raw item class_ids times")
+
+
+def predict_batch_fn(requests, detector):
+    """Predictions for several requests at once (server-side batching, SSD_SERVER_BATCH_SIZE): the images of the
+    requests that hold one image each go through the graph together, in one forward; other requests are answered
+    one by one. The list holds each request's Prediction, or the exception it failed
+    with, in order: one bad request never fails the others."""
+    settings = detector.settings
+    outcomes = [None] * len(requests)
+    together = []
+    for position, raw in enumerate(requests):
+        times = StageTimes()
+        try:
+            request = _split(raw, detector, times)
+            if isinstance(request, Prediction):
+                outcomes[position] = request
+            elif request.batch or len(request.items) != 1:
+                outcomes[position] = _detect_each(request, raw, detector, times)
+            else:
+                class_ids = _decode_item(request.items[0], request, detector, times)
+                if isinstance(class_ids, RecordError):
+                    outcomes[position] = Prediction([class_ids], detector.info, False, settings, _default_media(raw),
+                                                    times)
+                else:
+                    together.append(_LoneImage(position, raw, request.items[0], class_ids, times))
+        except Exception as error:  # pylint: disable=broad-except
+            outcomes[position] = error
+    if together:  # MMS hands over at most SSD_SERVER_BATCH_SIZE requests: one forward for their images
+        options = [{"threshold": lone.item.params.threshold, "top_k": lone.item.params.top_k,
+                    "class_ids": lone.class_ids, "original_size": lone.item.image.original_size} for lone in together]
+        try:
+            found = detector.detect_many([lone.item.image.rgb for lone in together], options,
+                                         [lone.times for lone in together])
+        except Exception as error:  # pylint: disable=broad-except
+            found = [error] * len(together)
+        for lone, detections in zip(together, found):
+            outcomes[lone.position] = detections if isinstance(detections, Exception) else Prediction(
+                [ImageResult(detections, lone.item.image)], detector.info, False, settings, _default_media(lone.raw),
+                lone.times)
+    return outcomes
 
 
 def _step(context, function, *args):

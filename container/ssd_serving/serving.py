@@ -151,7 +151,9 @@ def write_config(run_dir, store, port, mgmt_port, settings, host="0.0.0.0", mode
         "inference_address=http://%s:%d" % (host, port),
         "management_address=http://127.0.0.1:%d" % mgmt_port,
         "model_store=%s" % store,
-        "load_models=ALL",
+        # MMS loads the models it finds at start with a batch size of one: a batching server registers its model
+        # through the management API instead (register_batched_model)
+        "load_models=%s" % ("" if settings.server_batching and not settings.multi_model else "ALL"),
         "default_workers_per_model=%d" % settings.workers,
         # The worker's model load (with warm-up) and each request must finish within this.
         "default_response_timeout=%d" % response_timeout_setting(model_server, settings.response_timeout),
@@ -232,6 +234,28 @@ def management_answers(mgmt_port, timeout=2.0):
         return False
 
 
+def register_batched_model(mgmt_port, settings, timeout=10.0):
+    """Register the store's model with MMS's batching (SSD_SERVER_BATCH_SIZE, SSD_SERVER_BATCH_DELAY_MS) and the
+    workers wanted; MMS loads it in the background (wait_ready watches). Raises RuntimeError if MMS refuses."""
+    import http.client
+    from urllib.parse import urlencode
+    query = urlencode({"url": MODEL_NAME, "model_name": MODEL_NAME, "batch_size": settings.server_batch_size,
+                       "max_batch_delay": settings.server_batch_delay_ms, "initial_workers": settings.workers,
+                       "synchronous": "false"})
+    connection = http.client.HTTPConnection("127.0.0.1", mgmt_port, timeout=timeout)
+    try:
+        connection.request("POST", "/models?" + query)
+        reply = connection.getresponse()
+        body = reply.read().decode("utf-8", "replace")
+    finally:
+        connection.close()
+    if reply.status not in (200, 202):
+        raise RuntimeError("the model server refused to register the model with batch size %d: %d %s" % (
+            settings.server_batch_size, reply.status, body.strip()))
+    LOG.info("model registered with server-side batching: up to %d request(s) per worker call, waiting up to "
+             "%d ms to fill one", settings.server_batch_size, settings.server_batch_delay_ms)
+
+
 def _alive_since(pid, marked_at):
     """Whether process `pid` runs (not a zombie) and is the one that wrote a marker at `marked_at`."""
     import psutil  # a dependency of Multi Model Server, pinned in every image and environment
@@ -261,6 +285,8 @@ class ModelServer(object):
         self.stopping = False
         self.ready_dir = os.path.join(self.run_dir, "ready")
         self.multi_model = settings.multi_model
+        # a batching server's model is registered once MMS's management API answers (register_batched_model)
+        self.to_register = settings.server_batching and not self.multi_model
         self.store = os.path.join(self.run_dir, "store")
 
     def request_stop(self):
@@ -345,6 +371,13 @@ class ModelServer(object):
                 return False
             if self.multi_model and management_answers(self.mgmt_port):
                 return True
+            if self.to_register and management_answers(self.mgmt_port):
+                try:
+                    register_batched_model(self.mgmt_port, self.settings)
+                except (OSError, RuntimeError) as err:
+                    LOG.error("%s", err)
+                    return False
+                self.to_register = False
             if self.models_loaded() and "READY" in (worker_status(self.mgmt_port) or []):
                 return True
             _sleep(0.5, give_up)
@@ -523,7 +556,8 @@ def serve(port=None):
                           upstream_timeout=settings.response_timeout + UPSTREAM_GRACE_SECONDS,
                           max_in_flight=settings.max_concurrent_requests, queue_timeout=settings.queue_timeout,
                           execution_parameters=settings.execution_parameters(),
-                          models=Models(server.mgmt_port, server.store, settings) if settings.multi_model else None)
+                          models=Models(server.mgmt_port, server.store, settings) if settings.multi_model else None,
+                          invocations_path="/predictions/%s" % MODEL_NAME if server.to_register else None)
     except OSError as err:
         LOG.error("not starting: cannot listen on port %d: %s", public_port, err)
         server.cleanup()

@@ -39,6 +39,9 @@ SCHEMA = 1
 DEFAULT_MODEL_NAME = "ssd_512_resnet50_v1_voc"
 CONCURRENCY = (1, 2, 4, 8)
 DEPLOY_CONCURRENCY = 8  # the deploy targets' throughput is compared at this concurrency only, to keep the run short
+# server-side batching as measured: MMS hands a worker up to this many requests, waiting up to this long for them
+SERVER_BATCH_SIZE = 4
+SERVER_BATCH_DELAY_MS = 10
 EI_PYTHON_ENV = "BENCH_EI_PYTHON"
 # what each deploy target's row is: (key, section of a model's entry, label)
 DEPLOY_TARGETS = (("ei", "ei_stack", "ei stack"), ("cpu_fp32", "served", "cpu fp32"), ("cpu_int8", "int8", "cpu int8"))
@@ -305,7 +308,8 @@ class Server(object):
         self.log.close()
 
 
-def our_server(label, model_dir, log_dir, workers=None, threads=None, python=None, precision="fp32", layout=None):
+def our_server(label, model_dir, log_dir, workers=None, threads=None, python=None, precision="fp32", layout=None,
+               extra_env=None):
     """Our server (front door + MMS) from `python`'s environment (default: this one's, the cpu stack).
     `layout`: SSD_WORKER_LAYOUT (default: the server's own choice)."""
     python = python or sys.executable
@@ -313,8 +317,10 @@ def our_server(label, model_dir, log_dir, workers=None, threads=None, python=Non
     env["SSD_MODEL_DIR"] = model_dir
     # each row serves the graph it is labelled with, whatever SSD_PRECISION=auto would pick on this CPU
     env["SSD_PRECISION"] = precision
-    for name in ("SAGEMAKER_MODEL_SERVER_WORKERS", "OMP_NUM_THREADS", "SSD_CONTEXT", "SSD_WORKER_LAYOUT"):
+    for name in ("SAGEMAKER_MODEL_SERVER_WORKERS", "OMP_NUM_THREADS", "SSD_CONTEXT", "SSD_WORKER_LAYOUT",
+                 "SSD_SERVER_BATCH_SIZE", "SSD_SERVER_BATCH_DELAY_MS"):
         env.pop(name, None)
+    env.update(extra_env or {})
     if layout:
         env["SSD_WORKER_LAYOUT"] = layout
     if workers:
@@ -466,6 +472,13 @@ def worker_stages(server, request_ids):
     return dict((name, round(float(np.percentile(values, 50)), 2)) for name, values in found.items())
 
 
+def requests_per_worker_call(server):
+    """How many requests the worker calls of a batching server answered together: {"mean", "max"} over every
+    request it logged (EMF lines; a line without "Batch" was answered alone)."""
+    sizes = [json.loads(line).get("Batch", 1) for line in server.output().splitlines() if line.startswith('{"_aws":')]
+    return {"mean": round(float(np.mean(sizes)), 2), "max": int(max(sizes))} if sizes else None
+
+
 class Floor(object):
     """bench/floor.py kept running: the graph's forward, timed on request between the servers' requests."""
 
@@ -579,6 +592,10 @@ def measure_model(key, spec, entry, photos, photos_dir, plan, log_dir, cores, on
         if cores > 1 and not plan.quick:
             specs.append(("alternative", lambda: our_server("%s-%s" % (key, other_layout), spec["dir"], log_dir,
                                                             layout=other_layout)))
+        # the default layout with MMS's server-side batching (SSD_SERVER_BATCH_SIZE)
+        specs.append(("batched", lambda: our_server("%s-batched" % key, spec["dir"], log_dir, layout=served_layout,
+                                                    extra_env={"SSD_SERVER_BATCH_SIZE": str(SERVER_BATCH_SIZE),
+                                                               "SSD_SERVER_BATCH_DELAY_MS": str(SERVER_BATCH_DELAY_MS)})))
         if int8_dir:
             specs.append(("int8", lambda: our_server("%s-int8" % key, int8_dir, log_dir, precision="int8",
                                                      layout=served_layout)))
@@ -614,6 +631,8 @@ def measure_model(key, spec, entry, photos, photos_dir, plan, log_dir, cores, on
             if "alternative" in servers:
                 probes.append(("alternative:jpeg_640x480", timed_post(
                     sessions["alternative"], servers["alternative"].url, *request_body(photos, "jpeg_640x480")), 1))
+            probes.append(("batched:jpeg_640x480", timed_post(
+                sessions["batched"], servers["batched"].url, *request_body(photos, "jpeg_640x480")), 1))
             if "int8" in servers:
                 probes.append(("int8_floor", lambda: floors["int8"].forward(1), 1))
                 probes.append(("int8:jpeg_640x480", timed_post(sessions["int8"], servers["int8"].url,
@@ -661,6 +680,9 @@ def measure_model(key, spec, entry, photos, photos_dir, plan, log_dir, cores, on
 
             entry["served"] = server_entry("served")
             entry["served"]["worker_stages_ms"] = worker_stages(servers["served"], answered["served"])
+            entry["batched"] = server_entry("batched")
+            entry["batched"].update({"server_batch_size": SERVER_BATCH_SIZE,
+                                     "server_batch_delay_ms": SERVER_BATCH_DELAY_MS})
             for name_, section in (("alternative", "alternative_config"), ("original", "original"),
                                    ("original_all_cores", "original_all_cores"),
                                    ("original_mxnet14", "original_mxnet14")):
@@ -691,7 +713,7 @@ def measure_model(key, spec, entry, photos, photos_dir, plan, log_dir, cores, on
             # throughput: the two worker layouts in turn at each concurrency, again under the same load, and
             # at DEPLOY_CONCURRENCY the other deploy targets (int8, the ei stack) in the same turn
             layouts = (("served", "served"), ("alternative_config", "alternative"))
-            deploy_targets = (("int8", "int8"), ("ei_stack", "ei"))
+            deploy_targets = (("batched", "batched"), ("int8", "int8"), ("ei_stack", "ei"))
             for section, server_name in layouts + deploy_targets:
                 if server_name in servers:
                     entry[section]["throughput"] = {}
@@ -703,8 +725,9 @@ def measure_model(key, spec, entry, photos, photos_dir, plan, log_dir, cores, on
                                           concurrency=concurrency, duration=plan.throughput_s)
                     entry[section]["throughput"][str(concurrency)] = measured
                     log("  %s %s concurrency %d: %.2f req/s" % (name, server_name, concurrency, measured["rps"]))
+            entry["batched"]["requests_per_worker_call"] = requests_per_worker_call(servers["batched"])
             for section, server_name in (("served", "served"), ("alternative_config", "alternative"),
-                                         ("int8", "int8"), ("ei_stack", "ei"), ("original", "original"),
+                                         ("batched", "batched"), ("int8", "int8"), ("ei_stack", "ei"), ("original", "original"),
                                          ("original_all_cores", "original_all_cores"),
                                          ("original_mxnet14", "original_mxnet14")):
                 if server_name in servers:
@@ -853,6 +876,11 @@ def ratios_for(entry):
         values["int8_e2e_speedup"] = ratio(ours_jpeg, p50(int8, "jpeg_640x480"))
     if int8.get("accuracy"):
         values["int8_map_drop_points"] = int8["accuracy"].get("drop_points")
+    batched = entry.get("batched") or {}
+    at_deploy = lambda section: section.get("throughput", {}).get(str(DEPLOY_CONCURRENCY), {}).get("rps")  # noqa
+    if batched.get("latency_ms"):  # MMS's server-side batching against the same layout without it
+        values["batched_p50_over_default"] = ratio(p50(batched, "jpeg_640x480"), ours_jpeg)
+        values["batched_rps_over_default_c%d" % DEPLOY_CONCURRENCY] = ratio(at_deploy(batched), at_deploy(served))
     alternative = entry.get("alternative_config")
     if alternative and "throughput" in alternative:
         values["alternative_p50_over_default"] = ratio(p50(alternative, "jpeg_640x480"), ours_jpeg)
@@ -967,6 +995,13 @@ def table(report):
     add("  throughput req/s at concurrency 1/2/4/8", lambda e: " / ".join(
         fmt(e["alternative_config"]["throughput"][str(c)]["rps"]) for c in CONCURRENCY))
     add("  RSS per worker, MB", lambda e: ", ".join(fmt(v) for v in e["alternative_config"]["rss_mb_per_worker"]))
+    add("server-side batching (MMS batch_size %d, max_batch_delay %d ms), default layout" % (
+        SERVER_BATCH_SIZE, SERVER_BATCH_DELAY_MS), lambda e: e["batched"]["config"])
+    add("  /invocations jpeg_640x480 p50/p90/p99 ms", lambda e: lat(e["batched"], "jpeg_640x480"))
+    add("  throughput req/s at concurrency %d; requests per worker call, mean / max" % DEPLOY_CONCURRENCY,
+        lambda e: "%s; %s / %s" % (fmt(e["batched"]["throughput"][str(DEPLOY_CONCURRENCY)]["rps"]),
+                                   fmt(e["batched"]["requests_per_worker_call"]["mean"]),
+                                   e["batched"]["requests_per_worker_call"]["max"]))
     add("int8: floor p50 ms", lambda e: fmt(e["int8"]["floor"]["forward_ms"]["p50"]) if e["int8"].get("floor")
         else e["int8"].get("skipped", "-"))
     add("int8: /invocations jpeg_640x480 p50/p90/p99 ms", lambda e: lat(e["int8"], "jpeg_640x480"))
@@ -991,7 +1026,8 @@ def table(report):
              "speedup_vs_original_p50_jpeg_in", "speedup_vs_original_all_cores_p50", "speedup_vs_original_mxnet14_p50",
              "int8_speedup_vs_original_mxnet14_p50", "first_over_steady", "first_after_ready_over_steady",
              "jpeg_12mp_over_640", "base64_12mp_over_640", "fusion_speedup", "batch4_forward_per_image_gain",
-             "alternative_p50_over_default", "alternative_peak_rps_over_default", "int8_floor_speedup",
+             "alternative_p50_over_default", "alternative_peak_rps_over_default", "batched_p50_over_default",
+             "batched_rps_over_default_c%d" % DEPLOY_CONCURRENCY, "int8_floor_speedup",
              "int8_e2e_speedup", "int8_e2e_p50_ms", "int8_map_drop_points"]
     for name in names:
         values = []

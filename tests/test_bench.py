@@ -35,6 +35,11 @@ def test_quick_bench_writes_the_table_and_json(tmp_path):
     assert "skipped" in demo["alternative_config"] and "skipped" in demo["original_all_cores"]  # full runs only
     assert demo["original"]["latency_ms"]["base64_json_640x480"]["p50"] > 0
     assert "skipped" in demo["cold_start"]
+    # MMS's server-side batching, end to end: the requests at concurrency 8 reached the workers together
+    batched = demo["batched"]
+    assert batched["server_batch_size"] == 4 and batched["latency_ms"]["jpeg_640x480"]["p50"] > 0
+    assert batched["throughput"]["8"]["rps"] > 0 and batched["requests_per_worker_call"]["max"] >= 2
+    assert demo["ratios"]["batched_rps_over_default_c8"] > 0 and "server-side batching (MMS batch_size 4" in done.stdout
     if demo["floor"]["device"] == "cpu":
         assert demo["int8"]["floor"]["precision"] == "int8" and demo["int8"]["accuracy"]["drop_points"] is not None
     for name in ("e2e_p50_over_floor", "speedup_vs_original_p50", "first_over_steady", "jpeg_12mp_over_640"):

@@ -35,6 +35,10 @@ def test_quick_bench_writes_the_table_and_json(tmp_path):
     assert "skipped" in demo["alternative_config"] and "skipped" in demo["original_all_cores"]  # full runs only
     assert demo["original"]["latency_ms"]["base64_json_640x480"]["p50"] > 0
     assert "skipped" in demo["cold_start"]
+    if demo["served"]["config"].endswith("x 1 thread(s)") and report["host"]["cpus"] > 1:
+        # the floor at the workers' own thread count too, and the worker's forward against it
+        assert demo["floor"]["forward_at_worker_threads_ms"]["threads"] == 1
+        assert demo["ratios"]["worker_forward_over_floor_at_its_threads"] > 0
     # MMS's server-side batching, end to end: the requests at concurrency 8 reached the workers together
     batched = demo["batched"]
     assert batched["server_batch_size"] == 4 and batched["latency_ms"]["jpeg_640x480"]["p50"] > 0

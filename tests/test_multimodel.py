@@ -262,3 +262,39 @@ def test_not_enough_memory_is_507(tmp_path_factory, models):
         assert requests.get(server.url + "/ping", timeout=5).status_code == 200
     finally:
         server.stop()
+
+
+def test_server_side_batching_reaches_a_loaded_models_worker(tmp_path_factory, models):
+    """SSD_SERVER_BATCH_SIZE on a multi-model endpoint: each model is registered with MMS's batch size, so invokes
+    sent together reach its worker together, and each is answered with its own detections."""
+    server = _server(tmp_path_factory, SSD_SERVER_BATCH_SIZE="4", SSD_SERVER_BATCH_DELAY_MS="400",
+                     SAGEMAKER_MODEL_SERVER_WORKERS="1")
+    try:
+        assert load(server, "demo", models["demo"]).status_code == 200
+        body, boxes, class_ids = _scene()
+        replies = [None] * 3
+        barrier = threading.Barrier(3)
+
+        def send(index):
+            barrier.wait()
+            replies[index] = invoke(server, "demo", body,
+                                    headers={"X-Amzn-SageMaker-Custom-Attributes": "threshold=%s" % RECALL_SCORE})
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert [reply.status_code for reply in replies] == [200] * 3
+        assert len(set(json.dumps(reply.json()["detections"]) for reply in replies)) == 1
+        ids = set(reply.headers["X-Ssd-Request-Id"] for reply in replies)
+        deadline = time.time() + 10
+        while True:
+            lines = [json.loads(line) for line in server.output().splitlines() if line.startswith('{"_aws":')]
+            batches = [line.get("Batch", 1) for line in lines if line["RequestId"] in ids]
+            if len(batches) == 3 or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        assert len(batches) == 3 and max(batches) >= 2, batches
+    finally:
+        server.stop()

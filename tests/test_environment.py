@@ -42,8 +42,10 @@ def test_each_setting_is_parsed(name, value, attribute, expected):
 def test_the_in_flight_limit_follows_the_workers():
     assert Environment({"SAGEMAKER_MODEL_SERVER_WORKERS": "8"}).max_concurrent_requests == 32
     # with server-side batching, enough requests in flight to fill every worker's batch twice
-    assert Environment({"SAGEMAKER_MODEL_SERVER_WORKERS": "2",
-                        "SSD_SERVER_BATCH_SIZE": "16"}).max_concurrent_requests == 64
+    batching = Environment({"SAGEMAKER_MODEL_SERVER_WORKERS": "2", "SSD_SERVER_BATCH_SIZE": "16"})
+    assert batching.max_concurrent_requests == 64
+    # and a transform job is asked to send a full batch per worker
+    assert batching.execution_parameters()["MaxConcurrentTransforms"] == 32
     assert Environment({"SAGEMAKER_MODEL_SERVER_WORKERS": "8", "OMP_NUM_THREADS": "1"}).threads == 1
 
 

@@ -262,8 +262,9 @@ class Environment(object):
         # enough to keep every worker busy, and to fill each worker's batch twice over when batching
         self.max_concurrent_requests = self._given_max_concurrent or max(
             16, 4 * self.workers, 2 * self.server_batch_size * self.workers)
-        # requests a transform job sends at a time: one per worker keeps each busy without queueing
-        self.max_concurrent_transforms = self._given_transforms or self.workers
+        # requests a transform job sends at a time: one per worker keeps each busy without queueing (a full batch
+        # per worker when batching)
+        self.max_concurrent_transforms = self._given_transforms or self.workers * self.server_batch_size
         self.layout_reason = why
         return why
 

@@ -258,6 +258,33 @@ def batching(r):
     return "; ".join(parts)
 
 
+def server_batching(r):
+    """Each model's default layout with MMS's server-side batching against the same layout without it."""
+    rows = ["| model | layout | p50 at concurrency 1, without / with | req/s at concurrency 8, without / with "
+            "| requests per worker call at concurrency 8 and above, mean |", "| --- | --- | --- | --- | --- |"]
+    for model in ("default", "demo"):
+        m = r.bench("models." + model)
+        served, batched = m["served"], m["batched"]
+        concurrency = str(max(int(c) for c in batched["throughput"]))
+        rows.append("| %s | %s, batch %d, %d ms | %s / %s ms (%s) | %s / %s (%s) | %s |" % (
+            m["name"], served["config"], batched["server_batch_size"], batched["server_batch_delay_ms"],
+            ms(served["latency_ms"]["jpeg_640x480"]["p50"]), ms(batched["latency_ms"]["jpeg_640x480"]["p50"]),
+            times(m["ratios"]["batched_p50_over_default"]), rate(served["throughput"][concurrency]["rps"]),
+            rate(batched["throughput"][concurrency]["rps"]),
+            times(m["ratios"]["batched_rps_over_default_c%s" % concurrency]),
+            batched["requests_per_worker_call"]["mean"]))
+    return "\n".join(rows)
+
+
+def worker_forward(r):
+    """The demo model's forward inside its serving worker against a clean process's at the same thread count."""
+    m = r.bench("models.demo")
+    at_threads = m["floor"]["forward_at_worker_threads_ms"]
+    return "%s ms inside the worker against %s ms in a clean process with the same %d thread%s (%s)" % (
+        ms(m["served"]["worker_stages_ms"]["Forward"]), ms(at_threads["p50"]), at_threads["threads"],
+        "" if at_threads["threads"] == 1 else "s", times(m["ratios"]["worker_forward_over_floor_at_its_threads"]))
+
+
 def demo_costs(r):
     return "a %s ms forward, and %s ms more end to end" % (ms(r.bench("models.demo.floor.forward_ms.p50")),
                                                             ms(r.bench("models.demo.ratios.e2e_p50_minus_floor_ms")))
@@ -495,6 +522,8 @@ BLOCKS = {
     "demo-costs": (False, demo_costs),
     "original-mxnet14": (False, original_mxnet14),
     "batching": (False, batching),
+    "server-batching": (True, server_batching),
+    "worker-forward": (False, worker_forward),
     "demo-map": (False, demo_map),
     "workers-threads": (True, workers_threads),
     "first-over-steady": (False, first_over_steady),

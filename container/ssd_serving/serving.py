@@ -285,8 +285,11 @@ class ModelServer(object):
         self.stopping = False
         self.ready_dir = os.path.join(self.run_dir, "ready")
         self.multi_model = settings.multi_model
-        # a batching server's model is registered once MMS's management API answers (register_batched_model)
-        self.to_register = settings.server_batching and not self.multi_model
+        # a batching server's model is registered once MMS's management API answers (register_batched_model), so
+        # it is not MMS's default model: /invocations goes to its own path
+        self.registers_model = settings.server_batching and not self.multi_model
+        self.invocations_path = "/predictions/%s" % MODEL_NAME if self.registers_model else None
+        self._registered = False
         self.store = os.path.join(self.run_dir, "store")
 
     def request_stop(self):
@@ -371,13 +374,13 @@ class ModelServer(object):
                 return False
             if self.multi_model and management_answers(self.mgmt_port):
                 return True
-            if self.to_register and management_answers(self.mgmt_port):
+            if self.registers_model and not self._registered and management_answers(self.mgmt_port):
                 try:
                     register_batched_model(self.mgmt_port, self.settings)
                 except (OSError, RuntimeError) as err:
                     LOG.error("%s", err)
                     return False
-                self.to_register = False
+                self._registered = True
             if self.models_loaded() and "READY" in (worker_status(self.mgmt_port) or []):
                 return True
             _sleep(0.5, give_up)
@@ -557,7 +560,7 @@ def serve(port=None):
                           max_in_flight=settings.max_concurrent_requests, queue_timeout=settings.queue_timeout,
                           execution_parameters=settings.execution_parameters(),
                           models=Models(server.mgmt_port, server.store, settings) if settings.multi_model else None,
-                          invocations_path="/predictions/%s" % MODEL_NAME if server.to_register else None)
+                          invocations_path=server.invocations_path)
     except OSError as err:
         LOG.error("not starting: cannot listen on port %d: %s", public_port, err)
         server.cleanup()

@@ -259,7 +259,8 @@ def test_a_drain_gives_up_after_its_timeout_or_when_aborted(upstream):
         assert door.front.drain(0.3) == (1, 1)
         assert door.front.drain(30, abort=lambda: True) == (1, 1)
         posting.join(10)
-        assert door.front.drain(0) == (0, 0)
+        # the handler frees its slot just after the answer's last byte: the client may see the answer first
+        assert door.front.drain(10)[1] == 0
     finally:
         door.front.stop()
 

@@ -206,13 +206,8 @@ def _same_detections(one, other):
         assert abs(a["score"] - b["score"]) < 1e-3 and max(abs(x - y) for x, y in zip(a["box"], b["box"])) < 0.5
 
 
-def test_requests_handed_over_together_share_one_forward_and_answer_as_if_alone(service, demo_model_dir, monkeypatch,
-                                                                                 capsys):
-    """Server-side batching (SSD_SERVER_BATCH_SIZE): MMS hands the handler several requests; their single images go
-    through the graph in one forward, a request of several images and a bad one are answered on their own."""
-    scenes = [synthetic_scene(seed, 320, 240)[0] for seed in (11, 12, 13)]
-    listed = json.dumps({"images": [base64.b64encode(encode(rgb)).decode("ascii") for rgb in scenes[:2]]}).encode()
-    alone = [json.loads(_requests(service, demo_model_dir, (encode(rgb), JPEG))[0][0]) for rgb in scenes]
+def _count_forwards(service, monkeypatch):
+    """The list that each forward of the worker's model appends its number of images to."""
     forwards = []
     original = service.model.raw_outputs_many
 
@@ -221,10 +216,22 @@ def test_requests_handed_over_together_share_one_forward_and_answer_as_if_alone(
         return original(images, times_each)
 
     monkeypatch.setattr(service.model, "raw_outputs_many", counted)
+    return forwards
+
+
+def test_requests_handed_over_together_share_one_forward_and_answer_as_if_alone(service, demo_model_dir, monkeypatch,
+                                                                                 capsys):
+    """Server-side batching (SSD_SERVER_BATCH_SIZE): MMS hands the handler several requests; their single images go
+    through the graph in one forward, a request of several images and a bad one are answered on their own."""
+    scenes = [synthetic_scene(seed, 320, 240)[0] for seed in (11, 12, 13)]
+    listed = json.dumps({"images": [base64.b64encode(encode(rgb)).decode("ascii") for rgb in scenes[:2]]}).encode()
+    alone = [json.loads(_requests(service, demo_model_dir, (encode(rgb), JPEG))[0][0]) for rgb in scenes]
+    forwards = _count_forwards(service, monkeypatch)
     capsys.readouterr()
     answers, context = _requests(service, demo_model_dir, *[(encode(rgb), JPEG) for rgb in scenes] + [
         (b"junk", JPEG), (listed, {"Content-Type": "application/json"})])
-    assert forwards == [3]  # the three single images together; the list's two images one by one (detect)
+    # the list's two images one at a time as its request is read in turn, then the three single images together
+    assert forwards == [1, 1, 3]
     for before, after in zip(alone, answers[:3]):
         assert json.loads(after)["image_size"] == [320, 240]
         _same_detections(before["detections"], json.loads(after)["detections"])
@@ -260,7 +267,8 @@ def test_an_entry_point_without_predict_batch_fn_is_served_one_request_at_a_time
     entry = service.entry
     own = types.SimpleNamespace(input_fn=entry.input_fn, predict_fn=entry.predict_fn, output_fn=entry.output_fn)
     monkeypatch.setattr(service, "entry", own)
-    monkeypatch.setattr(service.model, "raw_outputs_many", None)  # would fail if called
+    forwards = _count_forwards(service, monkeypatch)
     rgb, _, _ = synthetic_scene(15, 320, 240)
     answers, context = _requests(service, demo_model_dir, (encode(rgb), JPEG), (encode(rgb), JPEG))
     assert not context.statuses and json.loads(answers[0]) == json.loads(answers[1])
+    assert forwards == [1, 1]

@@ -117,14 +117,7 @@ class Detector(mx.gluon.Block):
     def raw_outputs(self, rgb, times=NO_TIMES):
         """Run the graph on one HxWx3 uint8 RGB image: (class ids, scores, boxes) in the input frame.
         `times` (timing.StageTimes) gets the preprocess and forward stages."""
-        with times.stage("preprocess"):
-            x = self.preprocess(rgb)
-            if self.device_name == "gpu":  # EI takes inputs on the CPU and moves them itself
-                x = x.as_in_context(self.ctx)
-            x.wait_to_read()  # MXNet runs asynchronously: without this, its time would count as the forward's
-        with times.stage("forward"):
-            ids, scores, boxes = self.net(x)
-            return ids[0].asnumpy()[:, 0], scores[0].asnumpy()[:, 0], boxes[0].asnumpy()
+        return self.raw_outputs_many([rgb], [times])[0]
 
     def raw_outputs_many(self, images, times_each):
         """raw_outputs for several images in one forward (server-side batching), one list entry per image. Each
@@ -133,17 +126,26 @@ class Detector(mx.gluon.Block):
         for rgb, times in zip(images, times_each):
             with times.stage("preprocess"):
                 x = self.preprocess(rgb)
-                x.wait_to_read()
+                if self.device_name == "gpu":  # EI takes inputs on the CPU and moves them itself
+                    x = x.as_in_context(self.ctx)
+                x.wait_to_read()  # MXNet runs asynchronously: without this, its time would count as the forward's
             inputs.append(x)
         started = time.perf_counter()
         batch = mx.nd.concat(*inputs, dim=0) if len(inputs) > 1 else inputs[0]
-        if self.device_name == "gpu":
-            batch = batch.as_in_context(self.ctx)
         ids, scores, boxes = (output.asnumpy() for output in self.net(batch))
         forward_ms = (time.perf_counter() - started) * 1000.0
         for times in times_each:
             times.add("forward", forward_ms)
         return [(ids[i][:, 0], scores[i][:, 0], boxes[i]) for i in range(len(inputs))]
+
+    def detect(self, rgb, threshold=0.0, top_k=None, class_ids=None, original_size=None, times=NO_TIMES):
+        """Detections for one image as dicts, boxes in `original_size` (w, h) pixels, best first.
+
+        `original_size` defaults to the array's own size; it differs when the image was decoded
+        at reduced scale. `times` (timing.StageTimes) gets the preprocess, forward and postprocess stages.
+        """
+        option = {"threshold": threshold, "top_k": top_k, "class_ids": class_ids, "original_size": original_size}
+        return self.detect_many([rgb], [option], [times])[0]
 
     def detect_many(self, images, options, times_each):
         """detect() for several images with one forward; `options`: each image's detect() keyword arguments
@@ -156,16 +158,6 @@ class Detector(mx.gluon.Block):
                                               option.get("top_k"), option.get("class_ids"),
                                               option.get("original_size")))
         return found
-
-    def detect(self, rgb, threshold=0.0, top_k=None, class_ids=None, original_size=None, times=NO_TIMES):
-        """Detections for one image as dicts, boxes in `original_size` (w, h) pixels, best first.
-
-        `original_size` defaults to the array's own size; it differs when the image was decoded
-        at reduced scale. `times` (timing.StageTimes) gets the preprocess, forward and postprocess stages.
-        """
-        ids, scores, boxes = self.raw_outputs(rgb, times)
-        with times.stage("postprocess"):
-            return self._detections(ids, scores, boxes, rgb.shape, threshold, top_k, class_ids, original_size)
 
     def _detections(self, ids, scores, boxes, shape, threshold, top_k, class_ids, original_size):
         height, width = shape[0], shape[1]

@@ -274,6 +274,12 @@ class Environment(object):
         return self.server_batch_size > 1
 
     @property
+    def registers_batched_model(self):
+        """Whether the launcher registers the one model itself, once MMS's management API answers: MMS gives the models
+        it loads at start a batch size of one. A multi-model endpoint registers each model it loads anyway."""
+        return self.server_batching and not self.multi_model
+
+    @property
     def records_answered_in_place(self):
         """Whether a bad record gets its {"error", "status"} document in the answer (batch mode) instead of
         failing the whole request with its 4xx (real-time endpoints, or SSD_STRICT_RECORDS=1)."""

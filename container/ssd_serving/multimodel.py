@@ -134,6 +134,26 @@ class Model(object):
         return document
 
 
+def management_request(mgmt_port, method, path, timeout):
+    """(status, body text) of one request to MMS's management API on its loopback port."""
+    connection = http.client.HTTPConnection("127.0.0.1", mgmt_port, timeout=timeout)
+    try:
+        connection.request(method, path)
+        reply = connection.getresponse()
+        return reply.status, reply.read().decode("utf-8", "replace")
+    finally:
+        connection.close()
+
+
+def registration_path(mms_name, settings, synchronous):
+    """MMS's `POST /models` path that registers the store's folder `mms_name` with the workers and the server-side
+    batching (batch_size, max_batch_delay) the settings ask for; MMS answers once loaded only if `synchronous`."""
+    return "/models?" + urlencode({
+        "url": mms_name, "model_name": mms_name, "synchronous": "true" if synchronous else "false",
+        "initial_workers": settings.workers, "batch_size": settings.server_batch_size,
+        "max_batch_delay": settings.server_batch_delay_ms})
+
+
 class Models(object):
     """The models of a multi-model endpoint, loaded into the MMS listening for management on `mgmt_port`, whose
     model store is `store`. Thread-safe: the front door calls it from one thread per connection."""
@@ -151,21 +171,13 @@ class Models(object):
     # --- MMS's management API
 
     def _mms(self, method, path, timeout):
-        connection = http.client.HTTPConnection("127.0.0.1", self.mgmt_port, timeout=timeout)
-        try:
-            connection.request(method, path)
-            reply = connection.getresponse()
-            return reply.status, reply.read().decode("utf-8", "replace")
-        finally:
-            connection.close()
+        return management_request(self.mgmt_port, method, path, timeout)
 
     def _register(self, model):
-        query = urlencode({"url": model.mms_name, "model_name": model.mms_name, "synchronous": "true",
-                           "initial_workers": self.settings.workers, "batch_size": self.settings.server_batch_size,
-                           "max_batch_delay": self.settings.server_batch_delay_ms})
         timeout = self.settings.response_timeout + REGISTER_GRACE_SECONDS
         try:
-            status, body = self._mms("POST", "/models?" + query, timeout)
+            status, body = self._mms("POST", registration_path(model.mms_name, self.settings, synchronous=True),
+                                     timeout)
         except (OSError, http.client.HTTPException) as err:
             status, body = None, "%s: %s" % (err.__class__.__name__, err)
         if status == 200:

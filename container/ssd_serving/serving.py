@@ -30,7 +30,7 @@ from .errors import ModelLoadError
 from .front import FrontDoor
 from .memory import memory_size, plan_memory, worker_estimate, workers_that_fit
 from .model import candidate_contexts, choose_graph, find_model_dir, verify_params
-from .multimodel import Models
+from .multimodel import Models, management_request, registration_path
 from .ports import INTERNAL_PORTS, MMS_PORT_LIMIT, free_port, port_is_free
 
 LOG = logging.getLogger("ssd_serving.serving")
@@ -153,7 +153,7 @@ def write_config(run_dir, store, port, mgmt_port, settings, host="0.0.0.0", mode
         "model_store=%s" % store,
         # MMS loads the models it finds at start with a batch size of one: a batching server registers its model
         # through the management API instead (register_batched_model)
-        "load_models=%s" % ("" if settings.server_batching and not settings.multi_model else "ALL"),
+        "load_models=%s" % ("" if settings.registers_batched_model else "ALL"),
         "default_workers_per_model=%d" % settings.workers,
         # The worker's model load (with warm-up) and each request must finish within this.
         "default_response_timeout=%d" % response_timeout_setting(model_server, settings.response_timeout),
@@ -237,21 +237,11 @@ def management_answers(mgmt_port, timeout=2.0):
 def register_batched_model(mgmt_port, settings, timeout=10.0):
     """Register the store's model with MMS's batching (SSD_SERVER_BATCH_SIZE, SSD_SERVER_BATCH_DELAY_MS) and the
     workers wanted; MMS loads it in the background (wait_ready watches). Raises RuntimeError if MMS refuses."""
-    import http.client
-    from urllib.parse import urlencode
-    query = urlencode({"url": MODEL_NAME, "model_name": MODEL_NAME, "batch_size": settings.server_batch_size,
-                       "max_batch_delay": settings.server_batch_delay_ms, "initial_workers": settings.workers,
-                       "synchronous": "false"})
-    connection = http.client.HTTPConnection("127.0.0.1", mgmt_port, timeout=timeout)
-    try:
-        connection.request("POST", "/models?" + query)
-        reply = connection.getresponse()
-        body = reply.read().decode("utf-8", "replace")
-    finally:
-        connection.close()
-    if reply.status not in (200, 202):
+    status, body = management_request(mgmt_port, "POST", registration_path(MODEL_NAME, settings, synchronous=False),
+                                      timeout)
+    if status not in (200, 202):
         raise RuntimeError("the model server refused to register the model with batch size %d: %d %s" % (
-            settings.server_batch_size, reply.status, body.strip()))
+            settings.server_batch_size, status, body.strip()))
     LOG.info("model registered with server-side batching: up to %d request(s) per worker call, waiting up to "
              "%d ms to fill one", settings.server_batch_size, settings.server_batch_delay_ms)
 
@@ -287,8 +277,7 @@ class ModelServer(object):
         self.multi_model = settings.multi_model
         # a batching server's model is registered once MMS's management API answers (register_batched_model), so
         # it is not MMS's default model: /invocations goes to its own path
-        self.registers_model = settings.server_batching and not self.multi_model
-        self.invocations_path = "/predictions/%s" % MODEL_NAME if self.registers_model else None
+        self.invocations_path = "/predictions/%s" % MODEL_NAME if settings.registers_batched_model else None
         self._registered = False
         self.store = os.path.join(self.run_dir, "store")
 
@@ -374,7 +363,7 @@ class ModelServer(object):
                 return False
             if self.multi_model and management_answers(self.mgmt_port):
                 return True
-            if self.registers_model and not self._registered and management_answers(self.mgmt_port):
+            if self.settings.registers_batched_model and not self._registered and management_answers(self.mgmt_port):
                 try:
                     register_batched_model(self.mgmt_port, self.settings)
                 except (OSError, RuntimeError) as err:

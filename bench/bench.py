@@ -459,23 +459,26 @@ def stage_timings(model_dir, photos_dir, plan, threads):
     return json.loads(output.stdout.strip().splitlines()[-1])
 
 
+def emf_documents(server):
+    """The request lines the server's worker logged (CloudWatch EMF documents, one per request)."""
+    return [json.loads(line) for line in server.output().splitlines() if line.startswith('{"_aws":')]
+
+
 def worker_stages(server, request_ids):
     """p50 per stage, ms, of the requests `request_ids` as the server's worker logged them (EMF lines)."""
     wanted = set(request_ids)
     found = {}
-    for line in server.output().splitlines():
-        if line.startswith('{"_aws":'):
-            document = json.loads(line)
-            if document.get("RequestId") in wanted:
-                for metric in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-                    found.setdefault(metric["Name"], []).append(document[metric["Name"]])
+    for document in emf_documents(server):
+        if document.get("RequestId") in wanted:
+            for metric in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                found.setdefault(metric["Name"], []).append(document[metric["Name"]])
     return dict((name, round(float(np.percentile(values, 50)), 2)) for name, values in found.items())
 
 
 def requests_per_worker_call(server):
     """How many requests the worker calls of a batching server answered together: {"mean", "max"} over every
     request it logged (EMF lines; a line without "Batch" was answered alone)."""
-    sizes = [json.loads(line).get("Batch", 1) for line in server.output().splitlines() if line.startswith('{"_aws":')]
+    sizes = [document.get("Batch", 1) for document in emf_documents(server)]
     return {"mean": round(float(np.mean(sizes)), 2), "max": int(max(sizes))} if sizes else None
 
 

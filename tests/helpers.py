@@ -11,6 +11,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zlib
 
@@ -234,3 +235,45 @@ def synthetic_scene(seed, width, height):
     from ssd_tools.demo import scenes
     rgb, boxes, class_ids = scenes.make_scene(seed, width, height)
     return rgb, boxes, class_ids
+
+
+def emf_lines(output):
+    """The worker's per-request CloudWatch EMF documents in a log: lines that are the JSON document itself."""
+    return [json.loads(line) for line in output.splitlines() if line.startswith('{"_aws":')]
+
+
+def emf_lines_of(server, request_ids, timeout=10.0):
+    """The EMF document of each of `request_ids`, in order, once the server has logged them all."""
+    deadline = time.time() + timeout
+    while True:
+        found = dict((document["RequestId"], document) for document in emf_lines(server.output()))
+        if all(request_id in found for request_id in request_ids):
+            return [found[request_id] for request_id in request_ids]
+        if time.time() > deadline:
+            raise AssertionError("no EMF line for %s in the log:\n%s" % (
+                [r for r in request_ids if r not in found], server.output()[-3000:]))
+        time.sleep(0.2)
+
+
+def assert_same_detections(one, other):
+    """Detections of one image run alone and in a batch: the same objects, scores and boxes to float noise."""
+    assert [d["label"] for d in one] == [d["label"] for d in other]
+    for a, b in zip(one, other):
+        assert abs(a["score"] - b["score"]) < 1e-3 and max(abs(x - y) for x, y in zip(a["box"], b["box"])) < 0.5
+
+
+def all_at_once(send, count, timeout=60):
+    """send(0) ... send(count - 1), each in its own thread and released at the same moment; their results in order."""
+    results = [None] * count
+    barrier = threading.Barrier(count)
+
+    def run(index):
+        barrier.wait()
+        results[index] = send(index)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    return results

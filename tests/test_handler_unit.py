@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import demo_meta, encode, load_entry_point, synthetic_scene
+from helpers import assert_same_detections, demo_meta, emf_lines, encode, load_entry_point, synthetic_scene
 from ssd_serving.handler import DetectionService
 
 
@@ -120,10 +120,6 @@ def test_a_load_only_call_answers_nothing(service, demo_model_dir):
         monkeypatch.undo()
 
 
-def _emf_lines(output):
-    return [json.loads(line) for line in output.splitlines() if line.startswith('{"_aws":')]
-
-
 def test_each_request_logs_its_stages_as_one_emf_line_named_by_its_request_id(service, demo_model_dir, capsys):
     rgb, _, _ = synthetic_scene(5, 640, 480)
     capsys.readouterr()
@@ -132,7 +128,7 @@ def test_each_request_logs_its_stages_as_one_emf_line_named_by_its_request_id(se
                                                 "X-Ssd-Received-At": "%.6f" % (time.time() - 0.05)}),
                                  (b"junk", {"Content-Type": "image/jpeg", "X-Amzn-SageMaker-Inference-Id": "caller-2"}),
                                  (b"junk", {"Content-Type": "image/jpeg"}))
-    good, refused, anonymous = _emf_lines(capsys.readouterr().out)
+    good, refused, anonymous = emf_lines(capsys.readouterr().out)
     assert good["RequestId"] == "front-1" and good["Status"] == 200 and good["Images"] == 1
     assert good["Model"] == demo_meta()["model_name"]
     for name in ("QueueWait", "Decode", "Preprocess", "Forward", "Postprocess", "Encode", "Total"):
@@ -153,7 +149,7 @@ def test_request_metrics_can_be_turned_off(service, demo_model_dir, capsys, monk
     capsys.readouterr()
     answers, context = _requests(service, demo_model_dir, (encode(np.zeros((64, 64, 3), np.uint8)),
                                                            {"Content-Type": "image/jpeg"}))
-    assert "detections" in json.loads(answers[0]) and not _emf_lines(capsys.readouterr().out)
+    assert "detections" in json.loads(answers[0]) and not emf_lines(capsys.readouterr().out)
 
 
 def _pointing_at(folder, tmp_path, name):
@@ -199,13 +195,6 @@ def test_a_multi_model_worker_never_falls_back_to_another_model_and_says_why(tmp
 JPEG = {"Content-Type": "image/jpeg"}
 
 
-def _same_detections(one, other):
-    """Detections of one image run alone and in a batch: the same objects, scores and boxes to float noise."""
-    assert [d["label"] for d in one] == [d["label"] for d in other]
-    for a, b in zip(one, other):
-        assert abs(a["score"] - b["score"]) < 1e-3 and max(abs(x - y) for x, y in zip(a["box"], b["box"])) < 0.5
-
-
 def _count_forwards(service, monkeypatch):
     """The list that each forward of the worker's model appends its number of images to."""
     forwards = []
@@ -234,11 +223,11 @@ def test_requests_handed_over_together_share_one_forward_and_answer_as_if_alone(
     assert forwards == [1, 1, 3]
     for before, after in zip(alone, answers[:3]):
         assert json.loads(after)["image_size"] == [320, 240]
-        _same_detections(before["detections"], json.loads(after)["detections"])
+        assert_same_detections(before["detections"], json.loads(after)["detections"])
     assert context.statuses == {3: (400, "Bad Request")} and json.loads(answers[3])["request_id"] == "mms-3"
     for before, result in zip(alone, json.loads(answers[4])):
-        _same_detections(before["detections"], result["detections"])
-    lines = _emf_lines(capsys.readouterr().out)
+        assert_same_detections(before["detections"], result["detections"])
+    lines = emf_lines(capsys.readouterr().out)
     assert [line["Batch"] for line in lines] == [5] * 5 and [line["Status"] for line in lines] == [200] * 3 + [400, 200]
     # each image of the shared forward waited for all of it
     assert lines[0]["Forward"] == lines[1]["Forward"] == lines[2]["Forward"] > 0

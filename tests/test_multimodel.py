@@ -12,8 +12,8 @@ import pytest
 import requests
 from PIL import Image
 
-from helpers import (DEMO_MODEL, RECALL_SCORE, RunningServer, copy_model, demo_meta, encode, rewrite_meta,
-                     synthetic_scene)
+from helpers import (DEMO_MODEL, RECALL_SCORE, RunningServer, all_at_once, copy_model, demo_meta, emf_lines_of, encode,
+                     rewrite_meta, synthetic_scene)
 
 RENAMED = ["disc", "block", "wedge", "spark"]
 
@@ -272,29 +272,12 @@ def test_server_side_batching_reaches_a_loaded_models_worker(tmp_path_factory, m
     try:
         assert load(server, "demo", models["demo"]).status_code == 200
         body, boxes, class_ids = _scene()
-        replies = [None] * 3
-        barrier = threading.Barrier(3)
-
-        def send(index):
-            barrier.wait()
-            replies[index] = invoke(server, "demo", body,
-                                    headers={"X-Amzn-SageMaker-Custom-Attributes": "threshold=%s" % RECALL_SCORE})
-
-        threads = [threading.Thread(target=send, args=(i,)) for i in range(3)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
+        replies = all_at_once(lambda index: invoke(server, "demo", body, headers={
+            "X-Amzn-SageMaker-Custom-Attributes": "threshold=%s" % RECALL_SCORE}), 3)
         assert [reply.status_code for reply in replies] == [200] * 3
         assert len(set(json.dumps(reply.json()["detections"]) for reply in replies)) == 1
-        ids = set(reply.headers["X-Ssd-Request-Id"] for reply in replies)
-        deadline = time.time() + 10
-        while True:
-            lines = [json.loads(line) for line in server.output().splitlines() if line.startswith('{"_aws":')]
-            batches = [line.get("Batch", 1) for line in lines if line["RequestId"] in ids]
-            if len(batches) == 3 or time.time() > deadline:
-                break
-            time.sleep(0.2)
-        assert len(batches) == 3 and max(batches) >= 2, batches
+        lines = emf_lines_of(server, [reply.headers["X-Ssd-Request-Id"] for reply in replies])
+        batches = [line.get("Batch", 1) for line in lines]
+        assert max(batches) >= 2, batches
     finally:
         server.stop()

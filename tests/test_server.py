@@ -4,13 +4,12 @@ import io
 import json
 import os
 import shutil
-import time
 
 import pytest
 import requests
 from PIL import Image
 
-from helpers import RunningServer, assert_scene_found_over_http, demo_meta, encode, synthetic_scene
+from helpers import RunningServer, assert_scene_found_over_http, demo_meta, emf_lines_of, encode, synthetic_scene
 
 
 def test_ping(server):
@@ -122,22 +121,11 @@ def test_a_malformed_setting_stops_the_server_at_start_naming_it(demo_model_dir,
         running.stop()
 
 
-def _emf_line_of(server, request_id, timeout=10):
-    """The worker's EMF line for `request_id`: a log line that is the JSON document itself, no prefix."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for line in server.output().splitlines():
-            if line.startswith('{"_aws":') and '"RequestId":"%s"' % request_id in line:
-                return json.loads(line)
-        time.sleep(0.2)
-    raise AssertionError("no EMF line for %s in the log:\n%s" % (request_id, server.output()[-3000:]))
-
-
 def test_each_request_is_timed_by_stage_in_a_cloudwatch_emf_line_under_its_id(server, photo_jpeg):
     reply = server.post(photo_jpeg)
     assert reply.status_code == 200
     request_id = reply.headers["X-Ssd-Request-Id"]
-    document = _emf_line_of(server, request_id)
+    document, = emf_lines_of(server, [request_id])
     metrics = [m["Name"] for m in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
     assert metrics == ["QueueWait", "Decode", "Preprocess", "Forward", "Postprocess", "Encode", "Total"]
     assert document["Status"] == 200 and document["Model"] == demo_meta()["model_name"]
@@ -150,7 +138,7 @@ def test_a_refused_request_names_the_callers_inference_id_in_its_body_header_and
     reply = server.post(b"not an image", headers={"X-Amzn-SageMaker-Inference-Id": "caller-42"})
     assert reply.status_code == 400
     assert reply.json()["request_id"] == "caller-42" and reply.headers["X-Ssd-Request-Id"] == "caller-42"
-    document = _emf_line_of(server, "caller-42")
+    document, = emf_lines_of(server, ["caller-42"])
     assert document["Status"] == 400 and "Forward" not in document
     # the front door's own refusals carry an id too
     too_large = server.post(b"x" * (7 * 1024 * 1024))

@@ -1,13 +1,10 @@
 """Server-side batching in the real Multi Model Server (SSD_SERVER_BATCH_SIZE): concurrent requests reach one worker
 together, their images run in one forward, and each gets its own answer, as it would alone."""
-import json
-import threading
-import time
-
 import pytest
 import requests
 
-from helpers import RECALL_SCORE, assert_scene_detected, demo_meta, encode, ready_server, synthetic_scene
+from helpers import (RECALL_SCORE, all_at_once, assert_same_detections, assert_scene_detected, demo_meta,
+                     emf_lines_of, encode, ready_server, synthetic_scene)
 
 BATCH = 4
 
@@ -20,33 +17,10 @@ def batching_server(demo_model_dir):
         yield running
 
 
-def _emf_lines(server, request_ids, timeout=10.0):
-    deadline = time.time() + timeout
-    while True:
-        lines = dict((doc["RequestId"], doc) for doc in (json.loads(line) for line in server.output().splitlines()
-                                                         if line.startswith('{"_aws":')))
-        if all(rid in lines for rid in request_ids) or time.time() > deadline:
-            return [lines.get(rid) for rid in request_ids]
-        time.sleep(0.2)
-
-
 def _post_together(server, bodies):
     """POST every (body, content type) at the same moment, each on its own connection; the replies in order."""
-    replies = [None] * len(bodies)
-    barrier = threading.Barrier(len(bodies))
-
-    def send(index):
-        body, content_type = bodies[index]
-        barrier.wait()
-        replies[index] = server.post(body, content_type, headers={
-            "X-Amzn-SageMaker-Custom-Attributes": "threshold=%s" % RECALL_SCORE})
-
-    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(bodies))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return replies
+    return all_at_once(lambda index: server.post(*bodies[index], headers={
+        "X-Amzn-SageMaker-Custom-Attributes": "threshold=%s" % RECALL_SCORE}), len(bodies))
 
 
 def test_the_model_is_registered_with_the_batch_size(batching_server):
@@ -63,8 +37,7 @@ def test_concurrent_requests_are_answered_together_each_with_its_own_detections(
         assert_scene_detected(boxes, class_ids, reply.json()["detections"], demo_meta()["classes"])
     bad = replies[3]
     assert bad.status_code == 400 and bad.json()["status"] == 400
-    lines = _emf_lines(batching_server, [reply.headers["X-Ssd-Request-Id"] for reply in replies])
-    assert all(lines), "each request logs its EMF line"
+    lines = emf_lines_of(batching_server, [reply.headers["X-Ssd-Request-Id"] for reply in replies])
     # MMS handed them to the worker together: each line counts the requests of its worker call
     assert max(line.get("Batch", 1) for line in lines) >= 2, lines
     assert [line["Status"] for line in lines] == [200, 200, 200, 400]
@@ -79,11 +52,7 @@ def test_a_lone_request_is_answered_after_the_batch_delay_the_same_as_in_a_batch
     together = _post_together(batching_server, [(encode(rgb, "PNG"), "image/png")] * 3)
     for other in together:
         assert other.status_code == 200
-        one, two = reply.json()["detections"], other.json()["detections"]
-        assert [d["label"] for d in one] == [d["label"] for d in two]
-        for a, b in zip(one, two):
-            assert abs(a["score"] - b["score"]) < 1e-3
-            assert max(abs(x - y) for x, y in zip(a["box"], b["box"])) < 0.5
+        assert_same_detections(reply.json()["detections"], other.json()["detections"])
 
 
 def test_the_server_keeps_serving_and_ping_stays_healthy(batching_server):

@@ -168,6 +168,35 @@ def test_other_files_in_opt_ml_model_are_refused_and_listed(demo_model_dir, tmp_
         model_module.find_model_dir(settings=_in_base_dir(other))
 
 
+def test_the_archive_left_beside_what_was_unpacked_from_it_is_passed_over(demo_model_dir, tmp_path):
+    # the SDK's local mode unpacks model.tar.gz into /opt/ml/model and leaves the archive there too
+    folder = _opt_ml_model(tmp_path)
+    inner = copy_model(demo_model_dir, str(folder / "mymodel"), model_name="packed_in_a_folder")
+    (folder / "model.tar.gz").write_bytes(b"the archive")
+    assert artifact.given_model_dir(str(folder)) == inner
+    assert model_module.find_model_dir(settings=_in_base_dir(folder)) == inner
+    top = tmp_path / "top" / "model"
+    copy_model(demo_model_dir, str(top))
+    (top / "model.tar.gz").write_bytes(b"the archive")
+    assert artifact.given_model_dir(str(top)) == str(top)
+    # and no exported model beside it is still refused, saying what is there
+    for case, (junk, listed) in enumerate(((("notes.txt",), "model.tar.gz, notes.txt"), ((), "model.tar.gz"))):
+        (tmp_path / str(case)).mkdir()
+        other = _opt_ml_model(tmp_path / str(case))
+        (other / "model.tar.gz").write_bytes(b"the archive")
+        for name in junk:
+            (other / name).write_text("x")
+        with pytest.raises(ModelLoadError, match=r"holds %s, but no exported model" % listed):
+            model_module.find_model_dir(settings=_in_base_dir(other))
+    (tmp_path / "empty-inner").mkdir()
+    other = _opt_ml_model(tmp_path / "empty-inner")
+    (other / "model.tar.gz").write_bytes(b"the archive")
+    (other / "mymodel").mkdir()
+    (other / "mymodel" / "model.params").write_bytes(b"x")
+    with pytest.raises(ModelLoadError, match=r"holds mymodel/model.params, but no exported model"):
+        artifact.given_model_dir(str(other))
+
+
 def test_an_unreadable_opt_ml_model_is_refused_naming_the_permissions(demo_model_dir, tmp_path, monkeypatch):
     # Tests run as root, who reads any folder: os.access is patched to answer as the image's non-root
     # server user would for a folder it may not read (the container test makes a real one).

@@ -16,6 +16,8 @@ META_FILE = PREFIX + "-meta.json"
 _REQUIRED_KEYS = ("model_name", "classes", "input_width", "input_height", "mean", "std", "weights")
 # Beside the model, a model.tar.gz may carry user code for the entry point (SageMaker's layout): not a model.
 CODE_SUBDIR = "code"
+# The archive itself: the SDK's local mode leaves it beside what it unpacked from it (SageMaker does not)
+ARCHIVE_FILE = "model.tar.gz"
 
 
 def file_sha256(path):
@@ -52,9 +54,10 @@ def read_metadata(model_dir):
 def given_model_dir(path):
     """The model in SageMaker's model folder (`path`, /opt/ml/model): the folder itself or its single subfolder.
 
-    None when it holds no model to serve: absent, empty, or only code/. Anything else that is not a model,
-    or a folder this process cannot read, is a ModelLoadError saying what was found, so a model.tar.gz that
-    was packed wrongly stops the server instead of being passed over for the model baked into the image.
+    None when it holds no model to serve: absent, empty, or only code/. A model.tar.gz beside other entries is
+    the archive they were unpacked from, and is passed over. Anything else that is not a model, or a folder
+    this process cannot read, is a ModelLoadError saying what was found, so a model.tar.gz that was packed
+    wrongly stops the server instead of being passed over for the model baked into the image.
     """
     if not os.path.lexists(path):
         return None
@@ -64,12 +67,13 @@ def given_model_dir(path):
         return None
     if has_model(path):
         return path
-    inner = os.path.join(path, entries[0])
-    if len(entries) == 1 and os.path.isdir(inner):
+    unpacked = [name for name in entries if name != ARCHIVE_FILE] if len(entries) > 1 else entries
+    inner = os.path.join(path, unpacked[0])
+    if len(unpacked) == 1 and os.path.isdir(inner):
         require_readable(inner)
         if has_model(inner):
             return inner
-        entries = ["%s/%s" % (entries[0], name) for name in sorted(os.listdir(inner))]
+        entries = ["%s/%s" % (unpacked[0], name) for name in sorted(os.listdir(inner))]
     shown = ", ".join(entries[:20]) + (" and %d more" % (len(entries) - 20) if len(entries) > 20 else "")
     raise ModelLoadError("%s holds %s, but no exported model (%s, %s and %s at its top or in one folder); "
                          "pack those three files at the top of model.tar.gz (python -m ssd_tools.export "

@@ -27,6 +27,7 @@ class Upstream(object):
         self.seen = []
         self.answer = (200, {"Content-Type": "application/json"}, b'{"ok": true}')
         self.delay = 0.0
+        self.hold = None  # a threading.Event: each request waits at the model server until it is set
         upstream = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -39,6 +40,8 @@ class Upstream(object):
                 length = int(self.headers.get("Content-Length") or 0)
                 upstream.seen.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
                                       "body": self.rfile.read(length)})
+                if upstream.hold is not None:
+                    upstream.hold.wait(30)
                 time.sleep(upstream.delay)
                 status, headers, body = upstream.answer
                 self.send_response(status)
@@ -195,15 +198,17 @@ def test_a_model_server_that_is_gone_is_503_and_one_too_slow_is_504(upstream):
 
 def test_requests_beyond_the_in_flight_limit_wait_then_get_503(upstream):
     door = Door(upstream.port, max_in_flight=1, queue_timeout=0.3)
-    upstream.delay = 1.5
+    upstream.hold = threading.Event()  # the first request holds the one slot until the test lets it go
     try:
         first = threading.Thread(target=requests.post, args=(door.url + "/invocations",), kwargs={"data": b"a"})
         first.start()
-        time.sleep(0.3)
+        _wait_until(lambda: len(upstream.seen) == 1)
         assert "the server is busy" in _json_error(requests.post(door.url + "/invocations", data=b"b"), 503)
-        first.join()
-        assert len(upstream.seen) == 1
+        upstream.hold.set()
+        first.join(10)
+        assert not first.is_alive() and len(upstream.seen) == 1
     finally:
+        upstream.hold.set()
         door.front.stop()
 
 

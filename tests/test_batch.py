@@ -3,6 +3,9 @@ bad record answered in its place instead of failing a job (a setting restores st
 import base64
 import io
 import json
+import re
+import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -12,7 +15,7 @@ from PIL import Image
 from helpers import encode, ready_server, synthetic_scene
 from ssd_serving import service
 from ssd_serving.environment import Environment, SettingError
-from ssd_serving.errors import BadRequestError, UnsupportedMediaTypeError
+from ssd_serving.errors import BadRequestError, TooManyRecordsError, UnsupportedMediaTypeError
 from ssd_serving.request import parse_request
 from ssd_serving.serving import write_config
 
@@ -30,7 +33,8 @@ def scene(seed, width=320, height=240):
 # --- settings and /execution-parameters -------------------------------------------------------------------
 
 @pytest.mark.parametrize("environ, expected", [
-    ({}, {"MaxConcurrentTransforms": 1, "BatchStrategy": "MultiRecord", "MaxPayloadInMB": 6}),
+    ({}, {"MaxConcurrentTransforms": 1, "BatchStrategy": "SingleRecord", "MaxPayloadInMB": 6}),
+    (BATCH, {"MaxConcurrentTransforms": 1, "BatchStrategy": "SingleRecord", "MaxPayloadInMB": 6}),
     ({"SAGEMAKER_BATCH_STRATEGY": "SINGLE_RECORD", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "50",
       "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": "3"},
      {"MaxConcurrentTransforms": 3, "BatchStrategy": "SingleRecord", "MaxPayloadInMB": 50}),
@@ -57,6 +61,18 @@ def test_the_payload_setting_raises_the_request_and_answer_limits_and_the_model_
 def test_bad_batch_settings_stop_the_server(name, value):
     with pytest.raises(SettingError, match="%s=" % name):
         Environment({name: value})
+
+
+@pytest.mark.parametrize("environ, record_seconds, expected", [
+    (BATCH, 0.7, 85),  # ssd_512_resnet50_v1 on 2 vCPUs: 60 s of the 120 s timeout
+    (dict(BATCH, SSD_RESPONSE_TIMEOUT="10"), 1.0, 5),
+    (dict(BATCH, SSD_RESPONSE_TIMEOUT="10", SSD_SERVER_BATCH_SIZE="4"), 1.0, 1),  # four requests, one after another
+    (BATCH, 0.005, 1000),  # never above SSD_MAX_IMAGES_PER_REQUEST
+    (dict(BATCH, SSD_MAX_IMAGES_PER_REQUEST="50"), 0.005, 50),
+    (dict(BATCH, SSD_RESPONSE_TIMEOUT="1"), 30.0, 1),  # always one record at least
+])
+def test_the_records_a_request_may_hold_are_what_half_the_response_timeout_answers(environ, record_seconds, expected):
+    assert Environment(environ).records_within_timeout(record_seconds) == expected
 
 
 # --- JSON Lines and records answered in place, through the SageMaker steps ----------------------------------
@@ -109,6 +125,24 @@ def test_strict_records_and_real_time_endpoints_keep_their_4xx(detector, monkeyp
             answer(detector, body, "application/jsonlines")
 
 
+def test_more_records_than_the_timeout_allows_fail_the_request_naming_the_settings(batch_detector, monkeypatch):
+    monkeypatch.setattr(batch_detector, "record_seconds", 0.5)
+    monkeypatch.setattr(batch_detector, "max_records", 2)
+    lines = [b64(scene(seed)) for seed in (8, 9, 10)]
+    with pytest.raises(TooManyRecordsError) as refused:  # never answered in a record's place: the job is set up wrong
+        answer(batch_detector, "\n".join(lines), "application/jsonlines")
+    assert refused.value.status_code == 413
+    for words in ("holds 3 records", "500 ms a record", "at most 2", "SSD_RESPONSE_TIMEOUT=120 s", "MaxPayloadInMB",
+                  "SingleRecord", "InvocationsTimeoutInSeconds"):
+        assert words in str(refused.value), words
+    payload, _ = answer(batch_detector, "\n".join(lines[:2]), "application/jsonlines")
+    assert len(payload.decode().splitlines()) == 2
+    payload, _ = answer(batch_detector, encode(scene(11)), "image/jpeg")  # a single image is never refused
+    assert "detections" in json.loads(payload)
+    monkeypatch.setattr(batch_detector, "settings", Environment({}))  # nor a real-time endpoint's list
+    assert len(json.loads(answer(batch_detector, json.dumps(lines), "application/json")[0])) == 3
+
+
 def test_a_content_type_the_server_does_not_read_still_fails_the_job(batch_detector):
     with pytest.raises(UnsupportedMediaTypeError):
         answer(batch_detector, b"a,b,c", "text/csv")
@@ -141,6 +175,59 @@ def test_a_transform_jobs_container(demo_model_dir):
         documents = [json.loads(line) for line in reply.text.splitlines()]
         assert [d.get("status") for d in documents] == [None, 400, None]
         assert server.post(b"\x00corrupt", "image/jpeg").json()["status"] == 400
+
+
+# A deliberately slow model: the demo model behind an entry point whose forward sleeps SLOW_SECONDS per image, so that
+# the warm-up measures it and a request of a few records takes seconds, without mocking the code under test.
+SLOW_SECONDS = 1.0
+SLOW_ENTRY_POINT = textwrap.dedent("""
+    import time
+
+    from ssd_serving import model
+    from ssd_serving.service import input_fn, model_fn, output_fn, predict_fn  # noqa: F401
+
+    _forward = model.Detector.raw_outputs_many
+
+
+    def _slow(self, images, times_each):
+        time.sleep(%r * len(images))
+        return _forward(self, images, times_each)
+
+
+    model.Detector.raw_outputs_many = _slow
+""" % SLOW_SECONDS)
+
+
+def test_a_slow_model_answers_what_fits_in_its_response_timeout_and_refuses_more(demo_model_dir, tmp_path):
+    (tmp_path / "slow_inference.py").write_text(SLOW_ENTRY_POINT)
+    env = dict(BATCH, SAGEMAKER_BATCH_STRATEGY="MultiRecord", SSD_RESPONSE_TIMEOUT="10", SSD_CODE_DIR=str(tmp_path),
+               SAGEMAKER_PROGRAM="slow_inference.py")
+    with ready_server(demo_model_dir, env) as server:
+        parameters = requests.get(server.url + "/execution-parameters", timeout=10).json()
+        assert parameters["BatchStrategy"] == "MultiRecord"
+        found = re.search(r"a record took (\d+) ms at warm-up \(forward (\d+) ms\): a transform job's request may "
+                          r"hold up to (\d+) records, answered within 50% of SSD_RESPONSE_TIMEOUT=10 s",
+                          server.output())
+        assert found, server.output()
+        record_ms, forward_ms, bound = (int(value) for value in found.groups())
+        assert forward_ms >= SLOW_SECONDS * 1000 and record_ms >= forward_ms
+        assert bound == int(5.0 / (record_ms / 1000.0)) and 1 <= bound <= 4, found.group(0)
+        lines = [b64(scene(12 + i)) for i in range(bound + 1)]
+        started = time.time()
+        reply = server.post("\n".join(lines[:bound]).encode(), "application/jsonlines")
+        elapsed = time.time() - started
+        assert reply.status_code == 200 and len(reply.text.splitlines()) == bound
+        assert bound * SLOW_SECONDS <= elapsed < 10, elapsed  # answered, within the timeout
+        started = time.time()
+        reply = server.post("\n".join(lines).encode(), "application/jsonlines")
+        assert reply.status_code == 413 and reply.headers["Content-Type"].startswith("application/json")
+        assert time.time() - started < SLOW_SECONDS  # refused before any forward
+        document = reply.json()
+        assert document["status"] == 413
+        assert "holds %d records" % (bound + 1) in document["error"] and "at most %d" % bound in document["error"]
+        assert "SSD_RESPONSE_TIMEOUT=10 s" in document["error"] and "MaxPayloadInMB" in document["error"]
+        # one record per request (SingleRecord) is always answered
+        assert server.post(encode(scene(20)), "image/jpeg").status_code == 200
 
 
 def test_a_real_time_endpoint_answers_execution_parameters_and_keeps_its_limits(server):

@@ -62,6 +62,9 @@ BATCH_STRATEGIES = ("MultiRecord", "SingleRecord")
 MAX_PAYLOAD_MB = 100                          # SageMaker's largest MaxPayloadInMB
 DEFAULT_PAYLOAD_MB = 6                        # and its default
 DEFAULT_MAX_RECORDS = 1000                    # images in one batch request (lines of JSON Lines), in batch mode
+# A transform job's request of several records must be answered within the response timeout: at most this share of
+# it is planned for, at the time a record took at warm-up (larger photos decode slower; a machine has slow moments)
+RECORDS_TIME_SHARE = 0.5
 PRECISIONS = ("auto", "fp32", "int8")
 DEFAULT_MAX_IMAGE_PIXELS = 64 * 1000 * 1000   # above a 48 MP photo, below a decompression bomb
 DEFAULT_MAX_IMAGES = 16
@@ -196,7 +199,9 @@ class Environment(object):
         self.batch = read.flag(BATCH_ENV, False)
         self.strict_records = read.flag(STRICT_RECORDS_ENV, False)
         self.max_payload_mb = read.integer(MAX_PAYLOAD_ENV, None, 1, MAX_PAYLOAD_MB)
-        self.batch_strategy = read.batch_strategy(BATCH_STRATEGY_ENV, "MultiRecord")
+        # SingleRecord unless told: with SplitType None (image files) MultiRecord gains nothing, and the SDK's local
+        # mode fails on it; MultiRecord pays with JSON Lines split by line (docs/hosting.md)
+        self.batch_strategy = read.batch_strategy(BATCH_STRATEGY_ENV, "SingleRecord")
         # requests and answers as large as the payload SageMaker was told it may send (up to 100 MB)
         payload = (self.max_payload_mb or 0) * 1024 * 1024
         self.max_image_pixels = read.integer(MAX_IMAGE_PIXELS_ENV, DEFAULT_MAX_IMAGE_PIXELS)
@@ -284,6 +289,15 @@ class Environment(object):
         """Whether a bad record gets its {"error", "status"} document in the answer (batch mode) instead of
         failing the whole request with its 4xx (real-time endpoints, or SSD_STRICT_RECORDS=1)."""
         return self.batch and not self.strict_records
+
+    def records_within_timeout(self, record_seconds):
+        """The most records one transform-job request may hold so that its worker answers it within half the response
+        timeout (RECORDS_TIME_SHARE of SSD_RESPONSE_TIMEOUT), at `record_seconds` a record (what one took at warm-up);
+        a worker handed SSD_SERVER_BATCH_SIZE requests at once runs them one after another. At least 1, at most
+        SSD_MAX_IMAGES_PER_REQUEST."""
+        budget = self.response_timeout * RECORDS_TIME_SHARE / self.server_batch_size
+        fits = int(budget / record_seconds) if record_seconds > 0 else self.max_images_per_request
+        return max(1, min(self.max_images_per_request, fits))
 
     def execution_parameters(self):
         """The answer to Batch Transform's GET /execution-parameters."""

@@ -64,6 +64,13 @@ class PayloadTooLargeError(InferenceError):
     phrase = "Payload Too Large"
 
 
+class TooManyRecordsError(InferenceError):
+    """A transform job's request holds more records than its worker can answer within the response timeout (413).
+    It is the job's set-up, not one record, that is wrong: never answered in a record's place."""
+    status_code = 413
+    phrase = "Payload Too Large"
+
+
 class ModelLoadError(InferenceError):
     """The model cannot be loaded: the server must not report healthy (503)."""
     status_code = 503

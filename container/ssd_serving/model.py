@@ -88,6 +88,11 @@ class Detector(mx.gluon.Block):
         self.input_height = int(meta["input_height"])
         # a multi-model endpoint's name for it (SageMaker's model_name), set by the handler; None otherwise
         self.target_model = None
+        # seconds of the graph's forward, and of a whole record (decode to answer), measured at warm-up; and the
+        # records a transform job's request may hold to be answered within the response timeout (None: no bound)
+        self.forward_seconds = None
+        self.record_seconds = None
+        self.max_records = None
 
     @property
     def info(self):
@@ -190,7 +195,10 @@ class Detector(mx.gluon.Block):
         also at its full batch (SSD_SERVER_BATCH_SIZE), the size it runs at under load."""
         dummy = np.zeros((self.input_height, self.input_width, 3), dtype=np.uint8)
         for _ in range(runs):
+            started = time.perf_counter()
             self.raw_outputs(dummy)
+            # the last (warmest) run's forward, with its preprocessing: what a record's forward costs from now on
+            self.forward_seconds = time.perf_counter() - started
         batch_size = self.settings.server_batch_size
         if batch_size > 1:
             self.raw_outputs_many([dummy] * batch_size, [NO_TIMES] * batch_size)

@@ -16,13 +16,15 @@ from __future__ import absolute_import
 import io
 import logging
 import sys
+import time
 from collections import namedtuple
 
 import numpy as np
 from PIL import Image
 
 from .environment import Environment
-from .errors import InferenceError, UnsupportedMediaTypeError
+from .environment import RECORDS_TIME_SHARE, RESPONSE_TIMEOUT_ENV
+from .errors import InferenceError, TooManyRecordsError, UnsupportedMediaTypeError
 from .media import JSON, JSON_LINES_TYPES, header_value
 from .model import load_detector
 from .request import read_request, split_request
@@ -118,8 +120,18 @@ def warm_up_request(detector, size=(640, 480)):
     """One whole request at load (JPEG decode, resize from a photo's size, detection, JSON): the graph's
     warm-up does not reach Pillow's JPEG plugin, the resize kernels or the encoder, and without this the
     first client paid for them (demo model: 63 ms instead of 42). It calls the steps' insides: under the
-    toolkit before 1.7 the model loads inside a request, whose Context the public steps would find."""
+    toolkit before 1.7 the model loads inside a request, whose Context the public steps would find.
+    Its time is what a record costs: in a transform job it bounds the records a request may hold."""
+    started = time.perf_counter()
     encode_prediction(_predict(read_request(warm_up_photo(size), "image/jpeg"), detector), JSON)
+    detector.record_seconds = max(time.perf_counter() - started, detector.forward_seconds or 0.0)
+    settings = detector.settings
+    if settings.batch:
+        detector.max_records = settings.records_within_timeout(detector.record_seconds)
+        LOG.info("a record took %.0f ms at warm-up (forward %.0f ms): a transform job's request may hold up to %d "
+                 "records, answered within %.0f%% of %s=%d s", detector.record_seconds * 1000.0,
+                 (detector.forward_seconds or 0.0) * 1000.0, detector.max_records, RECORDS_TIME_SHARE * 100,
+                 RESPONSE_TIMEOUT_ENV, settings.response_timeout)
 
 
 def warm_up_photo(size=(640, 480)):
@@ -135,7 +147,23 @@ def warm_up_photo(size=(640, 480)):
 def _usable(error):
     """A 4xx about the data itself: in batch mode the record's answer, not the request's failure. A content
     type this server does not read stays a 415: the job, not one record, is set up wrong."""
-    return error.status_code < 500 and not isinstance(error, UnsupportedMediaTypeError)
+    return error.status_code < 500 and not isinstance(error, (UnsupportedMediaTypeError, TooManyRecordsError))
+
+
+def _check_records(request, detector):
+    """Refuse (413) a transform job's request of more records than the worker answers within the response timeout,
+    before decoding any: the job is told at once which setting to change, instead of its invocations timing out."""
+    bound = detector.max_records
+    count = len(request.items)
+    if bound is None or not request.batch or count <= bound or not detector.settings.batch:
+        return
+    settings = detector.settings
+    raise TooManyRecordsError(
+        "the request holds %d records, but at %.0f ms a record (measured at warm-up) this worker answers at most %d "
+        "within %.0f%% of %s=%d s; send fewer records per request: lower the job's MaxPayloadInMB or use "
+        "BatchStrategy SingleRecord, or raise %s (and the job's InvocationsTimeoutInSeconds with it) in the job's "
+        "environment" % (count, detector.record_seconds * 1000.0, bound, RECORDS_TIME_SHARE * 100,
+                         RESPONSE_TIMEOUT_ENV, settings.response_timeout, RESPONSE_TIMEOUT_ENV))
 
 
 def _default_media(raw):
@@ -156,11 +184,13 @@ def _split(raw, detector, times):
     """The request's images (a DetectionRequest); in batch mode, the Prediction answering a body that cannot be used."""
     settings = detector.settings
     try:
-        return split_request(raw, settings)
+        request = split_request(raw, settings)
     except InferenceError as error:
         if not (settings.records_answered_in_place and _usable(error)):
             raise
         return Prediction([RecordError(error)], detector.info, False, settings, _default_media(raw), times)
+    _check_records(request, detector)
+    return request
 
 
 def _decode_item(item, request, detector, times):

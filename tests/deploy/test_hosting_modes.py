@@ -75,7 +75,7 @@ def test_transform_creates_the_job_follows_it_and_sums_it_up(aws):
     assert "transform job ssd-photos exists (Completed): following it" in again.stderr
 
 
-def test_json_lines_are_split_and_assembled_by_line_and_the_strategy_left_to_the_container(aws):
+def test_json_lines_are_split_by_line_multirecord_and_the_choice_printed(aws):
     bucket(aws, {"lines/part-1.jsonl": b'"aGVsbG8="\n'})
     run_script(["register"] + cpu(), aws.env)
     run = run_script(["transform"] + cpu("--input", "s3://%s/lines/" % BUCKET, "--output", "s3://%s/out/" % BUCKET,
@@ -83,10 +83,35 @@ def test_json_lines_are_split_and_assembled_by_line_and_the_strategy_left_to_the
     job = aws.client("sagemaker").describe_transform_job(TransformJobName=run.last_line)
     assert job["TransformInput"]["SplitType"] == "Line" and job["TransformInput"]["ContentType"] == \
         "application/jsonlines"
+    assert job["BatchStrategy"] == "MultiRecord"
     assert job["TransformOutput"]["Accept"] == "application/jsonlines"
     assert job["TransformOutput"]["AssembleWith"] == "Line"
-    assert "BatchStrategy" not in job and "MaxPayloadInMB" not in job  # GET /execution-parameters decides
+    assert "MaxPayloadInMB" not in job  # GET /execution-parameters decides
+    assert "chose split type Line and strategy MultiRecord for application/jsonlines" in run.stderr, run.stderr
     assert "--wait" in run.stderr and "records with errors" not in run.stderr
+
+
+def test_image_files_are_one_object_a_request_singlerecord_and_the_choice_printed(aws):
+    bucket(aws, {"photos/a.jpg": b"a"})
+    run_script(["register"] + cpu(), aws.env)
+    run = run_script(["transform"] + cpu("--input", "s3://%s/photos/" % BUCKET, "--output", "s3://%s/out/" % BUCKET),
+                     aws.env)
+    job = aws.client("sagemaker").describe_transform_job(TransformJobName=run.last_line)
+    assert job["TransformInput"]["ContentType"] == "application/x-image"
+    assert job["TransformInput"]["SplitType"] == "None" and job["BatchStrategy"] == "SingleRecord"
+    assert job["TransformOutput"]["AssembleWith"] == "None"
+    assert "chose split type None and strategy SingleRecord for application/x-image" in run.stderr, run.stderr
+    # what is given wins, and only what was not is chosen
+    run = run_script(["transform"] + cpu("--input", "s3://%s/photos/" % BUCKET, "--output", "s3://%s/out2/" % BUCKET,
+                                         "--content-type", "image/jpeg", "--strategy", "MultiRecord", "--job-name",
+                                         "ssd-given-strategy"), aws.env)
+    job = aws.client("sagemaker").describe_transform_job(TransformJobName=run.last_line)
+    assert job["BatchStrategy"] == "MultiRecord" and job["TransformInput"]["SplitType"] == "None"
+    assert "chose split type None for image/jpeg" in run.stderr and "chose split type None and" not in run.stderr
+    run = run_script(["transform"] + cpu("--input", "s3://%s/photos/" % BUCKET, "--output", "s3://%s/out3/" % BUCKET,
+                                         "--split-type", "None", "--strategy", "SingleRecord", "--job-name",
+                                         "ssd-both-given"), aws.env)
+    assert "chose" not in run.stderr
 
 
 def test_transform_refuses_what_it_cannot_run(aws):

@@ -125,7 +125,7 @@ OPTIONS = [
            "Line: one record per line (JSON Lines), reassembled line by line (default: Line for "
            "application/jsonlines, else None)", choices=("None", "Line")),
     Option("strategy", "SSD_BATCH_STRATEGY", "transform", "records per request: MultiRecord or SingleRecord "
-           "(default: what the container announces at GET /execution-parameters)",
+           "(default: MultiRecord with --split-type Line, else SingleRecord)",
            choices=("MultiRecord", "SingleRecord")),
     Option("max_payload", "SSD_MAX_PAYLOAD", "transform", "largest request in MB, 1-100 (default: the "
            "container's announcement)", type=int, metavar="MB"),

@@ -34,10 +34,27 @@ def _objects(aws, uri, what):
     return bucket, found
 
 
-def job_spec(settings, model_name, name):
-    """CreateTransformJob's arguments; settings left out are the container's to announce (/execution-parameters)."""
+def choose_records(settings):
+    """(content type, split type, strategy, why): what is not given follows from the content type. JSON Lines: split
+    by line, MultiRecord (several lines per request, so the worker reads them as one mini-batch); anything else
+    (image files): one object per request, SingleRecord (MultiRecord with no split sends one object a request
+    anyway). `why` says what was chosen, or None when both were given."""
     content_type = settings.content_type or "application/x-image"
     split = settings.split_type or ("Line" if content_type in JSON_LINES else "None")
+    strategy = settings.strategy or ("MultiRecord" if split == "Line" else "SingleRecord")
+    chosen = [text for given, text in ((settings.split_type, "split type %s" % split),
+                                       (settings.strategy, "strategy %s" % strategy)) if not given]
+    why = None
+    if chosen:
+        why = "%s for %s (%s)" % (" and ".join(chosen), content_type, "one record per line, several lines a request"
+                                  if split == "Line" else "one record per object, one object a request")
+    return content_type, split, strategy, why
+
+
+def job_spec(settings, model_name, name):
+    """CreateTransformJob's arguments; the payload, when not given, is the container's to announce
+    (/execution-parameters), and the split type and strategy follow from the content type (choose_records)."""
+    content_type, split, strategy, _ = choose_records(settings)
     accept = settings.accept or ("application/jsonlines" if split == "Line" else "application/json")
     spec = {
         "TransformJobName": name, "ModelName": model_name,
@@ -46,9 +63,8 @@ def job_spec(settings, model_name, name):
         "TransformOutput": {"S3OutputPath": settings.transform_output, "Accept": accept,
                             "AssembleWith": "Line" if split == "Line" else "None"},
         "TransformResources": {"InstanceType": settings.instance, "InstanceCount": settings.instance_count},
+        "BatchStrategy": strategy,
     }
-    if settings.strategy:
-        spec["BatchStrategy"] = settings.strategy
     if settings.max_payload is not None:
         if not 1 <= settings.max_payload <= 100:
             raise DeployError("--max-payload %d is not 1 to 100 (MB)" % settings.max_payload, "pass e.g. 20")
@@ -141,10 +157,13 @@ def transform(aws, settings, model_name):
                               "register it first: `./build_and_push.sh register` (same settings), or pass "
                               "--model-name")
         spec = job_spec(settings, model_name, name)
-        step("creating transform job %s: model %s, %d x %s, %s (%s) from %s to %s" % (
+        why = choose_records(settings)[3]
+        if why:
+            note("chose %s; pass --split-type and --strategy to choose otherwise" % why)
+        step("creating transform job %s: model %s, %d x %s, %s (%s, %s) from %s to %s" % (
             name, model_name, settings.instance_count, settings.instance, spec["TransformInput"]["ContentType"],
             "split by line" if spec["TransformInput"]["SplitType"] == "Line" else "one record per object",
-            settings.input, settings.transform_output))
+            spec["BatchStrategy"], settings.input, settings.transform_output))
         with calling("create the transform job %s" % name):
             sagemaker.create_transform_job(**spec)
     if not settings.wait:

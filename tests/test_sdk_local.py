@@ -1,6 +1,7 @@
 """The built image driven by the SageMaker Python SDK's local mode, as a user tries it before paying for AWS: deploy and
-predict, and a Batch Transform over real photos plus a corrupt file, with SingleRecord and with the strategy the
-container announces (JSON Lines split by line).
+predict (the baked model, and a model.tar.gz packed under a subfolder), and a Batch Transform over real photos plus a
+corrupt file, with SingleRecord, with the SDK's defaults (no strategy, no split type: the container announces
+SingleRecord), and JSON Lines split by line with MultiRecord asked for.
 
 Runs in its own venv with the SDK and without the suite's conftest (`make test-sdk-local`: sagemaker 2.x, the last with local mode, pinned in
 requirements/sdk-local.txt), against the image `docker/build.sh cpu` makes (SSD_SDK_IMAGE) and the photos
@@ -8,14 +9,18 @@ the MXNet venv copies out of matplotlib's and scikit-image's wheels (SSD_SDK_PHO
 container with docker-compose on port 8080 and answers to the SDK as SageMaker would; it leaves its exited
 containers and its network behind, which the test removes (only those it made).
 Known SDK quirks worked around: model_data=None raises KeyError (an empty file:// folder is passed),
-transform(logs=True) tails CloudWatch (wait(logs=False) instead), MultiRecord with split type None fails
-inside the SDK (MultiRecord is used with split type Line, as JSON Lines need anyway).
+transform(logs=True) tails CloudWatch (wait(logs=False) instead). MultiRecord with split type None fails
+inside the SDK: the container announces SingleRecord, so the SDK's defaults work (tested), and MultiRecord is
+asked for with split type Line, as JSON Lines need anyway. Local mode unpacks a model.tar.gz beside itself and
+mounts that folder as /opt/ml/model, archive included: the server passes the archive over (tested).
 """
 import base64
+import io
 import json
 import os
 import shutil
 import subprocess
+import tarfile
 
 import pytest
 
@@ -103,6 +108,59 @@ def test_deploy_and_predict(model):
         predictor.delete_endpoint()
 
 
+# the committed demo model, which the image also bakes; packed again below under other names and classes
+DEMO_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "container", "models", "demo")
+OWN_CLASSES = ["ring", "tile", "wedge", "spark"]  # the demo model's four classes, renamed
+
+
+def _packed_under_a_subfolder(folder):
+    """model.tar.gz holding mymodel/<the three files>: the demo model's graph and weights under a new name and
+    classes, readable by the image's non-root server user (as the docs say to pack it)."""
+    with open(os.path.join(DEMO_MODEL, "model-meta.json")) as stream:
+        meta = json.load(stream)
+    meta.update(model_name="my_packed_shapes", classes=OWN_CLASSES, demo=False)
+    path = os.path.join(folder, "model.tar.gz")
+
+    def add(name, data, mode=0o644, kind=tarfile.REGTYPE):
+        info = tarfile.TarInfo(name)
+        info.size, info.mode, info.type = (len(data) if data is not None else 0), mode, kind
+        tar.addfile(info, io.BytesIO(data) if data is not None else None)
+
+    with tarfile.open(path, "w:gz") as tar:
+        add("mymodel", None, 0o755, tarfile.DIRTYPE)
+        for name in ("model-symbol.json", "model-0000.params"):
+            with open(os.path.join(DEMO_MODEL, name), "rb") as stream:
+                add("mymodel/" + name, stream.read())
+        add("mymodel/model-meta.json", json.dumps(meta).encode("utf-8"))
+    return path
+
+
+def test_a_model_tar_gz_packed_under_a_subfolder_is_served_with_its_own_classes(local, tmp_path):
+    from sagemaker.deserializers import JSONDeserializer
+    from sagemaker.model import Model
+    from sagemaker.predictor import Predictor
+    from sagemaker.serializers import IdentitySerializer
+    folder = tmp_path / "model-data"
+    folder.mkdir()
+    folder.chmod(0o755)  # mounted as /opt/ml/model: the server user must read it
+    archive = _packed_under_a_subfolder(str(folder))
+    packed = Model(image_uri=IMAGE, role=ROLE, model_data="file://%s" % archive, sagemaker_session=local,
+                   predictor_cls=Predictor)
+    predictor = packed.deploy(initial_instance_count=1, instance_type="local",
+                              serializer=IdentitySerializer("image/jpeg"), deserializer=JSONDeserializer())
+    try:
+        # local mode unpacked the archive beside itself: /opt/ml/model holds model.tar.gz and mymodel/
+        assert sorted(os.listdir(str(folder))) == ["model.tar.gz", "mymodel"]
+        photo = next(p for p in photo_files() if p.endswith(".jpg"))
+        with open(photo, "rb") as stream:
+            answer = predictor.predict(stream.read(), initial_args={"CustomAttributes": "threshold=0.01"})
+        assert answer["model"]["name"] == "my_packed_shapes" and answer["model"]["demo"] is False, answer["model"]
+        assert answer["detections"], answer  # at a threshold of 0.01 the shapes model finds something anywhere
+        assert set(d["label"] for d in answer["detections"]) <= set(OWN_CLASSES), answer["detections"]
+    finally:
+        predictor.delete_endpoint()
+
+
 def _outputs(folder):
     return dict((name[:-len(".out")], open(os.path.join(folder, name), "rb").read())
                 for name in os.listdir(folder) if name.endswith(".out"))
@@ -129,7 +187,27 @@ def test_batch_transform_single_record_over_photos_and_a_corrupt_file(model, tmp
         assert "detections" in document and document["model"]["name"], (name, document)
 
 
-def test_batch_transform_json_lines_with_the_strategy_the_container_announces(model, tmp_path):
+def test_batch_transform_over_photos_with_the_sdks_defaults(model, tmp_path):
+    """Neither strategy nor split type, as a new user first tries it: the SDK takes the container's SingleRecord."""
+    inputs = tmp_path / "photos"
+    inputs.mkdir()
+    for path in photo_files():
+        shutil.copy(path, str(inputs))
+    (inputs / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not the rest of a picture")
+    out = tmp_path / "out"
+    transformer = model.transformer(instance_count=1, instance_type="local", output_path="file://%s" % out)
+    transformer.transform("file://%s" % inputs, content_type="image/jpeg", wait=False)
+    transformer.wait(logs=False)
+    outputs = _outputs(str(out))
+    assert set(outputs) == set(os.listdir(str(inputs))), sorted(outputs)  # one output per input
+    corrupt = json.loads(outputs.pop("corrupt.png"))
+    assert corrupt["status"] == 400 and "decod" in corrupt["error"], corrupt  # answered in its place
+    for name, body in outputs.items():
+        document = json.loads(body)
+        assert "detections" in document and document["model"]["name"], (name, document)
+
+
+def test_batch_transform_json_lines_with_multirecord(model, tmp_path):
     inputs = tmp_path / "lines"
     inputs.mkdir()
     lines = []
@@ -139,9 +217,10 @@ def test_batch_transform_json_lines_with_the_strategy_the_container_announces(mo
     lines.insert(1, "{not json")
     (inputs / "photos.jsonl").write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"
-    # no strategy: the SDK asks GET /execution-parameters, and the container says MultiRecord
-    transformer = model.transformer(instance_count=1, instance_type="local", output_path="file://%s" % out,
-                                    accept="application/jsonlines", assemble_with="Line")
+    # MultiRecord asked for (the container announces SingleRecord): several lines a request, a mini-batch
+    transformer = model.transformer(instance_count=1, instance_type="local", strategy="MultiRecord",
+                                    output_path="file://%s" % out, accept="application/jsonlines",
+                                    assemble_with="Line")
     transformer.transform("file://%s" % inputs, content_type="application/jsonlines", split_type="Line", wait=False)
     transformer.wait(logs=False)
     answers = [json.loads(line) for line in _outputs(str(out))["photos.jsonl"].decode().splitlines() if line.strip()]

@@ -1,4 +1,4 @@
-"""Batch Transform jobs: created on the registered model, followed with progress, and summed up from S3."""
+"""Batch Transform jobs: created on the registered model, split and batched by content type, followed, summed up."""
 from __future__ import absolute_import
 
 import json

@@ -977,7 +977,8 @@ def lat(section, body):
 def table(report):
     keys = [k for k in ("default", "demo") if k in report["models"]]
     entries = [report["models"][k] for k in keys]
-    rows = [("", [e["name"] + (" (random weights)" if e.get("random_weights") else "") for e in entries])]
+    rows = [("", [e["name"] + (" (random weights, trained-like scores)" if e.get("trained_like") else
+                               " (random weights)" if e.get("random_weights") else "") for e in entries])]
 
     def add(label, getter):
         values = []
@@ -1099,9 +1100,15 @@ def prepare_models(keys, models_dir, want_int8, ei):
     prepared = {}
     if "default" in keys:
         fp32 = run_text([os.path.join(HERE, "models.py"), "random-init", "--model", DEFAULT_MODEL_NAME,
-                         "--out", os.path.join(models_dir, DEFAULT_MODEL_NAME + "-random-init")]).strip()
+                         "--out", os.path.join(models_dir, DEFAULT_MODEL_NAME + "-trained-like")]).strip()
+        with open(os.path.join(fp32, "model-meta.json")) as stream:
+            trained_like = json.load(stream)["weights"]["trained_like"]
+        log("default model stand-in: random weights, background bias %+.2f: keeps %.3f%% of candidates (the trained "
+            "demo keeps %.3f%%)" % (trained_like["background_bias"], 100 * trained_like["kept_share"],
+                                    100 * trained_like["target_kept_share"]))
         prepared["default"] = {"name": DEFAULT_MODEL_NAME, "dir": fp32, "random_weights": True,
-                               "original": "zoo-random:%s" % DEFAULT_MODEL_NAME}
+                               "trained_like": trained_like,
+                               "original": "zoo-random:%s@%s" % (DEFAULT_MODEL_NAME, trained_like["background_bias"])}
     if "demo" in keys:
         prepared["demo"] = {"name": "ssd_256_demo_shapes", "dir": DEMO_MODEL, "random_weights": False,
                             "original": "demo:%s" % DEMO_MODEL}
@@ -1115,7 +1122,7 @@ def prepare_models(keys, models_dir, want_int8, ei):
         elif key == "demo":  # committed, and readable by MXNet 1.4.1: the ei image bakes this very folder
             entry["ei_python"], entry["ei_dir"] = ei_python, entry["dir"]
         else:  # exported by MXNet 1.4.1 itself, as the ei image's exporter stage does
-            out = os.path.join(models_dir, "%s-random-init-mxnet%s" % (entry["name"], ei_stack["mxnet"]))
+            out = os.path.join(models_dir, "%s-trained-like-mxnet%s" % (entry["name"], ei_stack["mxnet"]))
             entry["ei_python"] = ei_python
             entry["ei_dir"] = run_text([os.path.join(HERE, "models.py"), "random-init", "--model", entry["name"],
                                         "--out", out], python=ei_python).strip()
@@ -1182,7 +1189,7 @@ def main(argv=None):
     for key in keys:
         spec = prepared[key]
         entry = {"name": spec["name"], "model_dir": spec["dir"], "random_weights": spec["random_weights"],
-                 "load_avg_at_start": loadavg()}
+                 "trained_like": spec.get("trained_like"), "load_avg_at_start": loadavg()}
         report["models"][key] = entry
         log("%s: start-up: first request when /ping turns healthy, and once the model is loaded" % spec["name"])
         entry["start"] = measure_start("%s-start" % key, spec["dir"], photos, log_dir, after_ready=not plan.quick)

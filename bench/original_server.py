@@ -1,6 +1,6 @@
 """Serve the original write-up's path (bench/original_service.py) through the same Multi Model Server launcher, for comparison only.
 
-    BENCH_ORIGINAL_MODEL=zoo-random:ssd_512_resnet50_v1_voc python bench/original_server.py --port 8081
+    BENCH_ORIGINAL_MODEL=zoo-random:ssd_512_resnet50_v1_voc@0 python bench/original_server.py --port 8081
 """
 import argparse
 import logging

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import signal
 import struct
 import subprocess
@@ -277,3 +278,105 @@ def all_at_once(send, count, timeout=60):
     for thread in threads:
         thread.join(timeout)
     return results
+
+
+def tcp_queues():
+    """{(local port, remote port): (send queue, receive queue)} of the IPv4 TCP connections the kernel lists in
+    /proc/net/tcp (this network namespace: the test's, a server's it started, a container's on --network host)."""
+    found = {}
+    with open("/proc/net/tcp") as stream:
+        next(stream)
+        for line in stream:
+            fields = line.split()
+            local, remote = (int(address.rsplit(":", 1)[1], 16) for address in fields[1:3])
+            found[(local, remote)] = tuple(int(queue, 16) for queue in fields[4].split(":"))
+    return found
+
+
+class Answer(object):
+    """An HTTP answer read off a socket by hand, with the parts of requests' Response the tests read."""
+
+    def __init__(self, status_code, headers, content):
+        from requests.structures import CaseInsensitiveDict
+        self.status_code, self.headers, self.content = status_code, CaseInsensitiveDict(headers), content
+        self.header_list = headers
+        self.text = content.decode("utf-8", "replace")
+
+    def json(self):
+        return json.loads(self.text)
+
+
+def read_answer(sock):
+    """One HTTP/1.1 answer from `sock`, as long as its Content-Length says."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the connection closed before the answer's headers: %r" % received[:200])
+        received += chunk
+    head, _, content = received.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = [tuple(part.strip() for part in line.split(":", 1)) for line in lines[1:]]
+    length = int(dict((name.lower(), value) for name, value in headers).get("content-length", 0))
+    while len(content) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the connection closed before the answer's body")
+        content += chunk
+    return Answer(int(lines[0].split()[1]), headers, content)
+
+
+class RawRequest(object):
+    """One POST written by hand on its own connection from a thread, so that a test can wait for where it is
+    instead of sleeping: `read_by_server()` is true once the server has read every byte sent so far (both ends'
+    kernel queues are empty). With `hold_back`, its last bytes are sent only on `send_the_rest()`: until then the
+    server waits for them. `reply` is its Answer, or the name of the exception that ended it."""
+
+    def __init__(self, port, body, content_type="application/json", path="/invocations", hold_back=0, timeout=120,
+                 headers=None):
+        self.port = port
+        self.reply = None
+        more = "".join("%s: %s\r\n" % item for item in sorted((headers or {}).items()))
+        head = ("POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n" % (
+            path, port, content_type, len(body), more)).encode("ascii")
+        request = head + body
+        self._first, self._rest = request[:len(request) - hold_back], request[len(request) - hold_back:]
+        self._release = threading.Event()
+        self._sent = threading.Event()
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.client_port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._run)
+        self.thread.daemon = True
+        self.thread.start()
+
+    def _run(self):
+        try:
+            self.sock.sendall(self._first)
+            self._sent.set()
+            if self._rest:
+                self._release.wait(300)
+                self.sock.sendall(self._rest)
+            self.reply = read_answer(self.sock)
+        except (OSError, ValueError) as err:
+            self.reply = err.__class__.__name__
+        finally:
+            self._sent.set()
+            self.sock.close()
+
+    def read_by_server(self):
+        if not self._sent.is_set():
+            return False
+        queues = tcp_queues()
+        client, server = queues.get((self.client_port, self.port)), queues.get((self.port, self.client_port))
+        return client is not None and server is not None and client[0] == 0 and server[1] == 0
+
+    def wait_until_read_by_server(self, timeout=60.0):
+        deadline = time.time() + timeout
+        while not self.read_by_server():
+            if self.reply is not None or time.time() > deadline:
+                raise AssertionError("the server did not read the request within %.0f s (it got %r)" % (
+                    timeout, self.reply))
+            time.sleep(0.01)
+
+    def send_the_rest(self):
+        self._release.set()

@@ -7,34 +7,15 @@ behaviour checks (the server stops, within its drain timeout and a few seconds).
 """
 import contextlib
 import signal
-import threading
 import time
 
 import psutil
 import pytest
 import requests
 
-from helpers import RunningServer, assert_scene_detected, demo_meta, left_running, slow_request
+from helpers import RawRequest, RunningServer, assert_scene_detected, demo_meta, left_running, slow_request
 
-SIGNAL_AFTER = 1.0  # seconds between sending the slow request and the signal: it is at the model server by then
 STOP_BOUND = 15.0   # seconds beyond the drain timeout that stopping the model server may take, generously
-
-
-class InFlight(object):
-    """One slow request sent from a thread; `reply` is its answer, or the exception's name."""
-
-    def __init__(self, server, body):
-        self.reply = None
-        self.thread = threading.Thread(target=self._send, args=(server, body))
-        self.thread.daemon = True
-        self.thread.start()
-
-    def _send(self, server, body):
-        try:
-            self.reply = requests.post(server.url + "/invocations", data=body,
-                                       headers={"Content-Type": "application/json"}, timeout=120)
-        except requests.RequestException as err:
-            self.reply = err.__class__.__name__
 
 
 def _outcome(running, path):
@@ -74,13 +55,14 @@ def _wait_until_taken(running, timeout=10.0):
 
 @contextlib.contextmanager
 def _sigterm_with_a_request_in_flight(demo_model_dir, body, env=None):
-    """A server of its own, SIGTERMed SIGNAL_AFTER s into `body`'s request: (server, request, its processes, when)."""
+    """A server of its own, SIGTERMed once the front door has read all of `body`'s request (it reads a body only
+    in one of its slots, and forwards it from there): (server, the request, the server's processes, when)."""
     running = RunningServer(demo_model_dir, extra_env=env)
     try:
         running.wait_ready()
         started_processes = _server_processes(running)
-        in_flight = InFlight(running, body)
-        time.sleep(SIGNAL_AFTER)
+        in_flight = RawRequest(running.port, body)
+        in_flight.wait_until_read_by_server()
         signalled = time.time()
         running.process.send_signal(signal.SIGTERM)
         _wait_until_taken(running)
@@ -145,4 +127,7 @@ def test_the_drain_timeout_or_a_second_signal_stops_at_once(demo_model_dir, how)
         expected = "drain timeout: 1 of 1 request(s) still in flight" if how == "drain timeout" else \
             "a second signal: stopping at once with 1 of 1 request(s) still in flight"
         assert expected in output, output[-3000:]
-        assert not left_running(started_processes)
+        # a worker in the middle of the request when the model server stops finishes that request's work before it
+        # exits (found when this test stopped sleeping 1 s before the signal: the worker's part then took longer
+        # than the 10 s left_running waits); what is checked is that it ends, not how fast this machine decodes
+        assert not left_running(started_processes, timeout=120)

@@ -4,12 +4,14 @@ import io
 import json
 import os
 import shutil
+import socket
 
 import pytest
 import requests
 from PIL import Image
 
-from helpers import RunningServer, assert_scene_found_over_http, demo_meta, emf_lines_of, encode, synthetic_scene
+from helpers import (RunningServer, assert_scene_found_over_http, demo_meta, emf_lines_of, encode, read_answer,
+                     synthetic_scene)
 
 
 def test_ping(server):
@@ -145,28 +147,6 @@ def test_a_refused_request_names_the_callers_inference_id_in_its_body_header_and
     assert too_large.status_code == 413 and too_large.json()["request_id"] == too_large.headers["X-Ssd-Request-Id"]
 
 
-def _raw_exchange(server, head, body):
-    """Send bytes as they are to the server's public port and read one answer, as long as its Content-Length
-    says: (status line, [(header, value)] in order, body)."""
-    import socket
-    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
-        sock.sendall(head + body)
-        received = b""
-        while b"\r\n\r\n" not in received:
-            chunk = sock.recv(65536)
-            assert chunk, ("the connection closed before the answer's headers", received)
-            received += chunk
-        head_part, _, payload = received.partition(b"\r\n\r\n")
-        lines = head_part.decode("latin-1").split("\r\n")
-        headers = [tuple(part.strip() for part in line.split(":", 1)) for line in lines[1:]]
-        length = int(dict((name.lower(), value) for name, value in headers).get("content-length", 0))
-        while len(payload) < length:
-            chunk = sock.recv(65536)
-            assert chunk, ("the connection closed before the answer's body", payload)
-            payload += chunk
-    return lines[0], headers, payload
-
-
 def test_hop_by_hop_headers_stop_at_the_front_door_in_front_of_the_real_model_server(server):
     """A chunked request with every kind of hop-by-hop header (RFC 7230 6.1) reaches the real MMS as a plain
     request: it is answered as the same image sent plainly, and the answer carries one Content-Length of its
@@ -180,10 +160,13 @@ def test_hop_by_hop_headers_stop_at_the_front_door_in_front_of_the_real_model_se
             "X-Amzn-SageMaker-Custom-Attributes: threshold=0.2\r\nConnection: keep-alive, Upgrade\r\n"
             "Upgrade: websocket\r\nKeep-Alive: timeout=300\r\nTE: trailers\r\nProxy-Authorization: Basic eDp5\r\n"
             "Transfer-Encoding: chunked\r\n\r\n").encode("ascii")
-    status, headers, payload = _raw_exchange(server, head, chunked + b"0\r\n\r\n")
-    assert status.startswith("HTTP/1.1 200"), (status, payload[:500])
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+        sock.sendall(head + chunked + b"0\r\n\r\n")
+        answer = read_answer(sock)
+    headers, payload = answer.header_list, answer.content
+    assert answer.status_code == 200, answer.text[:500]
     names = [name.lower() for name, _ in headers]
-    assert names.count("content-length") == 1 and int(dict(headers)["Content-Length"]) == len(payload), headers
+    assert names.count("content-length") == 1 and int(answer.headers["Content-Length"]) == len(payload), headers
     assert not {"transfer-encoding", "keep-alive", "upgrade", "te", "trailer"} & set(names), headers
     assert len(names) == len(set(names)), headers  # nothing of MMS's doubled with the front door's own
     document = json.loads(payload.decode("utf-8"))

@@ -30,13 +30,14 @@ import subprocess
 import sys
 import time
 
+import mms.context  # MMS and sagemaker-inference are pinned in every venv that runs this file: import, never skip
 import psutil
 import pytest
 import requests
+import sagemaker_inference.transformer
 
 from helpers import (CODE, ROOT, RUNTIME_PACKAGE, RECALL_SCORE, assert_scene_found_over_http, demo_meta, encode,
                      load_entry_point, process_group, synthetic_scene)
-from ssd_serving.environment import Environment
 from ssd_serving.ports import free_port
 from ssd_serving.serving import internal_port
 
@@ -55,37 +56,34 @@ STOP_GRACE = 30
 
 # --- the entry point's adapter, in process (every venv with the toolkit and MMS; no server) ---------------
 
-class StubDetector(object):
-    """What predict_fn needs of a detector, without a model."""
-    classes = ["circle", "square"]
-    info = {"name": "stub"}
-    input_width, input_height = 64, 64
-    settings = Environment.defaults()
+class BrokenDetector(object):
+    """The real detector with a forward that falls over (a fault injected: what a graph failing at run time does)."""
 
-    def detect(self, rgb, threshold=None, top_k=None, class_ids=None, original_size=None, times=None):
-        return [{"class_id": 0, "label": "circle", "score": 0.9, "box": [1.0, 2.0, 30.0, 40.0]}]
+    def __init__(self, detector):
+        self._detector = detector
 
+    def __getattr__(self, name):
+        return getattr(self._detector, name)
 
-class BrokenDetector(StubDetector):
     def detect(self, rgb, **kwargs):
         raise RuntimeError("the graph fell over")
+
+    detect_many = detect
 
 
 def mms_context(headers=None):
     """A real MMS Context holding one request with these headers, as the toolkit is handed it."""
-    context_module = pytest.importorskip("mms.context")
-    context = context_module.Context("model", "/nonexistent", None, 1, None, "test")
-    context.request_processor = [context_module.RequestProcessor(dict(headers or {}))]
+    context = mms.context.Context("model", "/nonexistent", None, 1, None, "test")
+    context.request_processor = [mms.context.RequestProcessor(dict(headers or {}))]
     return context
 
 
 def small_png():
-    rgb, _, _ = synthetic_scene(5, 96, 64)
+    rgb, _, _ = synthetic_scene(5, 320, 240)
     return encode(rgb, "PNG")
 
 
-def test_adapter_under_this_projects_handler_takes_the_header_string_and_raises():
-    pytest.importorskip("sagemaker_inference.transformer")  # imported: the stack holds no Transformer anyway
+def test_adapter_under_this_projects_handler_takes_the_header_string_and_raises(detector):
     inference = load_entry_point()
     from ssd_serving.errors import BadRequestError, UnsupportedMediaTypeError
     assert inference.input_fn(small_png(), "image/png", "top_k=1;threshold=0.3").header_params == \
@@ -94,34 +92,37 @@ def test_adapter_under_this_projects_handler_takes_the_header_string_and_raises(
     with pytest.raises(UnsupportedMediaTypeError):
         inference.input_fn(small_png(), "application/x-npy", None)
     with pytest.raises(BadRequestError):
-        inference.predict_fn(inference.input_fn(b"\x00garbage", "image/jpeg", None), StubDetector())
+        inference.predict_fn(inference.input_fn(b"\x00garbage", "image/jpeg", None), detector)
     with pytest.raises(BadRequestError):
-        inference.predict_fn(inference.input_fn(small_png(), "image/png", "classes=unicorn"), StubDetector())
+        inference.predict_fn(inference.input_fn(small_png(), "image/png", "classes=unicorn"), detector)
 
 
-def test_adapter_with_the_context_argument_of_sagemaker_inference_1_7_and_later():
+def test_adapter_with_the_context_argument_of_sagemaker_inference_1_7_and_later(detector):
     inference = load_entry_point()
     from ssd_serving.service import Refusal
-    context = mms_context({CUSTOM_ATTRIBUTES.lower(): "top_k=2"})
+    context = mms_context({CUSTOM_ATTRIBUTES.lower(): "top_k=2;threshold=%s" % RECALL_SCORE})
     request = inference.input_fn(small_png(), "image/png", context)
-    assert request.header_params == {"top_k": "2"}
-    body, media = inference.output_fn(inference.predict_fn(request, StubDetector(), context), "application/json",
+    assert request.header_params == {"top_k": "2", "threshold": str(RECALL_SCORE)}
+    body, media = inference.output_fn(inference.predict_fn(request, detector, context), "application/json",
                                       context)
-    assert media == "application/json" and json.loads(body.decode("utf-8"))["detections"]
+    detections = json.loads(body.decode("utf-8"))["detections"]
+    assert media == "application/json" and 1 <= len(detections) <= 2
+    assert set(d["label"] for d in detections) <= set(detector.classes)
     assert context.get_response_status(0)[0] == 200
 
     cases = [  # (what goes wrong, in which step, status)
-        (lambda c: inference.predict_fn(inference.input_fn(b"\x00garbage", "image/jpeg", c), StubDetector(), c), 400),
+        (lambda c: inference.predict_fn(inference.input_fn(b"\x00garbage", "image/jpeg", c), detector, c), 400),
         (lambda c: inference.input_fn(b"abc", "application/x-npy", c), 415),
-        (lambda c: inference.predict_fn(inference.input_fn(small_png(), "image/png", c), StubDetector(), c), 400),
-        (lambda c: inference.predict_fn(inference.input_fn(small_png(), "image/png", c), BrokenDetector(), c), 500),
+        (lambda c: inference.predict_fn(inference.input_fn(small_png(), "image/png", c), detector, c), 400),
+        (lambda c: inference.predict_fn(inference.input_fn(small_png(), "image/png", c), BrokenDetector(detector),
+                                        c), 500),
     ]
     headers = [{}, {}, {CUSTOM_ATTRIBUTES: "classes=unicorn"}, {}]
     for (step, status), header in zip(cases, headers):
         context = mms_context(header)
         refused = step(context)
         assert isinstance(refused, Refusal)
-        assert inference.predict_fn(refused, StubDetector(), context) is refused
+        assert inference.predict_fn(refused, detector, context) is refused
         body, media = inference.output_fn(refused, "application/json", context)
         document = json.loads(body.decode("utf-8"))
         assert media == "application/json" and document["status"] == status and set(document) == {"error", "status"}
@@ -129,25 +130,25 @@ def test_adapter_with_the_context_argument_of_sagemaker_inference_1_7_and_later(
         assert context.get_response_content_type(0) == "application/json"
 
     context = mms_context()
-    prediction = inference.predict_fn(inference.input_fn(small_png(), "image/png", context), StubDetector(), context)
+    prediction = inference.predict_fn(inference.input_fn(small_png(), "image/png", context), detector, context)
     body, media = inference.output_fn(prediction, "text/csv", context)
     assert json.loads(body.decode("utf-8"))["status"] == 406 and context.get_response_status(0)[0] == 406
 
 
-def test_adapter_finds_the_context_of_sagemaker_inference_before_1_7_on_the_stack():
+def test_adapter_finds_the_context_of_sagemaker_inference_before_1_7_on_the_stack(detector):
     """Before 1.7 the toolkit calls input_fn(body, content_type), predict_fn(data, model) and
     output_fn(prediction, accept) from inside Transformer.transform(data, context)."""
-    transformer = pytest.importorskip("sagemaker_inference.transformer")
     inference = load_entry_point()
 
-    class OldTransformer(transformer.Transformer):
+    class OldTransformer(sagemaker_inference.transformer.Transformer):
         def transform(self, data, context):
             request = inference.input_fn(data, "image/png")
-            return request, inference.output_fn(inference.predict_fn(request, StubDetector()), "application/json")
+            return request, inference.output_fn(inference.predict_fn(request, detector), "application/json")
 
-    context = mms_context({CUSTOM_ATTRIBUTES: "top_k=3"})
+    context = mms_context({CUSTOM_ATTRIBUTES: "top_k=3;threshold=%s" % RECALL_SCORE})
     request, (body, media) = OldTransformer().transform(small_png(), context)
-    assert request.header_params == {"top_k": "3"} and json.loads(body.decode("utf-8"))["detections"]
+    assert request.header_params == {"top_k": "3", "threshold": str(RECALL_SCORE)}
+    assert json.loads(body.decode("utf-8"))["detections"]
     context = mms_context()
     _, (body, media) = OldTransformer().transform(b"\x00garbage", context)
     assert json.loads(body.decode("utf-8"))["status"] == 400 and context.get_response_status(0)[0] == 400

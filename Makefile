@@ -48,6 +48,14 @@ $(MX19)/.deploy-tests-installed: $(MX19)/.installed requirements/deploy.txt requ
 	$(MX19)/bin/pip install -q -r requirements/deploy-test.txt -c requirements/common.txt -c requirements/mxnet-1.9.txt
 	touch $@
 
+# The browser test of the try-it page (tests/test_page.py): Selenium in the test venv, Debian's chromium and
+# chromedriver on the machine (tests/ensure-browser.sh, as root; without them the test skips and says why).
+$(MX19)/.browser-test-installed: $(MX19)/.installed requirements/browser-test.txt tests/ensure-browser.sh
+	@echo "==> adding the browser test's tools (Selenium; Debian's chromium and chromium-driver) to $(MX19)"
+	tests/ensure-browser.sh
+	$(MX19)/bin/pip install -q -r requirements/browser-test.txt -c requirements/common.txt -c requirements/mxnet-1.9.txt
+	touch $@
+
 # Debian's docker-registry binary for the push tests, unpacked from its .deb into build/tools (no
 # service is installed or started); where apt-get cannot fetch it the push tests skip and say why.
 DOCKER_REGISTRY_VERSION ?= 2.8.2+ds1-1
@@ -70,7 +78,9 @@ serve: $(MX19)/.installed
 	model_dir=$$($(MX19)/bin/python -m ssd_tools.export --ensure --model $(MODEL_NAME) \
 	    --out $(LOCAL_MODELS)/$(MODEL_NAME) --fallback $(DEMO_MODEL)); \
 	echo "==> serving $$model_dir on port $(PORT)"; \
-	SSD_MODEL_DIR=$$model_dir SAGEMAKER_BIND_TO_PORT=$(PORT) exec $(MX19)/bin/python -m ssd_serving.serving serve
+	echo "==> open http://localhost:$(PORT)/ to try it in a browser (SSD_WEB_PAGE=1)"; \
+	SSD_MODEL_DIR=$$model_dir SAGEMAKER_BIND_TO_PORT=$(PORT) SSD_WEB_PAGE=$${SSD_WEB_PAGE:-1} \
+	    exec $(MX19)/bin/python -m ssd_serving.serving serve
 
 # --- stock toolkit venvs (issue 10) -------------------------------------------------------------------
 # code/inference.py must work unchanged in AWS's stock MXNet images whatever toolkit pair they carry. One
@@ -158,7 +168,8 @@ lint-py36: $(MX19)/.installed
 # ./build_and_push.sh tests (tests/deploy) run in the MXNet 1.9.1 run only: they test the images and
 # the build host's tooling, not this machine's MXNet, so once is enough. Without a Docker engine they
 # skip and say why (SSD_REQUIRE_DOCKER=1, as in CI, makes that a failure).
-test-mx19: $(MX19)/.installed $(MX19)/.deploy-tests-installed $(DEPLOY)/.installed $(REGISTRY_DIR)/usr/bin/docker-registry
+test-mx19: $(MX19)/.installed $(MX19)/.deploy-tests-installed $(MX19)/.browser-test-installed $(DEPLOY)/.installed \
+    $(REGISTRY_DIR)/usr/bin/docker-registry
 	@echo "==> tests on MXNet 1.9.1 + GluonCV 0.10.5.post0, the container tests and ./build_and_push.sh (tests/deploy)"
 	$(MX19)/bin/python -m pytest tests $(PYTEST_ARGS)
 

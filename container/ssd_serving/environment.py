@@ -38,7 +38,8 @@ MAX_PAYLOAD_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
 BATCH_STRATEGY_ENV = "SAGEMAKER_BATCH_STRATEGY"
 MAX_CONCURRENT_TRANSFORMS_ENV = "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"
 STRICT_RECORDS_ENV = "SSD_STRICT_RECORDS"  # 1: in batch mode too, a bad record fails its request with a 4xx
-REQUEST_METRICS_ENV = "SSD_REQUEST_METRICS"    # 0: no per-request stage timings (EMF lines) in the log
+REQUEST_METRICS_ENV = "SSD_REQUEST_METRICS"    # 0: no per-request stage timings (EMF lines, Server-Timing headers)
+WEB_PAGE_ENV = "SSD_WEB_PAGE"  # 1: GET / serves the try-it page (make serve sets it; off in the image by default)
 METRICS_NAMESPACE_ENV = "SSD_METRICS_NAMESPACE"  # the CloudWatch namespace of those metrics
 # Multi-model endpoints: SageMaker sets SAGEMAKER_MULTI_MODEL=true and loads models through POST /models
 MULTI_MODEL_ENV = "SAGEMAKER_MULTI_MODEL"
@@ -233,8 +234,11 @@ class Environment(object):
         self.drain_timeout = read.number(DRAIN_TIMEOUT_ENV, DEFAULT_DRAIN_TIMEOUT, 0.0, MAX_DRAIN_TIMEOUT,
                                          low_inclusive=True)
         self.ready_dir = read.text(READY_DIR_ENV)
-        # each request's stages, logged by the worker as a CloudWatch embedded-metric-format line
+        # each request's stages, logged by the worker as a CloudWatch embedded-metric-format line and sent back in the
+        # answer's Server-Timing header
         self.request_metrics = read.flag(REQUEST_METRICS_ENV, True)
+        # SageMaker routes only /ping and /invocations: the page is for a person trying the server, not the contract
+        self.web_page = read.flag(WEB_PAGE_ENV, False)
         self.metrics_namespace = read.text(METRICS_NAMESPACE_ENV, "SSDServing")
         # a multi-model endpoint starts with no model and loads each on SageMaker's POST /models (multimodel.py)
         self.multi_model = read.flag(MULTI_MODEL_ENV, False)

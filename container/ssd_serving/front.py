@@ -4,6 +4,9 @@ Multi Model Server answers `/ping` with HTTP 200 even while no worker has a mode
 1.1.11: its body says "Unhealthy" or "Partial Healthy", its status stays 200), so SageMaker would route
 traffic to a container that can only fail. This small threaded HTTP server owns the public port:
 
+- `GET /` serves the try-it page (page.py) when SSD_WEB_PAGE=1, and is forwarded like any other path otherwise;
+- every answer forwarded from a worker carries the worker's stage timings in `Server-Timing`, to which this adds
+  `front`, the whole request as it saw it (unless SSD_REQUEST_METRICS=0);
 - `GET /execution-parameters` answers Batch Transform's question (how many requests at a time, which batch
   strategy, how large a payload) from the settings;
 - `GET /ping` answers 200 only while at least one worker process is alive with the model loaded (the
@@ -41,7 +44,7 @@ from urllib.parse import parse_qs, unquote
 
 from .errors import error_json
 from .multimodel import ModelsError
-from .timing import INFERENCE_ID_HEADER, RECEIVED_AT_HEADER, REQUEST_ID_HEADER
+from .timing import INFERENCE_ID_HEADER, RECEIVED_AT_HEADER, REQUEST_ID_HEADER, SERVER_TIMING_HEADER
 
 LOG = logging.getLogger(__name__)
 
@@ -160,6 +163,8 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
     execution_parameters = None  # the JSON document of GET /execution-parameters
     models = None  # a multimodel.Models on a multi-model endpoint (SAGEMAKER_MULTI_MODEL=true), else None
     invocations_path = None  # MMS's path for /invocations when it is not /invocations (FrontDoor says when)
+    web_page = None  # the try-it page's HTML (bytes) for GET /, or None: then / is forwarded as any path is
+    server_timing = False  # add the front door's own duration to the Server-Timing header of forwarded answers
 
     def version_string(self):
         return self.server_version
@@ -374,8 +379,12 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
         self.send_response(reply.status, reply.reason)
         self.send_header(REQUEST_ID_HEADER, self._request_id)
         content_type = None
+        worker_timing = []
         for key, value in reply.getheaders():
             if key.lower() in _HOP_BY_HOP or key.lower() in _OWN_HEADERS or key.lower() in _STAMPS:
+                continue
+            if key.lower() == SERVER_TIMING_HEADER.lower():
+                worker_timing.append(value)
                 continue
             if key.lower() == "content-type":
                 content_type = value
@@ -387,6 +396,10 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "application/json")
         elif content_type is None and payload:
             self.send_header("Content-Type", "application/octet-stream")
+        if self.server_timing:
+            worker_timing.append("front;dur=%.1f" % ((time.time() - self._received_at) * 1000.0))
+        if worker_timing:
+            self.send_header(SERVER_TIMING_HEADER, ", ".join(worker_timing))
         self.send_header("Content-Length", str(len(payload)))
         self._close_if_draining()
         self.end_headers()
@@ -414,6 +427,10 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
             if not ready:
                 document["error"] = detail
             self._send(status, json.dumps(document).encode("utf-8"), head_only=head_only)
+            return
+        if path == "/" and self.command in ("GET", "HEAD") and self.web_page:
+            if self._body() is not None:
+                self._send(200, self.web_page, "text/html; charset=utf-8", head_only=head_only)
             return
         if path == "/execution-parameters" and self.command in ("GET", "HEAD") and self.execution_parameters:
             if self._body() is not None:
@@ -534,16 +551,17 @@ class FrontDoor(object):
 
     def __init__(self, port, upstream_port, health, max_body, host="0.0.0.0", upstream_timeout=150.0,
                  idle_timeout=120.0, max_connections=512, max_in_flight=16, queue_timeout=30.0,
-                 execution_parameters=None, models=None, invocations_path=None):
+                 execution_parameters=None, models=None, invocations_path=None, web_page=None, server_timing=False):
         """`invocations_path`: where MMS answers /invocations, when not at /invocations (a model registered through
-        its management API, as a batching server's is, is not MMS's default model)."""
+        its management API, as a batching server's is, is not MMS's default model); `web_page`: the HTML served at
+        GET / (None: / is forwarded); `server_timing`: add the front door's duration to Server-Timing."""
         self.admission = Admission(max_in_flight)
         handler = type("BoundFrontDoorHandler", (FrontDoorHandler,), {
             "upstream_port": upstream_port, "health": staticmethod(health), "max_body": max_body,
             "upstream_timeout": upstream_timeout, "timeout": idle_timeout,
             "admission": self.admission, "max_in_flight": max_in_flight,
             "queue_timeout": queue_timeout, "execution_parameters": execution_parameters, "models": models,
-            "invocations_path": invocations_path})
+            "invocations_path": invocations_path, "web_page": web_page, "server_timing": server_timing})
         self.httpd = _ThreadingHTTPServer((host, port), handler, max_connections)
         self.port = self.httpd.server_address[1]
         self.thread = None

@@ -91,7 +91,7 @@ class DetectionService(object):
         for call in calls:
             if call.answer is None:
                 self._run(call, self._write)
-            self._log_times(call, len(calls))
+            self._report_times(call, len(calls))
         return [call.answer for call in calls]
 
     def _read(self, call):
@@ -141,8 +141,9 @@ class DetectionService(object):
             call.answer = call.fail(500, "Internal Server Error",
                                     error_json(500, "internal error: %s" % (error,), call.request_id))
 
-    def _log_times(self, call, batch_size):
-        """The request's stages as one CloudWatch EMF line on stdout (SSD_REQUEST_METRICS=0 turns them off)."""
+    def _report_times(self, call, batch_size):
+        """The request's stages in its answer's Server-Timing header and as one CloudWatch EMF line on stdout
+        (SSD_REQUEST_METRICS=0 turns both off)."""
         settings = self.settings
         if not settings.request_metrics:
             return
@@ -150,6 +151,7 @@ class DetectionService(object):
         times = call.times
         if call.waited is not None:
             times.add("queue_wait", call.waited)
+        call.context.set_response_header(call.index, timing.SERVER_TIMING_HEADER, timing.server_timing(times, total_ms))
         prediction = call.prediction
         info = getattr(prediction, "model_info", None) or getattr(self.model, "info", None) or {}
         images = len(getattr(prediction, "results", None) or ())

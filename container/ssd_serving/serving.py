@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 
-from . import artifact
+from . import artifact, page
 from .environment import MODEL_DIR_ENV, PORT_ENV, READY_DIR_ENV, Environment
 from .errors import ModelLoadError
 from .front import FrontDoor
@@ -87,6 +87,8 @@ def preflight(settings=None):
              " (DEMO model trained on synthetic shapes, not a pretrained detector)" if meta.get("demo") else "",
              model_dir, weights.get("source"), weights.get("location"), meta.get("params_sha256"))
     LOG.info("serving the %s graph: %s", choice.precision, choice.reason)
+    if choice.warning:
+        LOG.warning("%s", choice.warning)
     params_bytes = os.path.getsize(os.path.join(model_dir, meta.get("params_file", artifact.PARAMS_FILE)))
     device_name = candidate_contexts(settings.context)[0][0]
     memory, limited = memory_size()
@@ -549,7 +551,9 @@ def serve(port=None):
                           max_in_flight=settings.max_concurrent_requests, queue_timeout=settings.queue_timeout,
                           execution_parameters=settings.execution_parameters(),
                           models=Models(server.mgmt_port, server.store, settings) if settings.multi_model else None,
-                          invocations_path=server.invocations_path)
+                          invocations_path=server.invocations_path,
+                          web_page=page.html() if settings.web_page else None,
+                          server_timing=settings.request_metrics)
     except OSError as err:
         LOG.error("not starting: cannot listen on port %d: %s", public_port, err)
         server.cleanup()

@@ -1,4 +1,5 @@
-"""Per-request stage timings, and the CloudWatch embedded metric format (EMF) line that reports them."""
+"""Per-request stage timings, and how they are reported: the CloudWatch embedded metric format (EMF) line in the log and
+the W3C Server-Timing header on the answer."""
 from __future__ import absolute_import
 
 import json
@@ -17,6 +18,11 @@ RECEIVED_AT_HEADER = "X-Ssd-Received-At"
 # What a SageMaker caller sets with InvokeEndpoint's InferenceId; the front door uses it as the request id.
 INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
 EMF_PREFIX = '{"_aws":'
+# W3C Server-Timing: one metric name (a token) per stage; "worker" is the whole request as the worker saw it and
+# the front door adds "front", the whole request as it saw it (its slot queue and the hop to the model server too)
+SERVER_TIMING_HEADER = "Server-Timing"
+SERVER_TIMING_NAMES = {"queue_wait": "queue", "decode": "decode", "preprocess": "preprocess", "forward": "forward",
+                       "postprocess": "postprocess", "encode": "encode", "total": "worker"}
 
 
 class StageTimes(object):
@@ -77,6 +83,12 @@ def emf_document(times, namespace, model_name, request_id, status, images, total
         document[name] = round(milliseconds, 3)
         metrics.append({"Name": name, "Unit": "Milliseconds"})
     return document
+
+
+def server_timing(times, total_ms):
+    """The Server-Timing header's value: `queue;dur=4.0, decode;dur=3.1, ..., worker;dur=19.4` (milliseconds)."""
+    return ", ".join("%s;dur=%.1f" % (SERVER_TIMING_NAMES[stage], milliseconds)
+                     for stage, milliseconds in times.ordered() + [("total", total_ms)])
 
 
 def emf_line(*args, **kwargs):

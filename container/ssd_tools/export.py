@@ -158,12 +158,49 @@ def main(argv=None):
                              "(default 24 for builtin, 0 for a directory)")
     parser.add_argument("--from-export", metavar="DIR",
                         help="with --quantize int8: quantize this existing fp32 export instead of exporting a GluonCV model")
+    parser.add_argument("--calib-mode", choices=("naive", "entropy"),
+                        help="with --quantize int8: min/max (naive) or KL-divergence (entropy) calibration "
+                             "(default naive, chosen by measurement: docs/int8.md)")
+    check = parser.add_argument_group("the int8 accuracy check (docs/int8.md): int8 against fp32 on held-out images")
+    check.add_argument("--check-images", metavar="DIR",
+                       help="images to check on, never calibrated on: VOC XML labels beside them (NAME.xml) or in "
+                            "DIR/Annotations make it a labelled check (mAP drop), else int8's agreement with fp32 "
+                            "(default: the held-out part of --calibration-images, split by file name; for builtin: "
+                            "the demo's labelled scenes for the demo model, else held-out photos and scenes)")
+    check.add_argument("--max-drop", type=float,
+                       help="labelled check: the most VOC07 mAP points int8 may lose against fp32 (default 1.0)")
+    check.add_argument("--min-agreement", type=float,
+                       help="unlabelled check: the least AP, in points, of int8's detections against fp32's at "
+                            "the served threshold (default %(default)s: measured, docs/int8.md)")
+    check.add_argument("--min-check-images", type=int,
+                       help="a check on fewer images does not count as passed (default: measured, docs/int8.md)")
+    check.add_argument("--check-scenes", type=int,
+                       help="the demo model's labelled held-out scenes to check on (default 200)")
+    check.add_argument("--fallback-tries", type=int,
+                       help="when the check fails: how many times to keep more layers in fp32 and check again "
+                            "(default 5; 0: none)")
+    check.add_argument("--fallback-minutes", type=float,
+                       help="the time the check and its fallback may take in all (default 30)")
+    check.add_argument("--skip-check", action="store_true",
+                       help="write the int8 graph unchecked; it records that, and SSD_PRECISION=auto then serves "
+                            "fp32 (SSD_PRECISION=int8 forces it, with a warning)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if args.quantize == "int8":
         if args.ensure:
             parser.error("--ensure serves what it finds; quantize with --from-export DIR instead")
-        print(json.dumps(_export_int8(args), indent=2, sort_keys=True))
+        try:
+            meta = _export_int8(args)
+        except ValueError as err:  # bad images or labels: nothing was written
+            parser.exit(2, "ERROR: %s\n" % err)
+        print(json.dumps(meta, indent=2, sort_keys=True))
+        record = meta.get("accuracy_check", {})
+        if not record.get("passed") and not record.get("skipped"):
+            sys.stderr.write("ERROR: the int8 graph in %s failed its accuracy check (%s): SSD_PRECISION=auto will "
+                             "serve fp32, and SSD_PRECISION=int8 forces it with a warning. Calibrate on images like "
+                             "those it will serve (--calibration-images), give labelled ones (--check-images), or "
+                             "see docs/int8.md\n" % (args.out, record.get("reason")))
+            sys.exit(3)
         return
     if args.from_export:
         parser.error("--from-export goes with --quantize int8")
@@ -182,15 +219,11 @@ def main(argv=None):
 
 
 def _export_int8(args):
-    """Export fp32 first (or take --from-export), then quantize that graph into --out."""
+    """Export fp32 first (or take --from-export), then quantize that graph into --out and check it."""
     import shutil
     import tempfile
-    from .quantize import BUILTIN, DEFAULT_SCENES, quantize_exported
-    scenes = args.calibration_scenes
-    if scenes is None:
-        scenes = DEFAULT_SCENES if args.calibration_images == BUILTIN else 0
     if args.from_export:
-        return quantize_exported(args.from_export, args.out, args.calibration_images, scenes)
+        return _quantize_and_check(args, args.from_export)
     staging = tempfile.mkdtemp(prefix="ssd-fp32-")
     try:
         if args.params:
@@ -198,9 +231,82 @@ def _export_int8(args):
             export_user_params(args.model, args.params, classes, staging, args.input_size)
         else:
             export_zoo_model(args.model, staging, args.root)
-        return quantize_exported(staging, args.out, args.calibration_images, scenes)
+        return _quantize_and_check(args, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+GENERIC_CALIBRATION_BANNER = """\
+########################################################################################
+#  int8 of %(model)s is CALIBRATED ON GENERIC PHOTOS (the builtin set: %(photos)d photos
+#  from the matplotlib and scikit-image wheels and %(scenes)d synthetic shape scenes), not on
+#  images like the ones it will serve, and it is checked on %(check)d held-out generic images.
+#  Give your own images: --calibration-images DIR (the image build: CALIBRATION_IMAGES=
+#  a folder under weights/), and labelled ones with --check-images DIR (VOC XML beside them).
+########################################################################################
+"""
+
+
+def _quantize_and_check(args, fp32_dir):
+    """Calibrate, quantize, run the accuracy check (and its fallback) and write --out; print the check's table."""
+    from ssd_serving.artifact import read_metadata
+    from . import int8_check
+    from .demo import scenes as demo_scenes
+    from .quantize import (BUILTIN, BUILTIN_CHECK_PHOTOS, DEFAULT_CALIB_MODE, DEFAULT_SCENES, CheckOptions,
+                           builtin_photos, quantize_exported)
+    meta = read_metadata(fp32_dir)
+    target = (int(meta["input_width"]), int(meta["input_height"]))
+    scenes = args.calibration_scenes
+    if scenes is None:
+        scenes = DEFAULT_SCENES if args.calibration_images == BUILTIN else 0
+    is_demo = bool(meta.get("demo")) and list(meta["classes"]) == list(demo_scenes.CLASSES)
+    held_out, calibration_paths, check_set = (), None, None
+    if args.calibration_images == BUILTIN:
+        held_out = BUILTIN_CHECK_PHOTOS
+    else:
+        calibration_paths = int8_check.image_files(args.calibration_images, "calibration images")
+    if not args.skip_check:
+        if args.check_images:
+            check_paths = int8_check.image_files(args.check_images)
+            calibrating = set(int8_check.file_digest(p) for p in (calibration_paths or []))
+            shared = [os.path.basename(p) for p in check_paths if int8_check.file_digest(p) in calibrating]
+            if shared:
+                raise ValueError("--check-images %s holds images that are also calibration images (%s): the check "
+                                 "must be on held-out images; give two separate folders, or only "
+                                 "--calibration-images (it is then split)" % (args.check_images, ", ".join(shared[:5])))
+            check_set = int8_check.folder_check_set(check_paths, meta["classes"], target, args.check_images,
+                                                    "check images in %s" % args.check_images)
+        elif args.calibration_images == BUILTIN and is_demo:
+            check_set = int8_check.demo_scene_set(count=args.check_scenes or int8_check.DEMO_CHECK_SCENES)
+        elif args.calibration_images == BUILTIN:
+            photos = [path for name, path in builtin_photos() if name in held_out]
+            check_set = int8_check.builtin_check_set(photos, target)
+        else:
+            calibration_paths, check_paths = int8_check.split_folder(calibration_paths)
+            if not check_paths or not calibration_paths:
+                raise ValueError("calibration images: %s holds too few images to split into calibration and "
+                                 "held-out check images; add images, or give --check-images" % args.calibration_images)
+            check_set = int8_check.folder_check_set(check_paths, meta["classes"], target, args.calibration_images,
+                                                    "%s (held-out part)" % args.calibration_images)
+    if args.calibration_images == BUILTIN and not is_demo:
+        sys.stderr.write(GENERIC_CALIBRATION_BANNER % {
+            "model": meta["model_name"], "photos": len(builtin_photos()) - len(held_out), "scenes": scenes,
+            "check": len(check_set) if check_set is not None else 0})
+    options = None
+    if not args.skip_check:
+        budget = None if args.fallback_minutes is None else 60.0 * args.fallback_minutes
+        options = CheckOptions(args.max_drop, args.min_agreement, args.min_check_images, args.fallback_tries, budget)
+    int8_meta = quantize_exported(fp32_dir, args.out, args.calibration_images, scenes,
+                                  args.calib_mode or DEFAULT_CALIB_MODE, check_set=check_set, check=options,
+                                  held_out=held_out, calibration_paths=calibration_paths)
+    sys.stderr.write(int8_check.table(int8_meta["accuracy_check"]) + "\n")
+    fallback = int8_meta["accuracy_check"].get("fallback") or {}
+    kept = int8_meta["quantization"].get("fp32_kept_by_fallback") or []
+    if len(fallback.get("tries") or []) > 1:
+        sys.stderr.write("fallback: %d tries, stopped: %s; layers kept in fp32: %s (%.0f s in all)\n" % (
+            len(fallback["tries"]), fallback.get("stopped"), ", ".join(k["layer"] for k in kept) or "none",
+            fallback.get("seconds", 0)))
+    return int8_meta
 
 
 if __name__ == "__main__":

@@ -27,16 +27,28 @@ def demo_model_dir():
     return DEMO_MODEL
 
 
+def passed_check(fp32_meta, int8_params_sha256, **changes):
+    """An accuracy_check record as ssd_tools.int8_check writes it for an int8 graph that passed."""
+    record = {"passed": True, "metric": "voc07_map_drop", "value": 0.05, "limit": 1.0, "direction": "at most",
+              "unit": "points", "reason": "mAP drop 0.05 points <= 1.00",
+              "images": {"count": 200, "sha256": "0" * 64, "source": "stub", "labelled": True},
+              "fp32_params_sha256": fp32_meta["params_sha256"], "int8_params_sha256": int8_params_sha256}
+    record.update(changes)
+    return record
+
+
 @pytest.fixture()
 def stub_int8_pair(demo_model_dir, tmp_path):
     """(folder, fp32 metadata): the demo model with an int8/ folder beside it that says it was quantized from
-    it (the files are the fp32 ones: for choosing a graph only, never for loading int8)."""
+    it and passed its accuracy check (the files are the fp32 ones: for choosing a graph only, never for loading
+    int8)."""
     from ssd_serving.precision import INT8_SUBDIR
     root = copy_model(demo_model_dir, str(tmp_path / "model"))
     with open(os.path.join(root, "model-meta.json")) as stream:
         fp32 = json.load(stream)
     copy_model(demo_model_dir, os.path.join(root, INT8_SUBDIR), precision="int8",
-               quantization={"fp32_params_sha256": fp32["params_sha256"]})
+               quantization={"fp32_params_sha256": fp32["params_sha256"]},
+               accuracy_check=passed_check(fp32, fp32["params_sha256"]))
     return root, fp32
 
 

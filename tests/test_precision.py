@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from conftest import passed_check
 from helpers import copy_model, rewrite_meta
 from ssd_serving import precision
 from ssd_serving.errors import ModelLoadError
@@ -92,6 +93,12 @@ def test_an_int8_folder_made_from_other_weights_is_refused(stub_int8_pair):
 def test_an_int8_only_folder_is_served_as_int8_or_refused_with_the_reason(demo_model_dir, tmp_path):
     only = copy_model(demo_model_dir, str(tmp_path / "only"), precision="int8")
     meta = json.load(open(os.path.join(only, "model-meta.json")))
+    # unchecked, with no fp32 graph to serve instead: auto refuses, int8 forces it with a warning
+    with pytest.raises(ModelLoadError, match="records no accuracy check .* no fp32 graph to serve instead"):
+        choose(only, meta, flags=AVX2_ONLY)
+    assert "records no accuracy check" in choose(only, meta, wanted="int8", flags=AVX2_ONLY).warning
+    rewrite_meta(only, accuracy_check=passed_check(meta, meta["params_sha256"]))
+    meta = json.load(open(os.path.join(only, "model-meta.json")))
     assert choose(only, meta, flags=AVX2_ONLY).precision == "int8"
     with pytest.raises(ModelLoadError, match="only an int8 graph"):
         choose(only, meta, wanted="fp32")
@@ -124,3 +131,43 @@ def test_a_graph_of_another_precision_is_refused(demo_model_dir, tmp_path):
     meta = json.load(open(os.path.join(other, "model-meta.json")))
     with pytest.raises(ModelLoadError, match="model precision 'bf16' .* is not fp32 or int8"):
         choose(other, meta)
+
+
+def _int8_meta(root):
+    with open(os.path.join(root, "int8", "model-meta.json")) as stream:
+        return json.load(stream)
+
+
+@pytest.mark.parametrize("record, says", [
+    (None, "records no accuracy check"),
+    ({"passed": False, "skipped": True, "reason": "skipped with --skip-check"}, "was skipped"),
+    ({"passed": False, "value": 3.2, "reason": "mAP drop 3.20 points > 1.00"}, "failed its accuracy check"),
+    ({"fp32_params_sha256": "1" * 64}, "made against other fp32 weights"),
+    ({"int8_params_sha256": "2" * 64}, "made on other int8 weights"),
+])
+def test_auto_serves_fp32_on_a_vnni_cpu_unless_the_int8_graph_passed_its_check_against_these_weights(
+        stub_int8_pair, record, says):
+    root, meta = stub_int8_pair
+    int8 = _int8_meta(root)
+    if record is None:
+        changed = None
+    elif "skipped" in record:
+        changed = dict(record, fp32_params_sha256=meta["params_sha256"], int8_params_sha256=int8["params_sha256"])
+    else:
+        changed = dict(passed_check(meta, int8["params_sha256"]), **record)
+    rewrite_meta(os.path.join(root, "int8"), accuracy_check=changed)
+    choice = choose(root, meta)
+    assert choice.precision == "fp32" and choice.model_dir == root and choice.warning is None
+    # the log says why, and how to check it
+    assert says in choice.reason and "avx512_vnni" in choice.reason and "ssd_tools.export --quantize int8" in choice.reason
+    # forcing int8 still serves it, with a warning naming the failed or missing check
+    forced = choose(root, meta, wanted="int8")
+    assert forced.precision == "int8" and says in forced.warning and "not proven" in forced.warning
+
+
+def test_a_passed_check_is_named_with_its_figure_when_int8_is_served(stub_int8_pair):
+    root, meta = stub_int8_pair
+    choice = choose(root, meta)
+    assert choice.precision == "int8" and choice.warning is None
+    assert "int8 accuracy check passed: VOC07 mAP drop 0.05 points (at most 1.00) on 200 images" in choice.reason
+    assert choose(root, meta, wanted="int8").warning is None

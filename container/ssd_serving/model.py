@@ -262,6 +262,8 @@ def load_detector(model_dir=None, settings=None, context=None, warm_up=True, wan
     model_dir, meta = choice.model_dir, choice.meta
     verify_params(model_dir, meta)
     LOG.info("serving the %s graph: %s", choice.precision, choice.reason)
+    if choice.warning:
+        LOG.warning("%s", choice.warning)
     contexts = candidate_contexts(context)
     if choice.precision == "int8":
         contexts = [(name, ctx) for name, ctx in contexts if name == "cpu"]

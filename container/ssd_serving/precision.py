@@ -23,14 +23,21 @@ CPUINFO = "/proc/cpuinfo"
 MIN_MXNET = (1, 9)
 
 
-class Choice(object):
-    """The graph to load: its folder, metadata and precision, and the reason, for the start-up log."""
+# How to check an int8 graph, for the messages that say it was not checked (docs/int8.md)
+HOW_TO_CHECK = ("check it with python -m ssd_tools.export --quantize int8 --from-export FP32_DIR --out FP32_DIR/int8 "
+                "(docs/int8.md)")
 
-    def __init__(self, model_dir, meta, precision, reason):
+
+class Choice(object):
+    """The graph to load: its folder, metadata and precision, and the reason, for the start-up log; `warning`:
+    what the log must also say loudly (an int8 graph forced without a passed accuracy check)."""
+
+    def __init__(self, model_dir, meta, precision, reason, warning=None):
         self.model_dir = model_dir
         self.meta = meta
         self.precision = precision
         self.reason = reason
+        self.warning = warning
 
     def __repr__(self):
         return "Choice(%r, %r, %r)" % (self.model_dir, self.precision, self.reason)
@@ -108,6 +115,38 @@ def variants(model_dir, meta):
     return found
 
 
+def check_summary(record):
+    """One line of what an int8 graph's accuracy check measured (ssd_tools.int8_check writes the record)."""
+    if record.get("skipped"):
+        return "its accuracy check was skipped (%s)" % record.get("reason")
+    name = "VOC07 mAP drop" if record.get("metric") == "voc07_map_drop" else "agreement with fp32 (AP)"
+    try:
+        return "int8 accuracy check %s: %s %.2f points (%s %.2f) on %d images" % (
+            "passed" if record.get("passed") is True else "failed", name, float(record.get("value")),
+            record.get("direction", ""), float(record.get("limit")), int(record.get("images", {}).get("count", 0)))
+    except (TypeError, ValueError):
+        return "int8 accuracy check %s (%s)" % ("passed" if record.get("passed") is True else "failed",
+                                                record.get("reason"))
+
+
+def check_problem(int8_meta, fp32_meta=None):
+    """Why the int8 graph's recorded accuracy check does not let SSD_PRECISION=auto serve it, or None: it passed,
+    on exactly these int8 weights, against exactly the fp32 weights `fp32_meta` describes (when given)."""
+    record = int8_meta.get("accuracy_check")
+    if not isinstance(record, dict):
+        return "its model-meta.json records no accuracy check against fp32"
+    if record.get("skipped"):
+        return "its accuracy check was skipped (%s)" % record.get("reason")
+    if fp32_meta is not None and record.get("fp32_params_sha256") != fp32_meta.get("params_sha256"):
+        return ("its accuracy check was made against other fp32 weights (sha256 %s; the fp32 weights beside it are %s)"
+                % (record.get("fp32_params_sha256"), fp32_meta.get("params_sha256")))
+    if record.get("int8_params_sha256") != int8_meta.get("params_sha256"):
+        return "its accuracy check was made on other int8 weights (sha256 %s)" % record.get("int8_params_sha256")
+    if record.get("passed") is not True:
+        return "it failed its accuracy check (%s: %s)" % (check_summary(record), record.get("reason"))
+    return None
+
+
 def choose(model_dir, meta, wanted, device_name, flags, int8_problem=None):
     """The graph to serve from `model_dir` on `device_name` for SSD_PRECISION=`wanted`.
 
@@ -118,14 +157,18 @@ def choose(model_dir, meta, wanted, device_name, flags, int8_problem=None):
     seen = int8_instructions(flags)
     seen_text = ", ".join(seen) if seen else "none of %s" % ", ".join(INT8_DOT_PRODUCT_FLAGS)
 
-    def pick(precision, reason):
+    def pick(precision, reason, warning=None):
         path, graph_meta = found[precision]
-        return Choice(path, graph_meta, precision, reason)
+        return Choice(path, graph_meta, precision, reason, warning)
 
     def int8_refusal():
         if device_name != "cpu":
             return "the int8 graph runs on the CPU only and this server runs on %s" % device_name
         return int8_problem
+
+    def unchecked():
+        int8_meta = found["int8"][1]
+        return check_problem(int8_meta, found["fp32"][1] if "fp32" in found else None)
 
     if wanted == "fp32":
         if "fp32" not in found:
@@ -140,23 +183,42 @@ def choose(model_dir, meta, wanted, device_name, flags, int8_problem=None):
         problem = int8_refusal()
         if problem:
             raise ModelLoadError("%s=int8 but %s" % (PRECISION_ENV, problem))
+        gap = unchecked()
+        warning = None
+        if gap:
+            warning = ("%s=int8 forces the int8 graph in %s although %s: its accuracy against fp32 is not proven "
+                       "(%s=auto would serve fp32); %s" % (PRECISION_ENV, found["int8"][0], gap, PRECISION_ENV,
+                                                           HOW_TO_CHECK))
+        figure = "" if gap else "; " + check_summary(found["int8"][1]["accuracy_check"])
         if not seen:
-            return pick("int8", "%s=int8; note: this CPU has %s, so int8 runs but hardly faster than fp32"
-                        % (PRECISION_ENV, seen_text))
-        return pick("int8", "%s=int8; CPU int8 dot-product instructions: %s" % (PRECISION_ENV, seen_text))
+            return pick("int8", "%s=int8; note: this CPU has %s, so int8 runs but hardly faster than fp32%s"
+                        % (PRECISION_ENV, seen_text, figure), warning)
+        return pick("int8", "%s=int8; CPU int8 dot-product instructions: %s%s" % (PRECISION_ENV, seen_text, figure),
+                    warning)
     # auto
     if "fp32" not in found:  # an int8-only export: serve it or say why it cannot be
         problem = int8_refusal()
         if problem:
             raise ModelLoadError("the model is int8 (quantized for the CPU target) and %s" % problem)
-        return pick("int8", "%s=auto and %s holds only an int8 graph" % (PRECISION_ENV, model_dir))
+        gap = unchecked()
+        if gap:
+            raise ModelLoadError("%s=auto and %s holds only an int8 graph, but %s, and there is no fp32 graph to "
+                                 "serve instead: ship the fp32 export with the int8 one in its %s/ folder, %s, or "
+                                 "set %s=int8 to serve it unproven" % (PRECISION_ENV, model_dir, gap, INT8_SUBDIR,
+                                                                      HOW_TO_CHECK, PRECISION_ENV))
+        return pick("int8", "%s=auto and %s holds only an int8 graph; %s" % (
+            PRECISION_ENV, model_dir, check_summary(found["int8"][1]["accuracy_check"])))
     if "int8" not in found:
         return pick("fp32", "%s=auto and %s holds no int8 graph" % (PRECISION_ENV, model_dir))
     problem = int8_refusal()
     if problem:
         return pick("fp32", "%s=auto: %s" % (PRECISION_ENV, problem))
-    if seen:
-        return pick("int8", "%s=auto and this CPU has int8 dot-product instructions: %s"
+    if not seen:
+        return pick("fp32", "%s=auto and this CPU has %s, where int8 is hardly faster than fp32"
                     % (PRECISION_ENV, seen_text))
-    return pick("fp32", "%s=auto and this CPU has %s, where int8 is hardly faster than fp32"
-                % (PRECISION_ENV, seen_text))
+    gap = unchecked()
+    if gap:
+        return pick("fp32", "%s=auto and this CPU has int8 dot-product instructions (%s), but the int8 graph in %s "
+                    "is not served: %s; %s" % (PRECISION_ENV, seen_text, found["int8"][0], gap, HOW_TO_CHECK))
+    return pick("int8", "%s=auto and this CPU has int8 dot-product instructions: %s; %s"
+                % (PRECISION_ENV, seen_text, check_summary(found["int8"][1]["accuracy_check"])))

@@ -1,8 +1,9 @@
-"""The Multi Model Server handler in process, with a fake MMS context: initialize once, answer each request of a
+"""The Multi Model Server handler in process, with MMS's own Context: initialize once, answer each request of a
 batch in order, errors as JSON on their own index, and the worker still serving after them.
 
-The context is fake (it holds what MMS's Context holds: the model folder, each request's headers, and the status
-and content type set per request); the entry point is the real code/inference.py with the demo model.
+The context is the installed MMS's Context and RequestProcessor, filled as its worker fills them (the model folder,
+each request's headers and id; the status and headers set per request); the entry point is the real
+code/inference.py with the demo model.
 tests/test_server.py runs the same handler inside the real model server.
 """
 import base64
@@ -11,34 +12,36 @@ import json
 import sys
 import time
 
+import mms
 import numpy as np
 import pytest
+from mms.context import Context, RequestProcessor
 from PIL import Image
 
 from helpers import assert_same_detections, demo_meta, emf_lines, encode, load_entry_point, synthetic_scene
 from ssd_serving.handler import DetectionService
 
 
-class FakeContext(object):
-    """What the handler uses of MMS's Context, recording what it sets."""
+def mms_context(model_dir, headers):
+    """A real MMS Context, built as the worker builds one for a batch (mms.service.Service): the model folder, one
+    RequestProcessor with each request's headers, and the id MMS gives each request of the batch."""
+    context = Context("model", model_dir, None, max(1, len(headers)), None, mms.__version__)
+    context.request_processor = [RequestProcessor(dict(each)) for each in headers]
+    context.request_ids = dict((index, "mms-%d" % index) for index in range(len(headers)))  # MMS's are UUIDs
+    return context
 
-    def __init__(self, model_dir, headers):
-        self.system_properties = {"model_dir": model_dir}
-        self.headers = headers
-        self.statuses = {}
-        self.content_types = {}
 
-    def get_all_request_header(self, index):
-        return self.headers[index]
+def statuses(context):
+    """{index: (status, phrase)} of the requests the handler set a status for (MMS's default is 200, no phrase)."""
+    found = {}
+    for index in range(len(context.request_processor)):
+        if context.get_response_status(index) != (200, None):
+            found[index] = context.get_response_status(index)
+    return found
 
-    def get_request_id(self, index=0):
-        return "mms-%d" % index  # MMS numbers each request of a batch with a UUID
 
-    def set_response_status(self, status, phrase, index):
-        self.statuses[index] = (status, phrase)
-
-    def set_response_content_type(self, index, content_type):
-        self.content_types[index] = content_type
+def content_types(context):
+    return dict((index, context.get_response_content_type(index)) for index in range(len(context.request_processor)))
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +50,14 @@ def service(demo_model_dir):
     patch = pytest.MonkeyPatch()
     patch.setitem(sys.modules, "inference", load_entry_point())  # MMS workers import it from code/
     made = DetectionService()
-    made.initialize(FakeContext(demo_model_dir, []))
+    made.initialize(mms_context(demo_model_dir, []))
     yield made
     patch.undo()
 
 
 def _requests(service, demo_model_dir, *requests):
     """Answer (body, headers) requests as one MMS batch; returns the answers and the context."""
-    context = FakeContext(demo_model_dir, [headers for _, headers in requests])
+    context = mms_context(demo_model_dir, [headers for _, headers in requests])
     answers = service.handle([{"body": body} for body, _ in requests], context)
     return answers, context
 
@@ -71,18 +74,18 @@ def test_a_batch_is_answered_in_order_and_a_bad_request_fails_alone(service, dem
                                  (b"\x00 not an image", {"content-type": "image/jpeg"}),
                                  (encode(rgb, "PNG"), {"Content-Type": "image/png", "Accept": "image/png"}))
     first, bad, picture = answers
-    assert json.loads(first)["image_size"] == [320, 240] and context.content_types[0] == "application/json"
-    assert 0 not in context.statuses
-    assert context.statuses[1] == (400, "Bad Request") and context.content_types[1] == "application/json"
+    assert json.loads(first)["image_size"] == [320, 240] and content_types(context)[0] == "application/json"
+    assert 0 not in statuses(context)
+    assert statuses(context)[1] == (400, "Bad Request") and content_types(context)[1] == "application/json"
     assert set(json.loads(bad)) == {"error", "status", "request_id"} and json.loads(bad)["status"] == 400
-    assert Image.open(io.BytesIO(picture)).size == (320, 240) and context.content_types[2] == "image/png"
+    assert Image.open(io.BytesIO(picture)).size == (320, 240) and content_types(context)[2] == "image/png"
 
 
 def test_headers_are_matched_whatever_their_case(service, demo_model_dir):
     rgb, _, _ = synthetic_scene(4, 320, 240)
     answers, context = _requests(service, demo_model_dir, (encode(rgb), {
         b"content-type": b"image/jpeg", "x-amzn-sagemaker-custom-attributes": b"threshold=0.01;top_k=2"}))
-    assert len(json.loads(answers[0])["detections"]) == 2 and not context.statuses
+    assert len(json.loads(answers[0])["detections"]) == 2 and not statuses(context)
 
 
 @pytest.mark.parametrize("headers, status", [
@@ -93,7 +96,7 @@ def test_headers_are_matched_whatever_their_case(service, demo_model_dir):
 def test_errors_carry_their_status(service, demo_model_dir, headers, status):
     rgb = np.zeros((64, 64, 3), np.uint8)
     answers, context = _requests(service, demo_model_dir, (encode(rgb), headers))
-    assert context.statuses[0][0] == status and json.loads(answers[0])["status"] == status
+    assert statuses(context)[0][0] == status and json.loads(answers[0])["status"] == status
 
 
 def test_an_unexpected_failure_is_a_500_json_and_the_worker_keeps_serving(service, demo_model_dir, monkeypatch):
@@ -103,11 +106,11 @@ def test_an_unexpected_failure_is_a_500_json_and_the_worker_keeps_serving(servic
     with monkeypatch.context() as patch:
         patch.setattr(service.model, "detect", broken)
         answers, context = _requests(service, demo_model_dir, (encode(rgb), {"Content-Type": "image/jpeg"}))
-    assert context.statuses[0] == (500, "Internal Server Error")
+    assert statuses(context)[0] == (500, "Internal Server Error")
     assert json.loads(answers[0]) == {"error": "internal error: the graph fell over", "status": 500,
                                       "request_id": "mms-0"}
     answers, context = _requests(service, demo_model_dir, (encode(rgb), {"Content-Type": "image/jpeg"}))
-    assert not context.statuses and "detections" in json.loads(answers[0])
+    assert not statuses(context) and "detections" in json.loads(answers[0])
 
 
 def test_a_load_only_call_answers_nothing(service, demo_model_dir):
@@ -115,7 +118,7 @@ def test_a_load_only_call_answers_nothing(service, demo_model_dir):
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.setattr(handler, "_service", service)
     try:
-        assert handler.handle(None, FakeContext(demo_model_dir, [])) is None
+        assert handler.handle(None, mms_context(demo_model_dir, [])) is None
     finally:
         monkeypatch.undo()
 
@@ -138,7 +141,7 @@ def test_each_request_logs_its_stages_as_one_emf_line_named_by_its_request_id(se
     assert sum(good[n] for n in ("Decode", "Preprocess", "Forward", "Postprocess", "Encode")) <= good["Total"]
     # a refused request: its status, its id in the log line and in the error body (the caller's InferenceId)
     assert refused["RequestId"] == "caller-2" and refused["Status"] == 400 and "Forward" not in refused
-    assert json.loads(answers[1])["request_id"] == "caller-2" and context.statuses[1][0] == 400
+    assert json.loads(answers[1])["request_id"] == "caller-2" and statuses(context)[1][0] == 400
     # without the front door's headers, MMS's own request id names it
     assert anonymous["RequestId"] == "mms-2" and json.loads(answers[2])["request_id"] == "mms-2"
 
@@ -166,7 +169,7 @@ def test_a_multi_model_worker_loads_exactly_the_folder_it_is_pointed_at(demo_mod
     patch.setitem(sys.modules, "inference", load_entry_point())
     try:
         made = DetectionService()
-        made.initialize(FakeContext(_pointing_at(demo_model_dir, tmp_path, "kitchen.tar.gz"), []))
+        made.initialize(mms_context(_pointing_at(demo_model_dir, tmp_path, "kitchen.tar.gz"), []))
         assert made.model.info["target_model"] == "kitchen.tar.gz"
         assert made.model.info["name"] == demo_meta()["model_name"]
     finally:
@@ -185,7 +188,7 @@ def test_a_multi_model_worker_never_falls_back_to_another_model_and_says_why(tmp
     patch.setitem(sys.modules, "inference", load_entry_point())
     try:
         with pytest.raises(ModelLoadError, match="holds no exported model"):
-            DetectionService().initialize(FakeContext(mms_dir, []))
+            DetectionService().initialize(mms_context(mms_dir, []))
     finally:
         patch.undo()
     with open("%s/%s" % (mms_dir, LOAD_ERROR_FILE)) as stream:
@@ -224,7 +227,7 @@ def test_requests_handed_over_together_share_one_forward_and_answer_as_if_alone(
     for before, after in zip(alone, answers[:3]):
         assert json.loads(after)["image_size"] == [320, 240]
         assert_same_detections(before["detections"], json.loads(after)["detections"])
-    assert context.statuses == {3: (400, "Bad Request")} and json.loads(answers[3])["request_id"] == "mms-3"
+    assert statuses(context) == {3: (400, "Bad Request")} and json.loads(answers[3])["request_id"] == "mms-3"
     for before, result in zip(alone, json.loads(answers[4])):
         assert_same_detections(before["detections"], result["detections"])
     lines = emf_lines(capsys.readouterr().out)
@@ -242,12 +245,12 @@ def test_a_failed_shared_forward_fails_its_requests_only_and_the_worker_keeps_se
         patch.setattr(service.model, "raw_outputs_many", broken)
         answers, context = _requests(service, demo_model_dir, (encode(rgb), JPEG), (encode(rgb), JPEG),
                                      (b"junk", JPEG))
-    assert context.statuses == {0: (500, "Internal Server Error"), 1: (500, "Internal Server Error"),
+    assert statuses(context) == {0: (500, "Internal Server Error"), 1: (500, "Internal Server Error"),
                                 2: (400, "Bad Request")}
     assert json.loads(answers[1]) == {"error": "internal error: the graph fell over", "status": 500,
                                       "request_id": "mms-1"}
     answers, context = _requests(service, demo_model_dir, (encode(rgb), JPEG), (encode(rgb), JPEG))
-    assert not context.statuses and all("detections" in json.loads(answer) for answer in answers)
+    assert not statuses(context) and all("detections" in json.loads(answer) for answer in answers)
 
 
 def test_an_entry_point_without_predict_batch_fn_is_served_one_request_at_a_time(service, demo_model_dir,
@@ -259,5 +262,5 @@ def test_an_entry_point_without_predict_batch_fn_is_served_one_request_at_a_time
     forwards = _count_forwards(service, monkeypatch)
     rgb, _, _ = synthetic_scene(15, 320, 240)
     answers, context = _requests(service, demo_model_dir, (encode(rgb), JPEG), (encode(rgb), JPEG))
-    assert not context.statuses and json.loads(answers[0]) == json.loads(answers[1])
+    assert not statuses(context) and json.loads(answers[0]) == json.loads(answers[1])
     assert forwards == [1, 1]

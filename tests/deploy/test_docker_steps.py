@@ -155,15 +155,6 @@ def test_smoke_test_fails_loudly(aws, stand_in_images, small_image):
     assert smoke_containers() == before
 
 
-def test_smoke_test_of_a_serving_image(aws, docker_engine):
-    """The real serving image, when SSD_TEST_SERVING_IMAGE names one (the whole-flow test builds its own)."""
-    image = os.environ.get("SSD_TEST_SERVING_IMAGE")
-    if not image:
-        pytest.skip("set SSD_TEST_SERVING_IMAGE to a built serving image (docker/build.sh prints one) to smoke-test it")
-    run = run_script(["test", "--image", image], aws.env, timeout=600)
-    assert "detection(s)" in run.stderr
-
-
 # ---------------------------------------------------------------------------------------------- the whole flow
 
 STAND_IN_FOR = {"cpu": "mxnet-inference:1.9.0-cpu-py38-ubuntu20.04-sagemaker",

@@ -17,7 +17,7 @@ from PIL import Image
 
 from helpers import DEMO_MODEL, ROOT, RunningServer, copy_model, encode, photo_paths, ready_server, synthetic_scene
 
-STAGES = ["queue", "decode", "preprocess", "forward", "postprocess", "encode", "worker", "front"]
+STAGES = ["queue", "decode", "preprocess", "forward", "postprocess", "encode", "worker", "read", "upstream", "front"]
 ASKED_THRESHOLD = "threshold=0.05"  # what the page asks with, once; its slider filters the answer
 SCREENSHOTS = os.path.join(ROOT, "build", "page")
 
@@ -38,12 +38,18 @@ def test_every_answer_carries_its_stage_timings(page_server):
     reply = page_server.post(encode(synthetic_scene(3, 640, 480)[0]))
     assert reply.status_code == 200, reply.text
     assert timing_names(reply.headers.get("Server-Timing")) == STAGES, reply.headers
-    for part in reply.headers["Server-Timing"].split(","):
-        assert float(part.split(";dur=")[1]) >= 0.0
+    durations = dict((part.strip().split(";dur=")[0], float(part.split(";dur=")[1]))
+                     for part in reply.headers["Server-Timing"].split(","))
+    assert min(durations.values()) >= 0.0, durations
+    # a timeline, not loose numbers: the front door's parts fit in its whole, and the worker's in the upstream
+    # exchange that contains it (each figure is rounded to 0.1 ms)
+    assert durations["front"] >= durations["read"] + durations["upstream"] - 0.2, durations
+    assert durations["upstream"] >= durations["worker"] - 0.2, durations
     # an error answer too: it went through the worker's queue and handler, not through a forward
     refused = page_server.post(b"not an image at all", "image/jpeg")
     assert refused.status_code == 400
-    assert timing_names(refused.headers.get("Server-Timing")) == ["queue", "worker", "front"], refused.headers
+    assert timing_names(refused.headers.get("Server-Timing")) == ["queue", "worker", "read", "upstream", "front"], \
+        refused.headers
 
 
 def test_request_metrics_off_means_no_server_timing():

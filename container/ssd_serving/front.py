@@ -5,8 +5,10 @@ Multi Model Server answers `/ping` with HTTP 200 even while no worker has a mode
 traffic to a container that can only fail. This small threaded HTTP server owns the public port:
 
 - `GET /` serves the try-it page (page.py) when SSD_WEB_PAGE=1, and is forwarded like any other path otherwise;
-- every answer forwarded from a worker carries the worker's stage timings in `Server-Timing`, to which this adds
-  `front`, the whole request as it saw it (unless SSD_REQUEST_METRICS=0);
+- every answer forwarded from a worker carries the worker's stage timings in `Server-Timing`, to which this adds its
+  own: `read` (from the request's headers to its whole body, its wait for a slot included), `upstream` (from
+  forwarding it to MMS to having MMS's whole answer) and `front` (the whole request as it saw it), so that the hops
+  between the front door, MMS and the worker can be told apart (unless SSD_REQUEST_METRICS=0);
 - `GET /execution-parameters` answers Batch Transform's question (how many requests at a time, which batch
   strategy, how large a payload) from the settings;
 - `GET /ping` answers 200 only while at least one worker process is alive with the model loaded (the
@@ -360,14 +362,17 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
         body = self._body()
         if body is None:
             return
+        body_read_at = time.time()
         headers = dict((k, v) for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | _STAMPS)
         headers[REQUEST_ID_HEADER] = self._request_id
         headers[RECEIVED_AT_HEADER] = "%.6f" % self._received_at
         if body or self.command in ("POST", "PUT"):
             headers["Content-Length"] = str(len(body))
         try:
+            forwarded_at = time.time()
             reply, payload = self._exchange(self.command, body if body or self.command in ("POST", "PUT") else None,
                                             headers, upstream_path)
+            answered_at = time.time()
         except socket.timeout:
             self._send_error(504, "the model server did not answer within %.0f s" % self.upstream_timeout)
             return
@@ -397,7 +402,9 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
         elif content_type is None and payload:
             self.send_header("Content-Type", "application/octet-stream")
         if self.server_timing:
-            worker_timing.append("front;dur=%.1f" % ((time.time() - self._received_at) * 1000.0))
+            worker_timing.append("read;dur=%.1f, upstream;dur=%.1f, front;dur=%.1f" % (
+                (body_read_at - self._received_at) * 1000.0, (answered_at - forwarded_at) * 1000.0,
+                (time.time() - self._received_at) * 1000.0))
         if worker_timing:
             self.send_header(SERVER_TIMING_HEADER, ", ".join(worker_timing))
         self.send_header("Content-Length", str(len(payload)))

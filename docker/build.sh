@@ -160,12 +160,19 @@ baked=$(docker run --rm --network none --entrypoint python "$IMAGE" -c 'import j
 d = os.environ["SSD_MODEL_DIR"]
 m = json.load(open(os.path.join(d, "model-meta.json")))
 graphs = "fp32 + int8" if os.path.isdir(os.path.join(d, "int8")) else "fp32"
+if os.path.isfile(os.path.join(d, "int8-not-baked.json")):
+    graphs += "; int8 NOT baked: it failed its accuracy check (%s)" % json.load(open(os.path.join(d, "int8-not-baked.json"))).get("reason")
 print("%s (demo: %s, weights: %s, graphs: %s)" % (m["model_name"], str(m.get("demo", False)).lower(), m["weights"].get("source"), graphs))')
 step "done in $(( $(date +%s) - STARTED ))s"
 for line in "${SUMMARY[@]}"; do printf '    %s\n' "$line" >&2; done
 printf '    base %s: %s\n' "$BASE" "$(size_of "$BASE")" >&2
 printf '    image %s: %s\n' "$IMAGE" "$(size_of "$IMAGE")" >&2
 printf '    baked model: %s\n' "$baked" >&2
+case "$baked" in
+    *"int8 NOT baked"*)
+    printf '    WARNING: int8 did not pass its accuracy check: this image serves fp32 on every CPU (docs/int8.md).\n' >&2
+    printf '             Give CALIBRATION_IMAGES and CHECK_IMAGES like the images it will serve; REQUIRE_INT8=1 fails the build.\n' >&2 ;;
+esac
 case "$baked" in
     *"demo: true"*)
     printf '    WARNING: the GluonCV model zoo could not be reached: this image serves the DEMO model.\n' >&2

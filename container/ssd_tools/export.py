@@ -153,6 +153,9 @@ def main(argv=None):
     parser.add_argument("--calibration-images", default="builtin",
                         help="with --quantize int8: a directory of images like those the model will see, or "
                              "'builtin' (real photos from the matplotlib/scikit-image wheels plus synthetic scenes)")
+    parser.add_argument("--builtin-photos", metavar="DIR",
+                        help="with --calibration-images builtin: take the builtin photos from DIR (where the image "
+                             "build extracts them from the wheels) instead of the installed packages")
     parser.add_argument("--calibration-scenes", type=int,
                         help="with --quantize int8: synthetic scenes added to the calibration images "
                              "(default 24 for builtin, 0 for a directory)")
@@ -279,7 +282,7 @@ def _quantize_and_check(args, fp32_dir):
         elif args.calibration_images == BUILTIN and is_demo:
             check_set = int8_check.demo_scene_set(count=args.check_scenes or int8_check.DEMO_CHECK_SCENES)
         elif args.calibration_images == BUILTIN:
-            photos = [path for name, path in builtin_photos() if name in held_out]
+            photos = [path for name, path in builtin_photos(args.builtin_photos) if name in held_out]
             check_set = int8_check.builtin_check_set(photos, target)
         else:
             calibration_paths, check_paths = int8_check.split_folder(calibration_paths)
@@ -290,7 +293,7 @@ def _quantize_and_check(args, fp32_dir):
                                                     "%s (held-out part)" % args.calibration_images)
     if args.calibration_images == BUILTIN and not is_demo:
         sys.stderr.write(GENERIC_CALIBRATION_BANNER % {
-            "model": meta["model_name"], "photos": len(builtin_photos()) - len(held_out), "scenes": scenes,
+            "model": meta["model_name"], "photos": len(builtin_photos(args.builtin_photos)) - len(held_out), "scenes": scenes,
             "check": len(check_set) if check_set is not None else 0})
     options = None
     if not args.skip_check:
@@ -298,7 +301,8 @@ def _quantize_and_check(args, fp32_dir):
         options = CheckOptions(args.max_drop, args.min_agreement, args.min_check_images, args.fallback_tries, budget)
     int8_meta = quantize_exported(fp32_dir, args.out, args.calibration_images, scenes,
                                   args.calib_mode or DEFAULT_CALIB_MODE, check_set=check_set, check=options,
-                                  held_out=held_out, calibration_paths=calibration_paths)
+                                  held_out=held_out, calibration_paths=calibration_paths,
+                                  builtin_dir=args.builtin_photos)
     sys.stderr.write(int8_check.table(int8_meta["accuracy_check"]) + "\n")
     fallback = int8_meta["accuracy_check"].get("fallback") or {}
     kept = int8_meta["quantization"].get("fp32_kept_by_fallback") or []

@@ -44,10 +44,16 @@ BUILTIN_PHOTOS = [("grace_hopper", "matplotlib", "mpl-data/sample_data/grace_hop
 BUILTIN_CHECK_PHOTOS = ("grace_hopper", "chelsea", "motorcycle_right", "camera")
 
 
-def builtin_photos():
-    """(name, path) of the BUILTIN_PHOTOS whose package is installed here."""
+def builtin_photos(folder=None):
+    """(name, path) of the BUILTIN_PHOTOS whose package is installed here, or that `folder` holds (where the image
+    build extracts them from the wheels: extract_builtin_photos)."""
     found = []
     for name, package, inner in BUILTIN_PHOTOS:
+        if folder:
+            path = os.path.join(folder, name + os.path.splitext(inner)[1])
+            if os.path.isfile(path):
+                found.append((name, path))
+            continue
         try:
             module = __import__(package)
         except ImportError:
@@ -89,18 +95,19 @@ def _read_rgb(path, target_size=None):
 
 
 def calibration_images(source=BUILTIN, scenes=DEFAULT_SCENES, max_photos=None, held_out=(), paths=None,
-                       target_size=None):
+                       target_size=None, builtin_dir=None):
     """(images, description): RGB arrays to calibrate on and what they were, for the metadata.
 
     `source` is "builtin" (the wheels' real photos plus synthetic scenes of the demo kind) or a
     directory of images (your own, from the domain the model will see; scenes are then added only
     when `scenes` is set explicitly). `held_out`: builtin photo names kept for the accuracy check;
-    `paths`: the folder's images to use (the calibration part of its split), default all of them.
+    `paths`: the folder's images to use (the calibration part of its split), default all of them;
+    `builtin_dir`: where the builtin photos are, when not in the installed packages.
     Images are decoded as the server decodes a request (`target_size`: the network input).
     """
     images, photos = [], []
     if source == BUILTIN:
-        found = [(name, path) for name, path in builtin_photos() if name not in held_out]
+        found = [(name, path) for name, path in builtin_photos(builtin_dir) if name not in held_out]
     else:
         from .int8_check import image_files
         if paths is None:
@@ -334,7 +341,7 @@ def _install(staging, out_dir):
 
 def quantize_exported(model_dir, out_dir, calibration=BUILTIN, scenes=DEFAULT_SCENES,
                       calib_mode=DEFAULT_CALIB_MODE, max_photos=None, check_set=None, check=None, held_out=(),
-                      calibration_paths=None):
+                      calibration_paths=None, builtin_dir=None):
     """Quantize the fp32 model exported in `model_dir` to int8 in `out_dir`, check it against fp32 on `check_set`
     (ssd_tools.int8_check) and fall back layer by layer until it passes; returns the new metadata.
 
@@ -348,7 +355,7 @@ def quantize_exported(model_dir, out_dir, calibration=BUILTIN, scenes=DEFAULT_SC
     meta = artifact.read_metadata(model_dir)
     target = (int(meta["input_width"]), int(meta["input_height"]))
     images, described = calibration_images(calibration, scenes, max_photos, held_out=held_out,
-                                           paths=calibration_paths, target_size=target)
+                                           paths=calibration_paths, target_size=target, builtin_dir=builtin_dir)
     calibrated = Calibrated(model_dir, images, described, calib_mode)
     del images
     parent = os.path.dirname(os.path.abspath(out_dir))

@@ -2,8 +2,10 @@
 request or one of the package's 4xx errors, never another exception (which the handler would turn
 into a 500).
 
-Bounded: each test runs a fixed number of examples with a per-example deadline, about 30 s in all on
-a busy 2-vCPU machine. SSD_FUZZ_EXAMPLES scales the number of examples for a longer run, e.g.
+Bounded: each test runs a fixed number of examples, about 30 s in all on a busy 2-vCPU machine. No
+per-example deadline: Hypothesis applies one to the `@example` cases too, and how long the heaviest of those
+(100000-deep JSON, a PNG declaring 100000 x 100000 pixels) takes is the machine's speed, not a property of the
+answer; what is checked is the answer itself. SSD_FUZZ_EXAMPLES scales the number of examples for a longer run, e.g.
 `SSD_FUZZ_EXAMPLES=5000 .venv/mx19/bin/python -m pytest tests/test_fuzz.py`. Inputs that once broke
 decoding stay as `@example` regression cases.
 """
@@ -33,7 +35,7 @@ EXAMPLES = int(os.environ.get("SSD_FUZZ_EXAMPLES", "800"))
 
 
 def fuzz_settings(share=1.0):
-    return settings(max_examples=max(10, int(EXAMPLES * share)), deadline=5000, derandomize=False,
+    return settings(max_examples=max(10, int(EXAMPLES * share)), deadline=None, derandomize=False,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
                     database=None, print_blob=True)
 

@@ -136,13 +136,19 @@ def _opt_ml_model(tmp_path):
 
 @pytest.mark.parametrize("layout", ["absent", "empty", "only code/"])
 def test_the_baked_model_is_served_only_when_opt_ml_model_holds_nothing(demo_model_dir, tmp_path, layout):
-    folder = tmp_path / "opt_ml_model"
+    folder = tmp_path / "model"  # SAGEMAKER_BASE_DIR/model: /opt/ml/model
     if layout != "absent":
         folder.mkdir()
     if layout == "only code/":
         (folder / "code").mkdir()
         (folder / "code" / "inference.py").write_text("# user code only")
     assert artifact.given_model_dir(str(folder)) is None
+    settings = Environment({"SSD_MODEL_DIR": demo_model_dir, "SAGEMAKER_BASE_DIR": str(tmp_path)})
+    assert settings.sagemaker_model_dir == str(folder)
+    # what is loaded is the baked model (SSD_MODEL_DIR in the image): the demo's weights, by their sha256
+    assert model_module.find_model_dir(settings=settings) == demo_model_dir
+    detector = load_detector(settings=settings, warm_up=False)
+    assert detector.meta["params_sha256"] == demo_meta()["params_sha256"]
 
 
 def test_a_model_in_a_single_subfolder_is_served(demo_model_dir, tmp_path):

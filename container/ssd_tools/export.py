@@ -174,9 +174,9 @@ def main(argv=None):
                        help="labelled check: the most VOC07 mAP points int8 may lose against fp32 (default 1.0)")
     check.add_argument("--min-agreement", type=float,
                        help="unlabelled check: the least AP, in points, of int8's detections against fp32's at "
-                            "the served threshold (default %(default)s: measured, docs/int8.md)")
+                            "the served threshold (default 99.0: measured, docs/int8.md)")
     check.add_argument("--min-check-images", type=int,
-                       help="a check on fewer images does not count as passed (default: measured, docs/int8.md)")
+                       help="a check on fewer images does not count as passed (default 50: measured, docs/int8.md)")
     check.add_argument("--check-scenes", type=int,
                        help="the demo model's labelled held-out scenes to check on (default 200)")
     check.add_argument("--fallback-tries", type=int,

@@ -251,27 +251,28 @@ class Calibrated(object):
                                            quantized_dtype="auto", logger=None)
         return qsym.get_backend_symbol("MKLDNN_QUANTIZE"), qargs, qauxs
 
-    def head_outputs(self, symbol, args, auxs, images=8):
-        """The head's outputs (class probabilities, decoded boxes) on the first calibration images."""
+    def head_outputs(self, symbol, args, auxs, batch):
+        """The head's outputs (class probabilities, decoded boxes) on `batch` (network inputs)."""
         internals = symbol.get_internals()
         group = mx.sym.Group([internals[name + "_output"] for name in self.head])
-        count = min(images, len(self.batch))
-        module = self._module(group, args, auxs, batch=count)
-        module.forward(mx.io.DataBatch([mx.nd.array(self.batch[:count])]), is_train=False)
+        module = self._module(group, args, auxs, batch=len(batch))
+        module.forward(mx.io.DataBatch([mx.nd.array(batch)]), is_train=False)
         return [output.asnumpy() for output in module.get_outputs()]
 
-    def rank(self, images=8, deadline=None):
+    def rank(self, batch, deadline=None):
         """[(layer, nmse)]: each quantized layer kept alone in fp32, by the normalized MSE of the head's outputs
-        against fp32 that remains (lowest first: the layer whose int8 costs most), and the all-int8 NMSE."""
-        reference = self.head_outputs(self.fused, self.args, self.auxs, images)
-        baseline = normalized_mse(reference, self.head_outputs(*self.build(), images=images))
+        against fp32 that remains on `batch` (lowest first: the layer whose int8 costs most), and the all-int8 NMSE.
+        `batch`: images like the served ones (the check's, as NNCF ranks on its validation subset): on the
+        calibration images themselves a bad calibration looks perfect."""
+        reference = self.head_outputs(self.fused, self.args, self.auxs, batch)
+        baseline = normalized_mse(reference, self.head_outputs(*self.build(), batch=batch))
         scores = []
         for layer in self.candidates:
             if deadline is not None and time.time() > deadline:
                 LOG.warning("ranking stopped at its time limit after %d of %d layers", len(scores),
                             len(self.candidates))
                 break
-            scores.append((layer, normalized_mse(reference, self.head_outputs(*self.build([layer]), images=images))))
+            scores.append((layer, normalized_mse(reference, self.head_outputs(*self.build([layer]), batch=batch))))
         scores.sort(key=lambda item: item[1])
         return scores, baseline
 
@@ -408,10 +409,12 @@ def _check_and_fall_back(calibrated, check_set, options, work, first, int8_meta,
         fallback["stopped"] = "not tried: too few check images or boxes for any verdict"
     elif not record["passed"] and options.tries > 0:
         deadline = started + options.budget_seconds
-        ranked, baseline = calibrated.rank(options.rank_images, deadline=started + options.budget_seconds / 2.0)
+        count = min(options.rank_images, len(check_set))
+        batch = calibration_batch([check_set.pixels(i)[0] for i in range(count)], calibrated.meta)
+        ranked, baseline = calibrated.rank(batch, deadline=started + options.budget_seconds / 2.0)
         fallback["ranking"] = {"score": "normalized MSE of the head's outputs (class probabilities, decoded boxes) "
-                                        "against fp32 on %d calibration images, with the layer alone kept in fp32"
-                                        % min(options.rank_images, len(calibrated.batch)),
+                                        "against fp32 on the first %d check images, with the layer alone kept in "
+                                        "fp32" % count,
                                "all_int8": baseline, "layers": [[name, score] for name, score in ranked]}
         order = [name for name, _ in ranked]
         scores = dict(ranked)

@@ -874,18 +874,18 @@ def test_under_a_memory_limit_the_model_servers_heap_is_sized_from_it(image):
 
 
 def test_a_short_soak_in_the_container_under_a_memory_limit(image):
-    # make soak-container runs 30 minutes of this; here a short one: every valid request 200, every bad one its
-    # 4xx JSON, /ping within 2 s, every process's RSS (front door, each worker) within 10% after warm-up, the
-    # JVM's within 25%, the writable layer not growing, nothing killed for memory, in a container limited to 2 GB.
-    # The JVM's heap is still growing toward its cap a minute in (a CI run: 247 -> 274 MB, +10.8%, where the
-    # 30-minute soak ends at 278 MB, +3.4% after its 5-minute warm-up): the 30-minute soak holds it to 10%.
+    # make soak-container runs 30 minutes of this; here a short one, in a container limited to 2 GB: every valid
+    # request 200, every bad one its 4xx JSON, /ping within 2 s, nothing killed for memory, the writable layer not
+    # growing, and memory judged as tests/soak.py judge_memory does: the JVM within its heap cap plus what it holds
+    # outside the heap (its heap may fill toward the cap: a minute in it still is), every other process not still
+    # rising in the last third of the run, and each of them seen in every sample.
     from soak import ContainerServer, Soak, format_report
     seconds = float(os.environ.get("SOAK_CONTAINER_SECONDS", 60))
     server = ContainerServer(image["tag"], "2g", os.path.join(LOG_DIR, "soak-%s.log" % image["stack"]))
     try:
         server.wait_ready()
         soak = Soak(server.url, seconds, 8, server_pid=server.pid, warmup=min(20.0, seconds / 3),
-                    disk=server.disk_bytes, every_process=True, growth_limits={"jvm": 0.25})
+                    disk=server.disk_bytes)
         report = soak.run()
         if server.oom_killed():
             report["problems"].append("the kernel killed a process of the container for memory")
@@ -893,4 +893,4 @@ def test_a_short_soak_in_the_container_under_a_memory_limit(image):
         server.stop()
     print("\n%s:\n%s" % (image["tag"], format_report(report)))
     assert not report["problems"], format_report(report)
-    assert report["disk"] is not None and set(report["rss"]) >= {"workers", "jvm", "front door"}
+    assert report["disk"] is not None and report["rss"]["jvm"]["check"] == "bound", format_report(report)

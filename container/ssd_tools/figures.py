@@ -343,31 +343,52 @@ def soak_run(r):
         else "")
 
 
-def soak_report(r):
-    d = r.source("soak")
-    # The same lines tests/soak.py prints, so the doc reads like the terminal.
+def memory_line(group, verdict):
+    """One process group's memory in a soak report, with the check it was judged by (tests/soak.py judge_memory)."""
+    head = "RSS %-12s start %7.1f MB, peak %7.1f MB, end %7.1f MB: " % (
+        group, verdict["start MB"], verdict["peak MB"], verdict["end MB"])
+    if verdict["check"] == "bound":
+        return head + "%s its bound %.1f MB (heap cap %.1f MB + %.0f MB outside the heap)" % (
+            "within" if verdict["held"] else "OVER", verdict["bound MB"], verdict["heap cap MB"],
+            verdict["bound MB"] - verdict["heap cap MB"])
+    if verdict["held"] is None:
+        return head + "seen too briefly to judge"
+    return head + "last third's median %.1f MB vs the middle third's peak %.1f MB (%+.1f MB, tolerance %.1f MB): %s" % (
+        verdict["last third median MB"], verdict["middle third peak MB"], verdict["rise MB"],
+        verdict["tolerance MB"], "flat" if verdict["held"] else "STILL RISING")
+
+
+def soak_lines(report):
+    """The lines of a soak report (tests/soak.py --json), as the soak prints them and docs/reliability.md shows them."""
     lines = ["soak: %ss at concurrency %s (warm-up %.0f s): %d requests (%d valid, %d invalid), %s/s" % (
-        r.soak("seconds"), r.soak("concurrency"), d.get("warm-up seconds") or 0, r.soak("requests"),
-        r.soak("valid"), r.soak("invalid"), r.soak("throughput per s"))]
-    latency = r.soak("valid latency s")
+        report["seconds"], report["concurrency"], report.get("warm-up seconds") or 0, report["requests"],
+        report["valid"], report["invalid"], report["throughput per s"])]
+    latency = report["valid latency s"]
     lines.append("valid requests answered 200: p50 %.3f s, p90 %.3f s, p99 %.3f s, max %.3f s" % (
-        latency["p50"], latency["p90"], latency["p99"], latency["max"]))
-    pings = r.soak("pings")
+        latency["p50"], latency["p90"], latency["p99"], latency["max"] or float("nan")))
+    pings = report["pings"]
     lines.append("/ping: %d checks, %d failed, slowest %.3f s" % (pings["count"], pings["failed"], pings["max s"]))
-    for group, rss in sorted((d.get("rss") or {}).items()):
-        if rss:
-            lines.append("RSS %-12s after warm-up %7.1f MB, end %7.1f MB, peak %7.1f MB, growth %+.1f%%" % (
-                group, rss["after warm-up MB"], rss["end MB"], rss["peak MB"], 100 * rss["growth"]))
-    if d.get("disk"):
+    for group, verdict in sorted((report.get("rss") or {}).items()):
+        lines.append(memory_line(group, verdict))
+    if report.get("disk"):
         lines.append("disk (writable layer) after warm-up %.1f MB, end %.1f MB, peak %.1f MB" % (
-            d["disk"]["after warm-up MB"], d["disk"]["end MB"], d["disk"]["peak MB"]))
+            report["disk"]["after warm-up MB"], report["disk"]["end MB"], report["disk"]["peak MB"]))
     lines += ["| request | expected | answers | p50 s | p99 s |", "| --- | --- | --- | --- | --- |"]
-    for name, entry in sorted(r.soak("by kind").items()):
+    for name, entry in sorted(report["by kind"].items()):
         answers = ", ".join("%s x%d" % item for item in sorted(entry["answers"].items()))
         lines.append("| %s | %s | %s | %.3f | %.3f |" % (name, entry["expected"], answers, entry["p50 s"],
                                                          entry["p99 s"]))
-    lines.append("problems: %s" % ("; ".join(r.soak("problems")) or "none"))
-    return "```\n%s\n```" % "\n".join(lines)
+    lines.append("problems: %s" % ("; ".join(report["problems"]) or "none"))
+    return lines
+
+
+def soak_report(r):
+    d = r.source("soak")
+    try:
+        return "```\n%s\n```" % "\n".join(soak_lines(d))
+    except (KeyError, TypeError) as error:
+        raise FiguresError("%s is not a soak report of this version (%s): %s" % (
+            os.path.join(RESULTS, SOURCES["soak"]), error, TAKE_HINT["soak"]))
 
 
 def soak_summary(r):
@@ -376,21 +397,18 @@ def soak_summary(r):
     words = ["No valid request failed, every invalid one got its documented 4xx JSON, and no request hung."
              if not problems else "The run failed: %s." % "; ".join(problems)]
     rss = d.get("rss") or {}
-    if d.get("container") and rss.get("jvm"):  # every process checked, the JVM's heap capped (memory.py)
-        words.append("After the %.0f s warm-up the RSS of every process stayed within +10%%: the workers' moved %s, "
-                     "the JVM's %s (to %.0f MB, its heap capped), the front door's %s; the writable layer grew "
-                     "%.1f MB." % (d.get("warm-up seconds") or 0, percent(rss["workers"]["growth"]),
-                                   percent(rss["jvm"]["growth"]), rss["jvm"]["end MB"],
-                                   percent(rss["front door"]["growth"]),
-                                   d["disk"]["end MB"] - d["disk"]["after warm-up MB"] if d.get("disk") else 0.0))
-    else:
-        if rss.get("workers"):
-            words.append("The workers' RSS moved %s after the %.0f s warm-up (limit +10%%)%s." % (
-                percent(rss["workers"]["growth"]), d.get("warm-up seconds") or 0,
-                "; the front door's %s" % percent(rss["front door"]["growth"]) if rss.get("front door") else ""))
-        if rss.get("jvm"):
-            words.append("The JVM's RSS moved %s, to %.0f MB: reported, not asserted outside a container." % (
-                percent(rss["jvm"]["growth"]), rss["jvm"]["end MB"]))
+    if rss.get("jvm") and rss.get("workers"):
+        jvm, workers = rss["jvm"], rss["workers"]
+        words.append("The JVM's RSS peaked at %.0f MB, %s its bound of %.0f MB (its heap cap, %.0f MB, plus %.0f MB for "
+                     "what it holds outside the heap): a heap filling toward its cap is not a leak. The workers' RSS "
+                     "in the last third of the run was %+.1f MB against the middle third's peak (a leak shows as a "
+                     "rise over %.0f MB)%s." % (
+                         jvm["peak MB"], "within" if jvm["held"] else "over", jvm["bound MB"], jvm["heap cap MB"],
+                         jvm["bound MB"] - jvm["heap cap MB"], workers["rise MB"], workers["tolerance MB"],
+                         "; the front door's %+.1f MB" % rss["front door"]["rise MB"] if rss.get("front door") else ""))
+    if d.get("disk"):
+        words.append("The writable layer grew %.1f MB after the %.0f s warm-up." % (
+            d["disk"]["end MB"] - d["disk"]["after warm-up MB"], d.get("warm-up seconds") or 0))
     latency = r.soak("valid latency s")
     words.append("Valid requests took p50 %s, p99 %s (reported, not asserted: at concurrency %s they are mostly "
                  "queueing); the slowest `/ping` took %s (SageMaker allows 2 s)." % (

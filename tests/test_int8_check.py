@@ -306,10 +306,12 @@ def test_bad_check_input_gets_a_clear_error_and_writes_nothing(demo_model_dir, t
 
 
 @needs_int8
-def test_a_server_with_an_unchecked_int8_folder_on_a_vnni_cpu_answers_fp32_and_says_why(
+def test_a_model_tar_gz_with_an_unchecked_int8_folder_on_a_vnni_cpu_is_answered_in_fp32_saying_why(
         demo_model_dir, tmp_path, capsys):
     # The real server and its workers, with CPU flags that say VNNI: a sitecustomize on PYTHONPATH patches
-    # precision.cpu_flags in every Python process the server starts, as the in-process tests patch it.
+    # precision.cpu_flags in every Python process the server starts, as the in-process tests patch it. The
+    # model comes as SageMaker gives it: a model.tar.gz unpacked into /opt/ml/model (SAGEMAKER_BASE_DIR here).
+    import tarfile
     root = copy_model(demo_model_dir, str(tmp_path / "model"))
     status, _, stderr = _export(["--from-export", demo_model_dir, "--out", os.path.join(root, "int8"),
                                  "--calibration-scenes", "4", "--skip-check"], capsys)
@@ -326,8 +328,17 @@ def test_a_server_with_an_unchecked_int8_folder_on_a_vnni_cpu_answers_fp32_and_s
         "    precision.cpu_flags = lambda path=None: {'avx2', 'avx512f', 'avx512_vnni'}\n"
         "except ImportError:\n"
         "    pass\n")
+    archive = str(tmp_path / "model.tar.gz")
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in sorted(os.listdir(root)):
+            tar.add(os.path.join(root, name), arcname=name)
+    opt_ml = tmp_path / "opt-ml"
+    (opt_ml / "model").mkdir(parents=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(str(opt_ml / "model"))
     pythonpath = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)
-    running = RunningServer(root, extra_env={"SSD_PRECISION": "auto", "PYTHONPATH": pythonpath})
+    running = RunningServer(demo_model_dir, extra_env={"SSD_PRECISION": "auto", "PYTHONPATH": pythonpath,
+                                                       "SAGEMAKER_BASE_DIR": str(opt_ml)})
     try:
         running.wait_ready()
         rgb, _, _ = synthetic_scene(77, 640, 480)
@@ -336,6 +347,8 @@ def test_a_server_with_an_unchecked_int8_folder_on_a_vnni_cpu_answers_fp32_and_s
         log = running.output()
         assert "serving the fp32 graph: SSD_PRECISION=auto and this CPU has int8 dot-product instructions " \
                "(avx512_vnni)" in log, log[-3000:]
-        assert "records no accuracy check" in log and "ssd_tools.export --quantize int8" in log
+        assert "the int8 graph in %s is not served: its model-meta.json records no accuracy check" % os.path.join(
+            str(opt_ml), "model", "int8") in log, log[-3000:]
+        assert "ssd_tools.export --quantize int8" in log
     finally:
         running.stop()

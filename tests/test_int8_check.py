@@ -206,6 +206,37 @@ def _scene_folder(folder, seed, count, labels=True, xml_for=None):
     return folder
 
 
+def _coco_labels(folder, seed, count, path, drop=()):
+    """COCO JSON labels for the scenes _scene_folder wrote (`drop`: indices of images to list but not have)."""
+    from ssd_tools.demo import scenes
+    images, annotations = [], []
+    for index in range(count):
+        _, boxes, ids = scenes.scene_at(seed, index)
+        images.append({"id": index, "file_name": "scene%03d.png" % index})
+        for box, cls in zip(boxes, ids):
+            annotations.append({"id": len(annotations), "image_id": index, "category_id": int(cls) + 1, "iscrowd": 0,
+                                "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])]})
+    for index in drop:
+        os.remove(os.path.join(folder, "scene%03d.png" % index))
+    with open(path, "w") as stream:
+        json.dump({"images": images, "annotations": annotations,
+                   "categories": [{"id": i + 1, "name": name} for i, name in enumerate(scenes.CLASSES)]}, stream)
+    return path
+
+
+@needs_int8
+def test_export_checks_on_coco_labels(demo_model_dir, tmp_path, capsys):
+    check = _scene_folder(str(tmp_path / "check"), 778, 12, labels=False)
+    labels = _coco_labels(check, 778, 12, str(tmp_path / "instances.json"))
+    out = str(tmp_path / "int8")
+    status, _, stderr = _export(["--from-export", demo_model_dir, "--out", out, "--calibration-scenes", "8",
+                                 "--check-images", check, "--check-labels", labels, "--min-check-images", "10"], capsys)
+    assert status == 0, stderr
+    record = json.load(open(os.path.join(out, "model-meta.json")))["accuracy_check"]
+    assert record["passed"] and record["metric"] == "voc07_map_drop" and record["images"]["count"] == 12
+    assert record["fp32_map"] > 80 and "COCO labels" in record["images"]["source"]
+
+
 def _export(args, capsys):
     from ssd_tools import export
     try:
@@ -273,12 +304,14 @@ def test_a_users_folder_is_split_into_calibration_and_check_images_and_too_few_d
     ("empty folder", "no images"),
     ("undecodable image", "cannot be decoded"),
     ("check images calibrated on", "also calibration images"),
+    ("coco labels list a missing image", "the labels do not match the images"),
 ])
 def test_bad_check_input_gets_a_clear_error_and_writes_nothing(demo_model_dir, tmp_path, capsys, problem, message):
     if not CAN_RUN_INT8:
         pytest.skip(precision.int8_support_problem())
     check = str(tmp_path / "check")
     calibration = "builtin"
+    extra = []
     if problem == "labels missing":
         _scene_folder(check, 777, 4, xml_for={0, 1})
     elif problem == "unknown class":
@@ -292,13 +325,16 @@ def test_bad_check_input_gets_a_clear_error_and_writes_nothing(demo_model_dir, t
         _scene_folder(check, 777, 2, labels=False)
         with open(os.path.join(check, "broken.jpg"), "wb") as stream:
             stream.write(b"\xff\xd8\xff\xe0 not a jpeg")
+    elif problem == "coco labels list a missing image":
+        _scene_folder(check, 777, 3, labels=False)
+        extra = ["--check-labels", _coco_labels(check, 777, 3, str(tmp_path / "coco.json"), drop=[1])]
     else:
         _scene_folder(check, 777, 3, labels=False)
         calibration = check
     out = str(tmp_path / "model" / "int8")
     status, _, stderr = _export(["--from-export", demo_model_dir, "--out", out, "--calibration-scenes", "2",
                                  "--calibration-images", calibration, "--check-images", check,
-                                 "--min-check-images", "1"], capsys)
+                                 "--min-check-images", "1"] + extra, capsys)
     assert status == 2 and message in stderr, stderr
     assert not os.path.exists(out)
     parent = os.path.dirname(out)

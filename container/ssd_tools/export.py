@@ -170,6 +170,9 @@ def main(argv=None):
                             "DIR/Annotations make it a labelled check (mAP drop), else int8's agreement with fp32 "
                             "(default: the held-out part of --calibration-images, split by file name; for builtin: "
                             "the demo's labelled scenes for the demo model, else held-out photos and scenes)")
+    check.add_argument("--check-labels", metavar="COCO_JSON",
+                       help="with --check-images: their labels as a COCO JSON (file_name relative to --check-images) "
+                            "instead of VOC XML")
     check.add_argument("--max-drop", type=float,
                        help="labelled check: the most VOC07 mAP points int8 may lose against fp32 (default 1.0)")
     check.add_argument("--min-agreement", type=float,
@@ -269,16 +272,24 @@ def _quantize_and_check(args, fp32_dir):
     else:
         calibration_paths = int8_check.image_files(args.calibration_images, "calibration images")
     if not args.skip_check:
-        if args.check_images:
+        if args.check_labels and not args.check_images:
+            raise ValueError("--check-labels %s needs --check-images (the folder its file_names are in)"
+                             % args.check_labels)
+        if args.check_images and args.check_labels:
+            check_set = int8_check.coco_check_set(args.check_labels, args.check_images, meta["classes"], target)
+            check_paths = [os.path.join(args.check_images, image.name) for image in check_set.images]
+        elif args.check_images:
             check_paths = int8_check.image_files(args.check_images)
+        if args.check_images:
             calibrating = set(int8_check.file_digest(p) for p in (calibration_paths or []))
             shared = [os.path.basename(p) for p in check_paths if int8_check.file_digest(p) in calibrating]
             if shared:
                 raise ValueError("--check-images %s holds images that are also calibration images (%s): the check "
                                  "must be on held-out images; give two separate folders, or only "
                                  "--calibration-images (it is then split)" % (args.check_images, ", ".join(shared[:5])))
-            check_set = int8_check.folder_check_set(check_paths, meta["classes"], target, args.check_images,
-                                                    "check images in %s" % args.check_images)
+            if not args.check_labels:
+                check_set = int8_check.folder_check_set(check_paths, meta["classes"], target, args.check_images,
+                                                        "check images in %s" % args.check_images)
         elif args.calibration_images == BUILTIN and is_demo:
             check_set = int8_check.demo_scene_set(count=args.check_scenes or int8_check.DEMO_CHECK_SCENES)
         elif args.calibration_images == BUILTIN:

@@ -201,6 +201,53 @@ def folder_check_set(paths, classes, target_size, root, source):
     return CheckSet(source, images)
 
 
+def coco_check_set(labels_path, image_root, classes, target_size):
+    """Labelled check images from a COCO JSON (images, annotations with bbox [x, y, w, h], categories by name);
+    crowd annotations are left out. Every image it lists must be in `image_root`."""
+    import json
+    try:
+        with open(labels_path) as stream:
+            coco = json.load(stream)
+        categories = dict((c["id"], c["name"]) for c in coco["categories"])
+        listed = coco["images"]
+        annotations = coco.get("annotations", [])
+    except (IOError, OSError, ValueError, KeyError, TypeError) as err:
+        raise CheckInputError("labels %s cannot be read as COCO JSON (images, annotations, categories): %s"
+                              % (labels_path, err))
+    unknown = sorted(set(categories[a["category_id"]] for a in annotations if a.get("category_id") in categories)
+                     - set(classes))
+    if unknown:
+        raise CheckInputError("labels %s name classes the model does not have: %s (its classes: %s)"
+                              % (labels_path, ", ".join(unknown[:10]), ", ".join(classes)))
+    orphans = [a for a in annotations if a.get("category_id") not in categories]
+    if orphans:
+        raise CheckInputError("labels %s: %d annotations have a category_id that is not in its categories"
+                              % (labels_path, len(orphans)))
+    missing = [image["file_name"] for image in listed
+               if not os.path.isfile(os.path.join(image_root, image["file_name"]))]
+    if missing:
+        raise CheckInputError("labels %s list %d images that are not in %s (%s%s): the labels do not match the "
+                              "images" % (labels_path, len(missing), image_root, ", ".join(missing[:5]),
+                                          " ..." if len(missing) > 5 else ""))
+    by_image = {}
+    for a in annotations:
+        if a.get("iscrowd"):
+            continue
+        x, y, w, h = [float(v) for v in a["bbox"]]
+        by_image.setdefault(a["image_id"], []).append(([x, y, x + w, y + h],
+                                                       list(classes).index(categories[a["category_id"]])))
+    images = []
+    for image in sorted(listed, key=lambda item: item["file_name"]):
+        path = os.path.join(image_root, image["file_name"])
+        objects = by_image.get(image["id"], [])
+        boxes = np.array([o[0] for o in objects], dtype=np.float32).reshape(-1, 4)
+        ids = np.array([o[1] for o in objects], dtype=np.int64)
+        images.append(CheckImage(image["file_name"], _decoder_for(path, target_size), file_digest(path), boxes, ids))
+    if not images:
+        raise CheckInputError("labels %s list no images" % labels_path)
+    return CheckSet("COCO labels %s, images in %s" % (labels_path, image_root), images)
+
+
 def demo_scene_set(seed=DEMO_CHECK_SEED, count=DEMO_CHECK_SCENES, labelled=True):
     """The demo's labelled held-out scenes (or, unlabelled, scenes of another seed for any model)."""
     from .demo import scenes

@@ -305,8 +305,10 @@ def test_a_users_folder_is_split_into_calibration_and_check_images_and_too_few_d
     ("undecodable image", "cannot be decoded"),
     ("check images calibrated on", "also calibration images"),
     ("coco labels list a missing image", "the labels do not match the images"),
+    ("unreadable folder", "cannot be read by this user"),
 ])
-def test_bad_check_input_gets_a_clear_error_and_writes_nothing(demo_model_dir, tmp_path, capsys, problem, message):
+def test_bad_check_input_gets_a_clear_error_and_writes_nothing(demo_model_dir, tmp_path, capsys, monkeypatch,
+                                                               problem, message):
     if not CAN_RUN_INT8:
         pytest.skip(precision.int8_support_problem())
     check = str(tmp_path / "check")
@@ -325,6 +327,12 @@ def test_bad_check_input_gets_a_clear_error_and_writes_nothing(demo_model_dir, t
         _scene_folder(check, 777, 2, labels=False)
         with open(os.path.join(check, "broken.jpg"), "wb") as stream:
             stream.write(b"\xff\xd8\xff\xe0 not a jpeg")
+    elif problem == "unreadable folder":
+        # tests run as root, who reads any folder: os.access answers as another user would for a 0700 folder
+        from ssd_tools import int8_check
+        _scene_folder(check, 777, 2)
+        real_access = os.access
+        monkeypatch.setattr(int8_check.os, "access", lambda path, mode: path != check and real_access(path, mode))
     elif problem == "coco labels list a missing image":
         _scene_folder(check, 777, 3, labels=False)
         extra = ["--check-labels", _coco_labels(check, 777, 3, str(tmp_path / "coco.json"), drop=[1])]
@@ -388,3 +396,15 @@ def test_a_model_tar_gz_with_an_unchecked_int8_folder_on_a_vnni_cpu_is_answered_
         assert "ssd_tools.export --quantize int8" in log
     finally:
         running.stop()
+
+
+@needs_int8
+def test_builtin_calibration_of_a_model_that_is_not_the_demo_says_so_loudly_and_is_too_few_to_pass(
+        demo_model_dir, tmp_path, capsys):
+    other = copy_model(demo_model_dir, str(tmp_path / "fp32"), demo=False, model_name="ssd_256_my_shapes")
+    out = str(tmp_path / "int8")
+    status, _, stderr = _export(["--from-export", other, "--out", out, "--calibration-scenes", "4"], capsys)
+    assert "CALIBRATED ON GENERIC PHOTOS" in stderr and "CALIBRATION_IMAGES" in stderr, stderr
+    record = json.load(open(os.path.join(out, "model-meta.json")))["accuracy_check"]
+    assert record["metric"] == "fp32_agreement_ap" and "builtin held-out photos" in record["images"]["source"]
+    assert status == 3 and not record["passed"] and "fewer than the" in record["reason"]

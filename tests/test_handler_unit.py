@@ -49,6 +49,7 @@ def service(demo_model_dir):
     """The handler's service, initialized once with code/inference.py as its entry point (SAGEMAKER_PROGRAM)."""
     patch = pytest.MonkeyPatch()
     patch.setitem(sys.modules, "inference", load_entry_point())  # MMS workers import it from code/
+    patch.setenv("SSD_MODEL_DIR", demo_model_dir)  # the baked model, as the launcher's environment has it
     made = DetectionService()
     made.initialize(mms_context(demo_model_dir, []))
     yield made

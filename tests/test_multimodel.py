@@ -291,7 +291,7 @@ def test_server_side_batching_reaches_a_loaded_models_worker(tmp_path_factory, m
         body, boxes, class_ids = _scene()
         replies = all_at_once(lambda index: invoke(server, "demo", body, headers={
             "X-Amzn-SageMaker-Custom-Attributes": "threshold=%s" % RECALL_SCORE}), 3)
-        assert [reply.status_code for reply in replies] == [200] * 3
+        assert [reply.status_code for reply in replies] == [200] * 3, [reply.text[:400] for reply in replies]
         assert len(set(json.dumps(reply.json()["detections"]) for reply in replies)) == 1
         lines = emf_lines_of(server, [reply.headers["X-Ssd-Request-Id"] for reply in replies])
         batches = [line.get("Batch", 1) for line in lines]

@@ -15,7 +15,8 @@ import pytest
 import requests
 from PIL import Image
 
-from helpers import DEMO_MODEL, ROOT, RunningServer, copy_model, encode, photo_paths, ready_server, synthetic_scene
+from helpers import (DEMO_MODEL, ROOT, RunningServer, all_at_once, copy_model, emf_lines_of, encode, photo_paths,
+                     ready_server, synthetic_scene)
 
 STAGES = ["queue", "decode", "preprocess", "forward", "postprocess", "encode", "worker", "read", "upstream", "front"]
 ASKED_THRESHOLD = "threshold=0.05"  # what the page asks with, once; its slider filters the answer
@@ -50,6 +51,24 @@ def test_every_answer_carries_its_stage_timings(page_server):
     assert refused.status_code == 400
     assert timing_names(refused.headers.get("Server-Timing")) == ["queue", "worker", "read", "upstream", "front"], \
         refused.headers
+
+
+def test_requests_answered_together_in_a_server_side_batch_keep_their_answers_and_the_front_doors_timings():
+    # with server-side batching on, MMS 1.1.8's frontend takes a worker's answer with response headers for a
+    # corrupted frame and restarts the worker (every request of the batch got 500): the worker then sets no
+    # Server-Timing of its own, and the front door's timings remain
+    env = {"SSD_SERVER_BATCH_SIZE": "4", "SSD_SERVER_BATCH_DELAY_MS": "400", "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
+    with ready_server(DEMO_MODEL, env) as running:
+        body = encode(synthetic_scene(5, 320, 240)[0])
+        answered = []
+        for _ in range(2):
+            replies = all_at_once(lambda index: running.post(body), 3)
+            assert [reply.status_code for reply in replies] == [200] * 3, [reply.text[:300] for reply in replies]
+            for reply in replies:
+                assert timing_names(reply.headers.get("Server-Timing"))[-3:] == ["read", "upstream", "front"]
+            answered += [reply.headers["X-Ssd-Request-Id"] for reply in replies]
+        batches = [line.get("Batch", 1) for line in emf_lines_of(running, answered)]
+        assert max(batches) >= 2, batches  # they did reach the worker together
 
 
 def test_request_metrics_off_means_no_server_timing():

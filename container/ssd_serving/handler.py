@@ -54,11 +54,16 @@ class DetectionService(object):
         # never fall back to another model (find_model_dir would, for a folder without one)
         pointer = read_pointer(model_dir)
         if pointer is None:
-            self.model = self.entry.model_fn(model_dir)
+            # SageMaker's model folder, as AWS's toolkits give it: MMS's own folder for the model is an empty store
+            # (ours finds the model it serves from there, falling back to the baked one: model.find_model_dir)
+            self.model = self.entry.model_fn(self.settings.sagemaker_model_dir)
         else:
             self.model = self._load_target(model_dir, pointer)
             if hasattr(self.model, "target_model"):
                 self.model.target_model = pointer["model_name"]
+        # the launcher counts this worker ready from here (whatever entry point loaded the model: a user's own
+        # model_fn knows nothing of this server)
+        self.settings.mark_model_loaded()
         self.initialized = True
 
     def _load_target(self, mms_dir, pointer):
@@ -151,7 +156,13 @@ class DetectionService(object):
         times = call.times
         if call.waited is not None:
             times.add("queue_wait", call.waited)
-        call.context.set_response_header(call.index, timing.SERVER_TIMING_HEADER, timing.server_timing(times, total_ms))
+        if settings.server_batch_size == 1:
+            # With server-side batching on, Multi Model Server's frontend (1.1.8) takes a worker's answer that carries
+            # response headers for a corrupted frame ("Message size exceed limit", "Invalid message size") and
+            # restarts the worker, whatever the size of the batch it answers. So with SSD_SERVER_BATCH_SIZE > 1 a
+            # request's Server-Timing has only the front door's timings; its EMF line still has them all.
+            call.context.set_response_header(call.index, timing.SERVER_TIMING_HEADER,
+                                             timing.server_timing(times, total_ms))
         prediction = call.prediction
         info = getattr(prediction, "model_info", None) or getattr(self.model, "info", None) or {}
         images = len(getattr(prediction, "results", None) or ())

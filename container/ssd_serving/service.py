@@ -112,7 +112,6 @@ def model_fn(model_dir=None):
     settings = Environment()
     detector = load_detector(model_dir, settings)
     warm_up_request(detector)
-    settings.mark_model_loaded()
     return detector
 
 

@@ -559,16 +559,56 @@ def interleave(probes, rounds):
     return samples
 
 
-def timed_post(session, url, body, content_type, request_ids=None):
-    """A probe posting `body`; the ids of its answers (X-Ssd-Request-Id) go to `request_ids`."""
+def timed_post(session, url, body, content_type, request_ids=None, timelines=None):
+    """A probe posting `body`; the ids of its answers (X-Ssd-Request-Id) go to `request_ids`, each answer's timeline
+    (its Server-Timing and the client's own time) to `timelines`."""
     def probe():
         start = time.perf_counter()
         reply = post(session, url, body, content_type)
         seconds = time.perf_counter() - start
         if request_ids is not None and reply.headers.get("X-Ssd-Request-Id"):
             request_ids.append(reply.headers["X-Ssd-Request-Id"])
+        if timelines is not None:
+            timelines.append(timeline(reply.headers.get("Server-Timing"), seconds * 1000.0))
         return [seconds]
     return probe
+
+
+# One request laid out end to end from its Server-Timing (the worker's stages, the front door's read, upstream and
+# front) and the client's time: each part in order, in ms (docs/performance.md#where-each-requests-time-goes).
+TIMELINE_PARTS = (("client_and_network", "the client and loopback, outside the front door"),
+                  ("front_read", "the front door reads the request (and waits for a slot)"),
+                  ("to_worker", "the front door's forward, MMS's frontend and queue, the socket to the worker"),
+                  ("worker", "the worker: handler, entry point, stages"),
+                  ("back_from_worker", "the worker's answer through MMS back to the front door"),
+                  ("front_write", "the front door writes the answer"))
+
+
+def timeline(server_timing, client_ms):
+    """TIMELINE_PARTS of one request, from its Server-Timing header and the client's time, or {} without one."""
+    durations = {}
+    for part in (server_timing or "").split(","):
+        name, _, duration = part.strip().partition(";dur=")
+        if duration:
+            durations[name] = float(duration)
+    if not {"queue", "worker", "read", "upstream", "front"} <= set(durations):
+        return {}
+    to_worker = durations["queue"] - durations["read"]
+    return {"client_and_network": client_ms - durations["front"], "front_read": durations["read"],
+            "to_worker": to_worker, "worker": durations["worker"],
+            "back_from_worker": durations["upstream"] - to_worker - durations["worker"],
+            "front_write": durations["front"] - durations["read"] - durations["upstream"], "client": client_ms}
+
+
+def timeline_summary(timelines):
+    """p50 of each part over the requests that carried a timeline, and how many did."""
+    measured = [t for t in timelines if t]
+    if not measured:
+        return {"skipped": "no answer carried a Server-Timing header"}
+    result = dict((part, float(np.percentile([t[part] for t in measured], 50)))
+                  for part in [p for p, _ in TIMELINE_PARTS] + ["client"])
+    result["requests"] = len(measured)
+    return result
 
 
 def measure_model(key, spec, entry, photos, photos_dir, plan, log_dir, cores, on_cpu, skip_original, stacks):
@@ -598,6 +638,9 @@ def measure_model(key, spec, entry, photos, photos_dir, plan, log_dir, cores, on
             floors["worker_threads"] = Floor("%s-floor-%d-thread" % (key, worker_threads), spec["dir"],
                                              worker_threads, log_dir)
         specs = [("served", lambda: our_server("%s-served" % key, spec["dir"], log_dir))]
+        if key == "demo":  # the serving path's own cost, apart from any model: once is enough
+            specs.append(("noop", lambda: our_server("noop", spec["dir"], log_dir, layout=served_layout, extra_env={
+                "SAGEMAKER_PROGRAM": "noop_inference.py", "PYTHONPATH": os.path.join(HERE, "noop")})))
         if cores > 1 and not plan.quick:
             specs.append(("alternative", lambda: our_server("%s-%s" % (key, other_layout), spec["dir"], log_dir,
                                                             layout=other_layout)))
@@ -632,13 +675,20 @@ def measure_model(key, spec, entry, photos, photos_dir, plan, log_dir, cores, on
             if "worker_threads" in floors:
                 probes.append(("floor_worker_threads", lambda: floors["worker_threads"].forward(1), 1))
             sessions = dict((n, requests.Session()) for n in servers)
-            # the answers' ids, to find each request's stages in the server's log
+            # the answers' ids, to find each request's stages in the server's log, and their timelines
             answered = {"served": [], "int8": []}
+            timelines = {"served": [], "noop": []}
             for body in BODIES:
                 probes.append(("served:" + body, timed_post(sessions["served"], servers["served"].url,
                                                             *request_body(photos, body),
                                                             request_ids=answered["served"] if body == "jpeg_640x480"
+                                                            else None,
+                                                            timelines=timelines["served"] if body == "jpeg_640x480"
                                                             else None), 1))
+            if "noop" in servers:
+                probes.append(("noop:jpeg_640x480", timed_post(sessions["noop"], servers["noop"].url,
+                                                               *request_body(photos, "jpeg_640x480"),
+                                                               timelines=timelines["noop"]), 1))
             if "alternative" in servers:
                 probes.append(("alternative:jpeg_640x480", timed_post(
                     sessions["alternative"], servers["alternative"].url, *request_body(photos, "jpeg_640x480")), 1))
@@ -694,6 +744,10 @@ def measure_model(key, spec, entry, photos, photos_dir, plan, log_dir, cores, on
 
             entry["served"] = server_entry("served")
             entry["served"]["worker_stages_ms"] = worker_stages(servers["served"], answered["served"])
+            entry["served"]["timeline_ms"] = timeline_summary(timelines["served"])
+            if "noop" in servers:
+                entry["noop"] = server_entry("noop")
+                entry["noop"]["timeline_ms"] = timeline_summary(timelines["noop"])
             entry["batched"] = server_entry("batched")
             entry["batched"].update({"server_batch_size": SERVER_BATCH_SIZE,
                                      "server_batch_delay_ms": SERVER_BATCH_DELAY_MS})
@@ -1005,6 +1059,13 @@ def table(report):
         lambda e: " / ".join(fmt(e["served"]["worker_stages_ms"][k]) for k in STAGE_METRICS))
     for body in BODIES:
         add("/invocations %s p50/p90/p99 ms" % body, lambda e, b=body: lat(e["served"], b))
+    timeline_parts = [p for p, _ in TIMELINE_PARTS]
+    add("  one request's timeline, p50 ms (640x480): " + " / ".join(timeline_parts),
+        lambda e: " / ".join(fmt(e["served"]["timeline_ms"][p]) for p in timeline_parts))
+    add("no-op entry point (same server, answers at once): /invocations p50/p90/p99 ms",
+        lambda e: lat(e["noop"], "jpeg_640x480"))
+    add("  its timeline, p50 ms: " + " / ".join(timeline_parts),
+        lambda e: " / ".join(fmt(e["noop"]["timeline_ms"][p]) for p in timeline_parts))
     add("start: /ping healthy / model loaded, s after launch", lambda e: "%s / %s" % (
         fmt(e["start"]["ping_healthy_s"]), fmt(e["start"]["model_ready_s"])))
     add("first request sent when /ping turns healthy, ms", lambda e: fmt(e["start"]["first_request_after_ping_ms"]))

@@ -61,7 +61,11 @@ def serve_forwards(args):
 
     start = time.perf_counter()
     # no warm-up: Detector.warm_up runs the preprocessing (OpenCV's resize), which must not run here
-    detector = load_detector(args.model_dir, warm_up=False)
+    # the graph the folder holds, as its row is labelled: a bench int8 export is measured whether or not SSD_PRECISION
+    # =auto would serve it (its accuracy is the bench's int8 accuracy row, not this process's business)
+    from ssd_serving.artifact import read_metadata
+    precision = "int8" if read_metadata(args.model_dir).get("precision") == "int8" else None
+    detector = load_detector(args.model_dir, warm_up=False, wanted_precision=precision)
     load_s = time.perf_counter() - start
     mx.random.seed(7)
     x = mx.nd.random.uniform(shape=(1, 3, detector.input_height, detector.input_width), ctx=detector.ctx)

@@ -41,6 +41,14 @@ def test_quick_bench_writes_the_table_and_json(tmp_path):
         # the floor at the workers' own thread count too, and the worker's forward against it
         assert demo["floor"]["forward_at_worker_threads_ms"]["threads"] == 1
         assert demo["ratios"]["worker_forward_over_floor_at_its_threads"] > 0
+    # one request's timeline from its Server-Timing, for the demo model and for a no-op entry point (the serving
+    # path's own cost): the parts add up to what the client measured, and the no-op's worker did no forward
+    for section in ("served", "noop"):
+        timeline = demo[section]["timeline_ms"]
+        parts = ("client_and_network", "front_read", "to_worker", "worker", "back_from_worker", "front_write")
+        assert timeline["requests"] > 0 and sum(timeline[p] for p in parts) > 0, timeline
+        assert "one request's timeline" in done.stdout and "no-op entry point" in done.stdout
+    assert demo["noop"]["latency_ms"]["jpeg_640x480"]["p50"] > 0
     # MMS's server-side batching, end to end: the requests at concurrency 8 reached the workers together
     batched = demo["batched"]
     assert batched["server_batch_size"] == 4 and batched["latency_ms"]["jpeg_640x480"]["p50"] > 0

@@ -12,7 +12,7 @@ DEPLOY := $(VENV_DIR)/deploy
 DEMO_MODEL := container/models/demo
 LOCAL_MODELS := build/models
 
-.PHONY: serve test test-mx19 test-mx14 test-container image lint-py36 test-sdk-local venvs deploy-env demo-model demo-eval demo-eval-int8 bench bench-hosting bench-multimodel soak soak-container export docs docs-results clean
+.PHONY: serve test test-unit test-mx19 test-mx14 test-container image lint-py36 test-sdk-local venvs deploy-env demo-model demo-eval demo-eval-int8 bench bench-hosting bench-multimodel soak soak-container export docs docs-results clean
 
 # Each venv gets this project installed in editable mode (pyproject.toml): ssd_serving and ssd_tools
 # import from the working tree, with no PYTHONPATH.
@@ -176,6 +176,18 @@ test-mx19: $(MX19)/.installed $(MX19)/.deploy-tests-installed $(MX19)/.browser-t
 test-mx14: $(MX14)/.installed
 	@echo "==> tests on MXNet 1.4.1 + GluonCV 0.5.0"
 	$(MX14)/bin/python -m pytest tests --ignore=tests/test_container.py --ignore=tests/deploy $(PYTEST_ARGS)
+
+## test-unit: the unit tier on both stacks (no server, no Docker, no network; tests/tiers.py), for the inner loop
+test-unit: $(MX19)/.installed $(MX14)/.installed
+	@echo "==> the unit tier on MXNet 1.9.1 and MXNet 1.4.1 side by side (build/test-unit-mx*.log)"
+	@mkdir -p build
+	SSD_TEST_TIER=unit $(MX19)/bin/python -m pytest tests -m unit -q -p no:cacheprovider $(PYTEST_ARGS) \
+	    > build/test-unit-mx19.log 2>&1 & mx19=$$!; \
+	SSD_TEST_TIER=unit $(MX14)/bin/python -m pytest tests -m unit -q -p no:cacheprovider --ignore=tests/test_container.py \
+	    --ignore=tests/deploy $(PYTEST_ARGS) > build/test-unit-mx14.log 2>&1 & mx14=$$!; \
+	status=0; wait $$mx19 || status=1; wait $$mx14 || status=1; \
+	echo "==> MXNet 1.9.1:"; tail -n 15 build/test-unit-mx19.log; echo "==> MXNet 1.4.1:"; tail -n 15 build/test-unit-mx14.log; \
+	exit $$status
 
 ## test-container: only the container tests (needs a Docker engine: docker/ensure-engine.sh)
 test-container: $(MX19)/.installed

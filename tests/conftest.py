@@ -5,6 +5,13 @@ import os
 import pytest
 
 from helpers import DEMO_MODEL, copy_model, photo_paths, ready_server
+from tiers import tier_of
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test gets its tier's marker (tests/tiers.py), so that `-m unit` and the like select a tier."""
+    for item in items:
+        item.add_marker(getattr(pytest.mark, tier_of(str(item.fspath), item.fixturenames)))
 
 
 @pytest.fixture(scope="session")

@@ -164,6 +164,9 @@ class RunningServer(object):
     """`python -m ssd_serving.serving serve` started by a test, and stopped by it."""
 
     def __init__(self, model_dir, extra_env=None, args=(), launcher=("-m", "ssd_serving.serving")):
+        if os.environ.get("SSD_TEST_TIER") == "unit":
+            raise AssertionError("a test in the unit tier (make test-unit) started a server: name its module in "
+                                 "tests/tiers.py SERVER")
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.log = tempfile.NamedTemporaryFile(prefix="ssd-server-", suffix=".log", delete=False)

@@ -127,7 +127,8 @@ def test_the_drain_timeout_or_a_second_signal_stops_at_once(demo_model_dir, how)
         expected = "drain timeout: 1 of 1 request(s) still in flight" if how == "drain timeout" else \
             "a second signal: stopping at once with 1 of 1 request(s) still in flight"
         assert expected in output, output[-3000:]
-        # a worker in the middle of the request when the model server stops finishes that request's work before it
-        # exits (found when this test stopped sleeping 1 s before the signal: the worker's part then took longer
-        # than the 10 s left_running waits); what is checked is that it ends, not how fast this machine decodes
-        assert not left_running(started_processes, timeout=120)
+        # a worker in the middle of the request when the model server stops is killed with what is left of the model
+        # server's process group, not left to finish its forward after the server stopped (found when this test
+        # stopped sleeping 1 s before the signal): gone at once, not once its forward is done (SIGKILL takes no time
+        # the machine's speed decides; the 2 s are for the kernel to reap them)
+        assert not left_running(started_processes, timeout=2.0)

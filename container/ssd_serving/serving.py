@@ -399,6 +399,13 @@ class ModelServer(object):
             LOG.warning("the model server did not stop within %.0f s of SIGTERM; killing it", grace)
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+            return
+        # MMS has exited; a worker still in the middle of a request (after a drain timeout or a second signal)
+        # has no one left to answer to, and would otherwise finish its forward after the server has stopped
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except OSError:
+            pass  # the group is empty
 
     def cleanup(self):
         shutil.rmtree(self.run_dir, ignore_errors=True)

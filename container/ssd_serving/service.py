@@ -22,8 +22,7 @@ from collections import namedtuple
 import numpy as np
 from PIL import Image
 
-from .environment import Environment
-from .environment import RECORDS_TIME_SHARE, RESPONSE_TIMEOUT_ENV
+from .environment import RECORDS_TIME_SHARE, RESPONSE_TIMEOUT_ENV, Environment
 from .errors import InferenceError, TooManyRecordsError, UnsupportedMediaTypeError
 from .media import JSON, JSON_LINES_TYPES, header_value
 from .model import load_detector

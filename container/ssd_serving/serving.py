@@ -381,31 +381,24 @@ class ModelServer(object):
         """Stop MMS and every worker it started (they share its process group); SIGKILL after `grace` s."""
         if self.process is None:
             return
-        if self.process.poll() is not None:
-            # MMS exited on its own (a port it could not bind, a crash): the workers it had started
-            # live on in its process group, serving nothing; a fresh-clone bench run left one behind
+        if self.process.poll() is None:
             try:
-                os.killpg(self.process.pid, signal.SIGKILL)
+                os.killpg(self.process.pid, signal.SIGTERM)
             except OSError:
-                pass  # the group is empty
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-        except OSError:
-            return
-        try:
-            self.process.wait(grace)
-        except subprocess.TimeoutExpired:
-            LOG.warning("the model server did not stop within %.0f s of SIGTERM; killing it", grace)
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-            return
-        # MMS has exited; a worker still in the middle of a request (after a drain timeout or a second signal)
-        # has no one left to answer to, and would otherwise finish its forward after the server has stopped
+                return
+            try:
+                self.process.wait(grace)
+            except subprocess.TimeoutExpired:
+                LOG.warning("the model server did not stop within %.0f s of SIGTERM; killing it", grace)
+        # What is left of its process group has no one left to answer to: workers of an MMS that exited on its own
+        # (a port it could not bind, a crash; a fresh-clone bench run left one behind), a worker still in the middle
+        # of a request after a drain timeout or a second signal (it would finish its forward after the server has
+        # stopped), or an MMS that ignored SIGTERM.
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except OSError:
             pass  # the group is empty
+        self.process.wait()
 
     def cleanup(self):
         shutil.rmtree(self.run_dir, ignore_errors=True)

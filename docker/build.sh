@@ -155,6 +155,8 @@ esac
 
 step "building $IMAGE on $BASE (Dockerfile)"
 build "serving image" "$LOG_DIR/image-$TARGET.log" -f "$ROOT/Dockerfile" "${top_args[@]}" "$@" -t "$IMAGE" "$ROOT"
+# the int8 check ran inside that build, after the Dockerfile's LABELs: its figure goes into the labels now
+"$HERE/label-int8.sh" "$IMAGE"
 
 baked=$(docker run --rm --network none --entrypoint python "$IMAGE" -c 'import json, os
 d = os.environ["SSD_MODEL_DIR"]

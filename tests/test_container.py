@@ -170,6 +170,8 @@ def server(image):
 def test_image_follows_the_sagemaker_contract(image):
     config = json.loads(docker("image", "inspect", image["tag"]).stdout.decode())[0]["Config"]
     assert config["Labels"].get("com.amazonaws.sagemaker.capabilities.accept-bind-to-port") == "true"
+    # the int8 check's verdict is labelled (docker/label-int8.sh); the ei image quantizes nothing
+    assert config["Labels"].get("ssd.int8") == ("baked" if image["stack"] == "cpu" else "none"), config["Labels"]
     assert config["Entrypoint"] == ["/usr/local/bin/ssd-entrypoint"]  # exec form: `serve` replaces CMD
     assert config["Cmd"] == ["serve"]
     assert config["User"] and config["User"] not in ("root", "0")
@@ -376,6 +378,12 @@ def test_the_cpu_image_carries_int8_and_the_cpu_chooses(image):
                    "/opt/ssd/model/int8/accuracy-check.txt").stdout.decode()
     drop = float(re.search(r"drop_points=(-?[0-9.]+)", check).group(1))
     assert "reference_mAP=" in check and drop <= 1.0, check
+    # and its figure is in the image's labels (docker/label-int8.sh), in the words of the start-up log
+    labels = json.loads(docker("image", "inspect", image["tag"]).stdout.decode())[0]["Config"]["Labels"]
+    assert labels["ssd.int8"] == "baked" and labels["ssd.int8.check.passed"] == "true", labels
+    assert labels["ssd.int8.check.metric"] == "voc07_map_drop" and float(labels["ssd.int8.check.limit"]) == 1.0
+    assert abs(float(labels["ssd.int8.check.value"]) - drop) < 0.01 and int(labels["ssd.int8.check.images"]) >= 50
+    assert labels["ssd.int8.check"].startswith("int8 accuracy check passed: VOC07 mAP drop "), labels
     seen = [flag for flag in ("avx512_vnni", "avx_vnni", "amx_int8") if flag in _cpu_flags()]  # read here, not
     # through ssd_serving.precision (the code under test); the container sees the host's CPU
     for wanted, expected in (("auto", "int8" if seen else "fp32"), ("fp32", "fp32"), ("int8", "int8")):
@@ -385,6 +393,8 @@ def test_the_cpu_image_carries_int8_and_the_cpu_chooses(image):
             assert _posted_scene(container)["model"]["precision"] == expected
             logs = container.logs()
             assert "serving the %s graph: SSD_PRECISION=%s" % (expected, wanted) in logs, logs[-3000:]
+            if expected == "int8":
+                assert labels["ssd.int8.check"] in logs, (labels["ssd.int8.check"], logs[-3000:])
             if wanted != "fp32":  # the reason names the CPU instructions it looked for or found
                 assert (", ".join(seen) if seen else "avx512_vnni, avx_vnni, amx_int8") in logs, logs[-3000:]
         finally:

@@ -13,6 +13,7 @@ from .settings import ROOT
 
 BUILD_SCRIPT = os.path.join(ROOT, "docker", "build.sh")
 DOCKERFILE = os.path.join(ROOT, "Dockerfile")
+LABEL_SCRIPT = os.path.join(ROOT, "docker", "label-int8.sh")
 # docker/build.sh's names for the targets: local stand-in bases, and AWS's images.
 SCRIPT_TARGETS_LOCAL = {"ei": "ei", "cpu": "cpu", "gpu": "gpu"}
 SCRIPT_TARGETS_AWS = {"ei": "aws-eia", "cpu": "aws-cpu", "gpu": "aws-gpu"}
@@ -63,6 +64,12 @@ def _plain_build(settings, base, reference):
         raise DeployError("docker build failed (output above)",
                           "fix what it said (the Dockerfile needs BuildKit: install the buildx plugin if docker "
                           "says it is missing), then rerun `build`")
+    # docker/build.sh labels its images with the int8 check's figure; a plain build gets the same labels
+    if os.path.isfile(LABEL_SCRIPT):
+        step("docker/label-int8.sh %s (the int8 accuracy check's figure into the image's labels)" % reference)
+        if subprocess.call(["bash", LABEL_SCRIPT, reference], cwd=ROOT, stdout=sys.stderr, stderr=sys.stderr):
+            raise DeployError("labelling %s with its int8 check failed (output above)" % reference,
+                              "the image is built; fix what it said, then rerun `build`")
 
 
 def build(settings, aws):

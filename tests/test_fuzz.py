@@ -2,12 +2,14 @@
 request or one of the package's 4xx errors, never another exception (which the handler would turn
 into a 500).
 
-Bounded: each test runs a fixed number of examples, about 30 s in all on a busy 2-vCPU machine. No
-per-example deadline: Hypothesis applies one to the `@example` cases too, and how long the heaviest of those
-(100000-deep JSON, a PNG declaring 100000 x 100000 pixels) takes is the machine's speed, not a property of the
-answer; what is checked is the answer itself. SSD_FUZZ_EXAMPLES scales the number of examples for a longer run, e.g.
-`SSD_FUZZ_EXAMPLES=5000 .venv/mx19/bin/python -m pytest tests/test_fuzz.py`. Inputs that once broke
-decoding stay as `@example` regression cases.
+Seeded, with a fixed budget per tier: every run draws the same examples (Hypothesis's derandomize), so a
+failure in CI fails the same way on a laptop; the unit tier (`make test-unit`, SSD_TEST_TIER=unit) runs 100
+examples per property for the inner loop, the full suite 800, about 30 s in all on a busy 2-vCPU machine. For a
+longer or a different exploration, SSD_FUZZ_EXAMPLES sets the budget and SSD_FUZZ_SEED another seed, e.g.
+`SSD_FUZZ_EXAMPLES=5000 SSD_FUZZ_SEED=7 .venv/mx19/bin/python -m pytest tests/test_fuzz.py`. No per-example
+deadline: Hypothesis applies one to the `@example` cases too, and how long the heaviest of those (100000-deep
+JSON, a PNG declaring 100000 x 100000 pixels) takes is the machine's speed, not a property of the answer; what is
+checked is the answer itself. Inputs that once broke decoding stay as `@example` regression cases.
 """
 import base64
 import io
@@ -19,7 +21,7 @@ import zlib
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import HealthCheck, event, example, given, seed, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -31,13 +33,21 @@ from ssd_serving.response import choose_accept
 
 CLASSES = ["circle", "square", "triangle", "star"]
 TARGET_SIZE = (256, 256)
-EXAMPLES = int(os.environ.get("SSD_FUZZ_EXAMPLES", "800"))
+EXAMPLES_PER_TIER = {"unit": 100}   # any other run (make test: every tier) gets FULL_EXAMPLES
+FULL_EXAMPLES = 800
+EXAMPLES = int(os.environ.get("SSD_FUZZ_EXAMPLES") or
+               EXAMPLES_PER_TIER.get(os.environ.get("SSD_TEST_TIER", ""), FULL_EXAMPLES))
+SEED = os.environ.get("SSD_FUZZ_SEED")
 
 
 def fuzz_settings(share=1.0):
-    return settings(max_examples=max(10, int(EXAMPLES * share)), deadline=None, derandomize=False,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-                    database=None, print_blob=True)
+    """The examples for one property: its share of the tier's budget, drawn from a fixed seed."""
+    chosen = settings(max_examples=max(10, int(EXAMPLES * share)), deadline=None, derandomize=SEED is None,
+                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+                      database=None, print_blob=True)
+    if SEED is None:
+        return chosen
+    return lambda test: seed(int(SEED))(chosen(test))
 
 
 # ---- what the server may answer

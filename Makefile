@@ -255,15 +255,17 @@ bench-multimodel: $(MX19)/.installed $(MX14)/.installed
 docs: $(MX19)/.installed
 	$(MX19)/bin/python -m ssd_tools.figures --render
 
-## docs-results: take the last `make bench` (build/bench/latest.json), `make soak` (build/soak-report.json) and
-## `make bench-hosting` (build/bench/hosting.json) into docs/results, then render the docs; commit both together
+## docs-results: take the last `make bench` (build/bench/latest.json), `make soak` (build/soak-report.json),
+## `make bench-hosting` (build/bench/hosting.json) and `python -m ssd_tools.demo.int8_study --floor --out
+## build/int8-study.json` into docs/results, then render the docs; commit both together
 docs-results: $(MX19)/.installed
 	$(MX19)/bin/python -m ssd_tools.figures \
 	    $$(test -f build/bench/latest.json && echo --take-bench build/bench/latest.json) \
 	    $$(if test -f build/soak-container-report.json; then echo --take-soak build/soak-container-report.json; \
 	       elif test -f build/soak-report.json; then echo --take-soak build/soak-report.json; fi) \
 	    $$(test -f build/bench/hosting.json && echo --take-hosting build/bench/hosting.json) \
-	    $$(test -f build/bench/multimodel.json && echo --take-multimodel build/bench/multimodel.json)
+	    $$(test -f build/bench/multimodel.json && echo --take-multimodel build/bench/multimodel.json) \
+	    $$(test -f build/int8-study.json && echo --take-int8-study build/int8-study.json)
 
 clean:
 	rm -rf $(VENV_DIR) build

@@ -146,3 +146,111 @@ def test_the_multi_model_table_takes_medians_and_what_a_second_model_adds(tree):
     (tree / "result.json").write_text(json.dumps({"stacks": {}}))
     with pytest.raises(figures.FiguresError, match="not a bench/multimodel.py result"):
         figures.take_multimodel(str(tree), str(tree / "result.json"))
+
+
+def _study_row(mode, variant, drop, calibration_s):
+    return {"mode": mode, "variant": variant, "drop": drop, "fp32_map": 93.0, "int8_map": 93.0 - drop,
+            "worst_class": {"class": "circle", "value": 2 * drop}, "agreement": 99.5 - drop, "recall": 98.766,
+            "boxes": 843, "calibration_s": calibration_s}
+
+
+def _floor_entry(images, boxes, passes):
+    names = [name for name, _ in figures.INT8_FLOOR_GRAPHS]
+    graphs = dict((name, {"drop_all": drop, "labelled_passes": passes, "agreement_passes": 1 - passes,
+                          "fp32_boxes": boxes + i}) for i, (name, drop) in enumerate(zip(names, (0.1, 0.4, 1.6, 1.8))))
+    graphs["entropy: 1 photo"] = {"drop_all": 9.0, "labelled_passes": 0.0, "agreement_passes": 0.0, "fp32_boxes": 1e6}
+    return {"images": images, "graphs": graphs}
+
+
+def _fallback_row(export, tries, kept, seconds, export_s, start_up):
+    return {"export": export, "check_images": "12 scenes", "passed": tries[-1][2],
+            "fallback": {"tries": [{"fp32_kept": k, "value": v, "passed": p, "seconds": 3.2} for k, v, p in tries],
+                         "seconds": seconds, "stopped": "passed"},
+            "fp32_kept_by_fallback": ["conv%d" % i for i in range(kept)], "quantizable_layers": 17,
+            "export_s": export_s, "export_s_includes_start_up": start_up}
+
+
+INT8_STUDY = {
+    "scenes": 12,
+    "rows": [_study_row("naive", "1 photo", 0.054, 2.5), _study_row("naive", "range x0.60", -0.021, None)],
+    "floor": [_floor_entry(10, 27.5, 0.84), _floor_entry(50, 140.26, 0.13)],
+    "fallback": {"rows": [_fallback_row("the default", [(0, -0.083, True)], 0, 44.5, 64.6, True),
+                          _fallback_row("white", [(0, 5.062, False), (1, 1.155, False), (8, 0.151, True)], 8, 69.96,
+                                        94.25, False)]},
+}
+INT8_DOC = """# made up
+
+<!-- figures:int8-study -->
+<!-- /figures:int8-study -->
+
+<!-- figures:int8-floor -->
+| typed | by hand |
+<!-- /figures:int8-floor -->
+
+<!-- figures:int8-fallback -->
+<!-- /figures:int8-fallback -->
+"""
+
+
+@pytest.fixture
+def int8_tree(tree):
+    (tree / "docs" / "results" / "int8_study.json").write_text(json.dumps(INT8_STUDY))
+    (tree / "docs" / "made-up.md").write_text(INT8_DOC)
+    return tree
+
+
+def test_the_int8_study_tables_render_from_its_results(int8_tree):
+    assert figures.main(["--root", str(int8_tree)]) == 0
+    text = (int8_tree / "docs" / "made-up.md").read_text()
+    assert ("<!-- figures:int8-study -->\n| calibration | calibration images (the int8 graph) | mAP drop, labelled, "
+            "points | worst class, drop | agreement with fp32 (AP), points | fp32 boxes found, % | calibration, s |\n"
+            "| --- | --- | ---: | --- | ---: | ---: | ---: |\n"
+            "| naive | 1 photo | 0.05 | circle 0.11 | 99.45 | 98.77 | 3 |\n"
+            "| naive | range x0.60 | -0.02 | circle -0.04 | 99.52 | 98.77 | - |\n<!-- /figures:int8-study -->") in text
+    # the graphs the table names, in its order, whatever else the floor holds; boxes: their mean
+    assert ("<!-- figures:int8-floor -->\n| images (fp32 boxes) | builtin (0.10) | all-black (0.40) | ranges x0.60 "
+            "(1.60) | noise (1.80) |\n| --- | ---: | ---: | ---: | ---: |\n"
+            "| 10 (29) | 84% / 16% | 84% / 16% | 84% / 16% | 84% / 16% |\n"
+            "| 50 (142) | 13% / 87% | 13% / 87% | 13% / 87% | 13% / 87% |\n<!-- /figures:int8-floor -->") in text
+    assert "typed | by hand" not in text
+    assert ("| the default | 12 scenes | 0: -0.08 | passed | 45 (of which int8 on the scenes: 3) | 65 with start-up |\n"
+            "| white | 12 scenes | 0: 5.06, 1: 1.16, 8: 0.15 | passed, 8 of 17 layers in fp32 | 70 | 94 |\n"
+            "<!-- /figures:int8-fallback -->") in text
+    assert figures.main(["--root", str(int8_tree), "--check"]) == 0
+
+
+@pytest.mark.parametrize("typed, edited, block", [
+    ("| 10 (29) | 84% / 16% |", "| 10 (29) | 85% / 16% |", "int8-floor"),
+    ("| naive | 1 photo | 0.05 |", "| naive | 1 photo | 0.04 |", "int8-study"),
+    ("passed, 8 of 17 layers in fp32", "passed, 8 layers in fp32", "int8-fallback"),
+])
+def test_check_catches_a_hand_edit_of_an_int8_table(int8_tree, capsys, typed, edited, block):
+    figures.main(["--root", str(int8_tree)])
+    doc = int8_tree / "docs" / "made-up.md"
+    assert typed in doc.read_text()
+    doc.write_text(doc.read_text().replace(typed, edited, 1))
+    assert figures.main(["--root", str(int8_tree), "--check"]) == 1
+    assert "stale: docs/made-up.md: %s" % block in capsys.readouterr().err
+
+
+def test_a_floor_without_a_graph_of_the_table_is_an_error_naming_it(int8_tree):
+    study = json.loads(json.dumps(INT8_STUDY))
+    del study["floor"][1]["graphs"]["naive: 40 all-black images"]
+    (int8_tree / "docs" / "results" / "int8_study.json").write_text(json.dumps(study))
+    with pytest.raises(figures.FiguresError, match="the floor has no graph 'naive: 40 all-black images'"):
+        figures.stale(str(int8_tree))
+
+
+def test_take_int8_study_adds_where_it_ran_and_keeps_the_fallback_rows(int8_tree):
+    new = dict(INT8_STUDY, rows=[_study_row("entropy", "1 photo", 0.3, 28.0)])
+    del new["fallback"]
+    (int8_tree / "int8-study.json").write_text(json.dumps(new))
+    assert figures.main(["--root", str(int8_tree), "--take-int8-study", str(int8_tree / "int8-study.json")]) == 0
+    taken = json.loads((int8_tree / "docs" / "results" / "int8_study.json").read_text())
+    assert taken["rows"] == new["rows"] and taken["fallback"] == INT8_STUDY["fallback"]
+    assert set(taken) >= {"git_commit", "date", "host", "source"}
+    assert "| entropy | 1 photo | 0.30 |" in (int8_tree / "docs" / "made-up.md").read_text()
+    del new["floor"]
+    (int8_tree / "int8-study.json").write_text(json.dumps(new))
+    with pytest.raises(figures.FiguresError, match="not a python -m ssd_tools.demo.int8_study --floor result"):
+        figures.take_int8_study(str(int8_tree), str(int8_tree / "int8-study.json"))

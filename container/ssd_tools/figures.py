@@ -560,6 +560,81 @@ BLOCKS = {
 }
 
 
+# --- the int8 study's tables in docs/int8.md (python -m ssd_tools.demo.int8_study; --take-int8-study)
+
+SOURCES["int8_study"] = "int8_study.json"
+TAKE_HINT["int8_study"] = ("python -m ssd_tools.demo.int8_study --floor --out build/int8-study.json, then make "
+                           "docs-results (or python -m ssd_tools.figures --take-int8-study build/int8-study.json)")
+# The floor table's columns: two int8 graphs within the 1-point limit and two beyond it, as the study names them.
+INT8_FLOOR_GRAPHS = (("naive: builtin (5 photos + 24 scenes)", "builtin"), ("naive: 40 all-black images", "all-black"),
+                     ("naive: builtin, every calibrated range x0.60", "ranges x0.60"),
+                     ("naive: 20 uniform-noise images", "noise"))
+
+
+def whole_seconds(value):
+    """Seconds to the unit, halves up: the fallback records keep tenths, and 44.5 s reads as 45."""
+    return "%d" % int(value + 0.5)
+
+
+def int8_study_table(r):
+    """Each int8 graph of the study: its labelled drop, worst class, agreement with fp32, boxes found, calibration."""
+    rows = ["| calibration | calibration images (the int8 graph) | mAP drop, labelled, points | worst class, drop "
+            "| agreement with fp32 (AP), points | fp32 boxes found, % | calibration, s |",
+            "| --- | --- | ---: | --- | ---: | ---: | ---: |"]
+    for row in r.get("int8_study", "rows"):
+        worst = row["worst_class"]
+        calibration = row.get("calibration_s")
+        rows.append("| %s | %s | %.2f | %s %.2f | %.2f | %.2f | %s |" % (
+            row["mode"], row["variant"], row["drop"], worst["class"], worst["value"], row["agreement"],
+            row["recall"], "-" if calibration is None else whole_seconds(calibration)))
+    return "\n".join(rows)
+
+
+def int8_floor_table(r):
+    """Per subset size: how often each chosen graph passes the labelled and the agreement check."""
+    floor = r.get("int8_study", "floor")
+    for name, _ in INT8_FLOOR_GRAPHS:
+        if any(name not in entry["graphs"] for entry in floor):
+            raise FiguresError("%s: the floor has no graph %r: %s" % (
+                os.path.join(RESULTS, SOURCES["int8_study"]), name, TAKE_HINT["int8_study"]))
+    rows = ["| images (fp32 boxes) | %s |" % " | ".join(
+        "%s (%.2f)" % (label, floor[0]["graphs"][name]["drop_all"]) for name, label in INT8_FLOOR_GRAPHS),
+        "| --- |%s" % (" ---: |" * len(INT8_FLOOR_GRAPHS))]
+    for entry in floor:
+        graphs = [entry["graphs"][name] for name, _ in INT8_FLOOR_GRAPHS]
+        boxes = sum(g["fp32_boxes"] for g in graphs) / len(graphs)
+        rows.append("| %d (%.0f) | %s |" % (entry["images"], boxes, " | ".join(
+            "%.0f%% / %.0f%%" % (100 * g["labelled_passes"], 100 * g["agreement_passes"]) for g in graphs)))
+    return "\n".join(rows)
+
+
+def int8_fallback_table(r):
+    """Each export's check and fallback: the tries, the verdict and how long it took."""
+    rows = ["| export | check images | tries (layers kept in fp32: drop, points) | result | seconds to the verdict "
+            "| whole export, s |", "| --- | --- | --- | --- | ---: | ---: |"]
+    for row in r.get("int8_study", "fallback.rows"):
+        tries = row["fallback"]["tries"]
+        kept = len(row["fp32_kept_by_fallback"])
+        result = "passed" if row["passed"] else "not passed"
+        if kept:
+            result += ", %d of %d layers in fp32" % (kept, row["quantizable_layers"])
+        verdict = whole_seconds(row["fallback"]["seconds"])
+        if len(tries) == 1:
+            verdict += " (of which int8 on the scenes: %s)" % whole_seconds(tries[0]["seconds"])
+        rows.append("| %s | %s | %s | %s | %s | %s%s |" % (
+            row["export"], row["check_images"], ", ".join("%d: %.2f" % (t["fp32_kept"], t["value"]) for t in tries),
+            result, verdict, whole_seconds(row["export_s"]),
+            " with start-up" if row.get("export_s_includes_start_up") else ""))
+    return "\n".join(rows)
+
+
+BLOCKS.update({
+    "int8-study": (True, int8_study_table),
+    "int8-floor": (True, int8_floor_table),
+    "int8-fallback": (True, int8_fallback_table),
+})
+
+
 # --- rendering
 
 def render_text(text, results, where="text"):
@@ -707,12 +782,40 @@ def take_multimodel(root, path):
     return target
 
 
+def take_int8_study(root, path):
+    """A python -m ssd_tools.demo.int8_study --floor result, with the commit, date and host it lacks; the fallback
+    rows of the results it replaces are kept (the study does not measure them)."""
+    with open(path) as stream:
+        data = json.load(stream)
+    for key in ("rows", "floor"):
+        if key not in data:
+            raise FiguresError("%s is not a python -m ssd_tools.demo.int8_study --floor result: it has no %r"
+                               % (path, key))
+    if "git_commit" not in data:
+        data["git_commit"] = _git(root, "rev-parse", "--short", "HEAD")
+        data["git_dirty"] = bool(_git(root, "status", "--porcelain", "--untracked-files=no"))
+    data.setdefault("date", datetime.datetime.fromtimestamp(os.path.getmtime(path)).isoformat(timespec="seconds"))
+    data.setdefault("host", host_facts())
+    data.setdefault("source", {"how": "python -m ssd_tools.demo.int8_study --floor (%s), taken by python -m "
+                                      "ssd_tools.figures --take-int8-study" % os.path.basename(path)})
+    target = os.path.join(root, RESULTS, SOURCES["int8_study"])
+    if "fallback" not in data and os.path.isfile(target):
+        with open(target) as stream:
+            previous = json.load(stream)
+        if "fallback" in previous:
+            data["fallback"] = previous["fallback"]
+    _write_json(target, data)
+    return target
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--take-hosting", metavar="PATH", help="a bench/hosting.py result (build/bench/hosting.json)")
     parser.add_argument("--take-bench", metavar="PATH", help="a make bench result (build/bench/latest.json)")
     parser.add_argument("--take-multimodel", metavar="PATH", help="a bench/multimodel.py result "
                         "(build/bench/multimodel.json)")
+    parser.add_argument("--take-int8-study", metavar="PATH", help="a python -m ssd_tools.demo.int8_study --floor "
+                        "result (build/int8-study.json)")
     parser.add_argument("--take-soak", metavar="PATH", help="a tests/soak.py --json report (build/soak-report.json)")
     parser.add_argument("--commit", help="with --take-soak: the commit the soak ran on (default: this tree's HEAD)")
     parser.add_argument("--date", help="with --take-soak: when it ran (default: the report file's time)")
@@ -729,6 +832,8 @@ def main(argv=None):
             print("took %s" % os.path.relpath(take_hosting(args.root, args.take_hosting), args.root))
         if args.take_multimodel:
             print("took %s" % os.path.relpath(take_multimodel(args.root, args.take_multimodel), args.root))
+        if args.take_int8_study:
+            print("took %s" % os.path.relpath(take_int8_study(args.root, args.take_int8_study), args.root))
         if args.take_soak:
             print("took %s" % os.path.relpath(take_soak(args.root, args.take_soak, args.commit, args.date,
                                                         args.seconds, args.concurrency), args.root))

@@ -50,7 +50,9 @@ $(MX19)/.deploy-tests-installed: $(MX19)/.installed requirements/deploy.txt requ
 
 # The browser test of the try-it page (tests/test_page.py): Selenium in the test venv, Debian's chromium and
 # chromedriver on the machine (tests/ensure-browser.sh, as root; without them the test skips and says why).
-$(MX19)/.browser-test-installed: $(MX19)/.installed requirements/browser-test.txt tests/ensure-browser.sh
+# (after the deploy tests' tools: two pip runs must not install into one venv at once, as under make -j)
+$(MX19)/.browser-test-installed: $(MX19)/.installed requirements/browser-test.txt tests/ensure-browser.sh \
+    | $(MX19)/.deploy-tests-installed
 	@echo "==> adding the browser test's tools (Selenium; Debian's chromium and chromium-driver) to $(MX19)"
 	tests/ensure-browser.sh
 	$(MX19)/bin/pip install -q -r requirements/browser-test.txt -c requirements/common.txt -c requirements/mxnet-1.9.txt
@@ -60,7 +62,8 @@ $(MX19)/.browser-test-installed: $(MX19)/.installed requirements/browser-test.tx
 # service is installed or started); where apt-get cannot fetch it the push tests skip and say why.
 DOCKER_REGISTRY_VERSION ?= 2.8.2+ds1-1
 REGISTRY_DIR := build/tools/docker-registry
-$(REGISTRY_DIR)/usr/bin/docker-registry:
+# (after the browser's apt-get install: apt takes a lock, so the two must not run at once, as under make -j)
+$(REGISTRY_DIR)/usr/bin/docker-registry: | $(MX19)/.browser-test-installed
 	@echo "==> fetching Debian's docker-registry $(DOCKER_REGISTRY_VERSION) for the push tests into $(REGISTRY_DIR)"
 	@mkdir -p build/tools
 	@cd build/tools && { apt-get download -q "docker-registry=$(DOCKER_REGISTRY_VERSION)" \
@@ -156,9 +159,54 @@ test-sdk-local: $(SDK)/.installed $(MX19)/.installed
 	    tests/test_sdk_local.py --noconftest -p no:cacheprovider $(PYTEST_ARGS)
 # --- end of the SDK's local mode --------------------------------------------------------------------------
 
-## test: the whole suite on both MXNet stacks, plus the Python 3.6 floor of what runs in the image, the stock toolkit
-## pairs and the SageMaker SDK's local mode
-test: lint-py36 test-mx19 test-mx14 test-toolkits test-sdk-local
+# Everything the tiers need (venvs, the browser, the registry binary); `make test` makes them side by side (make -j):
+# pip and apt wait on the network as much as on the CPU. The order-only prerequisites above keep two pip runs out
+# of one venv and two apt runs apart.
+TEST_SETUP := $(MX19)/.installed $(MX14)/.installed $(DEPLOY)/.installed $(MX19)/.deploy-tests-installed \
+    $(MX19)/.browser-test-installed $(REGISTRY_DIR)/usr/bin/docker-registry $(TOOLKIT_VENVS) $(SDK)/.installed
+.PHONY: test-setup test-lane-images test-lane-servers
+test-setup: $(TEST_SETUP)
+
+## test: every tier on both MXNet stacks (docs/tests.md): the set-up made side by side, the Python 3.6 floor of what
+## runs in the image, then two lanes at once (the images: container and deploy tiers, the SDK's local mode, then the
+## MXNet 1.4.1 run; the servers: MXNet 1.9.1's unit, server and browser tiers), then the stock toolkit pairs alone
+# Why lanes: on 2 vCPUs the suite used about a third of the CPU, its tests mostly waiting for JVMs, workers,
+# containers and timeouts; each lane's tests start their own servers and containers on free ports. The toolkit
+# pairs run alone afterwards: the stock toolkit's serve refuses to start while any other MMS runs.
+test:
+	@echo "==> set-up: every environment the tiers need, side by side (make -j4 test-setup)"
+	@$(MAKE) --no-print-directory -j4 test-setup
+	@$(MAKE) --no-print-directory lint-py36
+	@echo "==> two lanes side by side, each line prefixed with its lane (whole logs: build/test-lane-*.log)"
+	@mkdir -p build && rm -f build/test-lane-*.status
+	@for lane in images servers; do \
+	    { $(MAKE) --no-print-directory test-lane-$$lane 2>&1; echo $$? > build/test-lane-$$lane.status; } \
+	        | tee build/test-lane-$$lane.log | sed -u "s/^/[$$lane] /" & \
+	done; wait
+	@failed=""; for lane in images servers; do \
+	    [ "$$(cat build/test-lane-$$lane.status 2>/dev/null)" = 0 ] || failed="$$failed $$lane"; \
+	done; \
+	toolkits=0; $(MAKE) --no-print-directory test-toolkits || toolkits=1; \
+	for lane in images servers; do echo "==> lane $$lane:"; grep -E "^(=+ .*(passed|failed|error).* =+|FAILED|ERROR|==> .*failed)" build/test-lane-$$lane.log || true; done; \
+	if [ -n "$$failed" ] || [ $$toolkits != 0 ]; then \
+	    echo "==> make test failed:$$failed$$( [ $$toolkits = 0 ] || echo ' toolkits') (the lanes' whole logs: build/test-lane-*.log)"; exit 1; fi; \
+	echo "==> make test: every tier passed"
+
+# the images lane: the container and deploy tiers (MXNet 1.9.1 venv), the SDK's local mode, the MXNet 1.4.1 run;
+# every step runs, and the lane fails if any did
+test-lane-images: $(MX19)/.installed $(MX19)/.deploy-tests-installed $(DEPLOY)/.installed $(REGISTRY_DIR)/usr/bin/docker-registry \
+    $(MX14)/.installed $(SDK)/.installed
+	@status=0; \
+	echo "==> the container and deploy tiers (MXNet 1.9.1 venv): the images built and run, ./build_and_push.sh"; \
+	$(MX19)/bin/python -m pytest tests -m "container or deploy" $(PYTEST_ARGS) || status=1; \
+	$(MAKE) --no-print-directory test-sdk-local || status=1; \
+	$(MAKE) --no-print-directory test-mx14 || status=1; \
+	exit $$status
+
+# the servers lane: MXNet 1.9.1's unit, server and browser tiers
+test-lane-servers: $(MX19)/.installed $(MX19)/.deploy-tests-installed $(MX19)/.browser-test-installed
+	@echo "==> the unit, server and browser tiers on MXNet 1.9.1 + GluonCV 0.10.5.post0"
+	$(MX19)/bin/python -m pytest tests -m "not container and not deploy" $(PYTEST_ARGS)
 
 lint-py36: $(MX19)/.installed
 	@echo "==> checking that image code parses on Python 3.6 (vermin)"
@@ -173,9 +221,11 @@ test-mx19: $(MX19)/.installed $(MX19)/.deploy-tests-installed $(MX19)/.browser-t
 	@echo "==> tests on MXNet 1.9.1 + GluonCV 0.10.5.post0, the container tests and ./build_and_push.sh (tests/deploy)"
 	$(MX19)/bin/python -m pytest tests $(PYTEST_ARGS)
 
+# The MXNet 1.4.1 run keeps what can differ on the EI image's stack and leaves out the tests marked any_stack
+# (tests/tiers.py says which and why: the same code, interpreter and pins as in the MXNet 1.9.1 run).
 test-mx14: $(MX14)/.installed
-	@echo "==> tests on MXNet 1.4.1 + GluonCV 0.5.0"
-	$(MX14)/bin/python -m pytest tests --ignore=tests/test_container.py --ignore=tests/deploy $(PYTEST_ARGS)
+	@echo "==> tests on MXNet 1.4.1 + GluonCV 0.5.0 (what can differ there: -m 'not any_stack', tests/tiers.py)"
+	$(MX14)/bin/python -m pytest tests --ignore=tests/test_container.py --ignore=tests/deploy -m "not any_stack" $(PYTEST_ARGS)
 
 ## test-unit: the unit tier on both stacks (no server, no Docker, no network; tests/tiers.py), for the inner loop
 test-unit: $(MX19)/.installed $(MX14)/.installed
@@ -183,7 +233,7 @@ test-unit: $(MX19)/.installed $(MX14)/.installed
 	@mkdir -p build
 	SSD_TEST_TIER=unit $(MX19)/bin/python -m pytest tests -m unit -q -p no:cacheprovider $(PYTEST_ARGS) \
 	    > build/test-unit-mx19.log 2>&1 & mx19=$$!; \
-	SSD_TEST_TIER=unit $(MX14)/bin/python -m pytest tests -m unit -q -p no:cacheprovider --ignore=tests/test_container.py \
+	SSD_TEST_TIER=unit $(MX14)/bin/python -m pytest tests -m "unit and not any_stack" -q -p no:cacheprovider --ignore=tests/test_container.py \
 	    --ignore=tests/deploy $(PYTEST_ARGS) > build/test-unit-mx14.log 2>&1 & mx14=$$!; \
 	status=0; wait $$mx19 || status=1; wait $$mx14 || status=1; \
 	echo "==> MXNet 1.9.1:"; tail -n 15 build/test-unit-mx19.log; echo "==> MXNet 1.4.1:"; tail -n 15 build/test-unit-mx14.log; \

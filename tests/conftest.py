@@ -5,13 +5,16 @@ import os
 import pytest
 
 from helpers import DEMO_MODEL, copy_model, photo_paths, ready_server
-from tiers import tier_of
+from tiers import runs_the_same_on_any_stack, tier_of
 
 
 def pytest_collection_modifyitems(config, items):
-    """Every test gets its tier's marker (tests/tiers.py), so that `-m unit` and the like select a tier."""
+    """Every test gets its tier's marker (tests/tiers.py), so that `-m unit` and the like select a tier, and the
+    `any_stack` marker where its module runs the same on both MXNet stacks (the MXNet 1.4.1 run leaves those out)."""
     for item in items:
         item.add_marker(getattr(pytest.mark, tier_of(str(item.fspath), item.fixturenames)))
+        if runs_the_same_on_any_stack(str(item.fspath)):
+            item.add_marker(pytest.mark.any_stack)
 
 
 @pytest.fixture(scope="session")

@@ -328,6 +328,8 @@ def test_a_burst_of_large_bodies_is_held_back_not_read_all_at_once(fault_server)
     assert requests.get(fault_server.url + "/ping", timeout=2).status_code == 200
 
 
+# the front door's admission answers the 503s before anything reaches MMS: the MXNet 1.4.1 run leaves it out
+@pytest.mark.any_stack
 def test_requests_that_wait_too_long_for_a_slot_get_503(demo_model_dir):
     """With one request in flight at a time and a 0.5 s wait, quick requests behind one that holds the slot get
     503 JSON. The holder is a client that has sent all but the last bytes of its body: the front door reads a

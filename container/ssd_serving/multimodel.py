@@ -84,7 +84,7 @@ def _load_error(folder):
 def check_folder(url, settings):
     """(model folder, metadata of the graph to serve: fp32 or int8) for SageMaker's `url`, or a ModelsError naming what is wrong:
     404 when there is no such folder, 422 when it holds no usable model (files, metadata, sha256, graph)."""
-    from .model import choose_graph, verify_params  # MXNet: only once a model is asked for
+    from .model import check_model_folder  # MXNet: only once a model is asked for
     if not isinstance(url, str) or not os.path.isabs(url):
         raise ModelsError(400, "url must be the absolute path of the model's folder, not %r" % (url,))
     if not os.path.isdir(url):
@@ -94,14 +94,7 @@ def check_folder(url, settings):
         if found is None:
             raise ModelLoadError("%s holds no exported model (%s, %s and %s)" % (
                 url, artifact.SYMBOL_FILE, artifact.PARAMS_FILE, artifact.META_FILE))
-        choice = choose_graph(found, artifact.read_metadata(found), settings)
-        verify_params(choice.model_dir, choice.meta)
-        symbol = os.path.join(choice.model_dir, choice.meta.get("symbol_file", artifact.SYMBOL_FILE))
-        import mxnet as mx
-        try:
-            mx.sym.load(symbol)
-        except Exception as err:
-            raise ModelLoadError("the graph %s cannot be read by MXNet %s: %s" % (symbol, mx.__version__, err))
+        choice = check_model_folder(found, settings)
     except ModelLoadError as err:
         raise ModelsError(422, str(err))
     return found, choice.meta

@@ -8,9 +8,8 @@ import time
 
 from . import artifact
 from .environment import Environment
-from .errors import ModelLoadError
 from .memory import memory_size, worker_estimate, workers_that_fit
-from .model import candidate_contexts, choose_graph, find_model_dir, verify_params
+from .model import candidate_contexts, check_model_folder, find_model_dir
 
 # the launcher's lines keep the one name they had before it was split (docs/int8.md shows them)
 LOG = logging.getLogger("ssd_serving.serving")
@@ -25,14 +24,8 @@ def preflight(settings=None):
     settings = settings or Environment()
     found = find_model_dir(settings=settings)
     # an int8 graph on MXNet 1.4.1 (EI image) or on a GPU is refused here, saying why, before MXNet fails to read it
-    choice = choose_graph(found, artifact.read_metadata(found), settings)
+    choice = check_model_folder(found, settings)
     model_dir, meta = choice.model_dir, choice.meta
-    verify_params(model_dir, meta)
-    import mxnet as mx
-    try:
-        mx.sym.load(os.path.join(model_dir, meta.get("symbol_file", artifact.SYMBOL_FILE)))
-    except Exception as err:
-        raise ModelLoadError("the graph in %s cannot be read by MXNet %s: %s" % (model_dir, mx.__version__, err))
     weights = meta.get("weights", {})
     LOG.info("model %s%s in %s; weights from %s (%s), sha256 %s", meta["model_name"],
              " (DEMO model trained on synthetic shapes, not a pretrained detector)" if meta.get("demo") else "",

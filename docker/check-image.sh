@@ -18,15 +18,17 @@ import logging, sys
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="check: %(message)s")
 import mxnet
 from ssd_serving import handler, serving  # noqa: F401  the modules the model server loads
+from ssd_serving.model_server import model_server_command
+from ssd_serving.startup import preflight
 import inference  # noqa: F401  code/inference.py
 try:  # the image ships the serving runtime only; the tools (export, int8, demo, AWS) stay on the build host
     import ssd_tools  # noqa: F401
     sys.exit("check: ssd_tools is importable in the serving image; only ssd_serving belongs there")
 except ImportError:
     pass
-model_dir, choice = serving.preflight()
+model_dir, choice = preflight()
 print("check: MXNet %s on Python %s reads %s (%s graph here); model server %s" % (
-    mxnet.__version__, sys.version.split()[0], model_dir, choice.precision, serving._model_server_command()))
+    mxnet.__version__, sys.version.split()[0], model_dir, choice.precision, model_server_command()))
 try:
     import gluoncv  # noqa: F401
     print("check: note: this base has GluonCV; serving does not use it")

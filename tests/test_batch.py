@@ -17,7 +17,7 @@ from ssd_serving import service
 from ssd_serving.environment import Environment, SettingError
 from ssd_serving.errors import BadRequestError, TooManyRecordsError, UnsupportedMediaTypeError
 from ssd_serving.request import parse_request
-from ssd_serving.serving import write_config
+from ssd_serving.model_server import write_config
 
 BATCH = {"SAGEMAKER_BATCH": "true"}
 

@@ -644,7 +644,7 @@ def test_baked_weights_match_their_checksum_and_a_mismatch_is_refused(image, tmp
     done = docker("run", "--rm", "--network", "none", image["tag"], "python", "-c", check)
     actual, recorded = done.stdout.decode().split()
     assert actual == recorded, done.stdout
-    # the image's last build step runs docker/check-image.sh, which verifies them (serving.preflight) ...
+    # the image's last build step runs docker/check-image.sh, which verifies them (startup.preflight) ...
     with open(os.path.join(ROOT, "Dockerfile")) as stream:
         assert "sh /opt/ssd/check-image.sh" in stream.read().split("FROM ${BASE_IMAGE} AS serving")[1]
     done = docker("run", "--rm", "--network", "none", image["tag"], "sh", "/opt/ssd/check-image.sh")

@@ -363,7 +363,7 @@ def test_workers_of_a_model_server_that_could_not_bind_are_stopped_with_it(demo_
     worker, and the worker lives on (a benchmark run left one so); ModelServer.stop(), which the server
     calls on every exit, stops what is left of MMS's process group."""
     from ssd_serving.environment import Environment
-    from ssd_serving.serving import ModelServer, _model_server_command, internal_port
+    from ssd_serving.model_server import ModelServer, internal_port, model_server_command
     monkeypatch.setenv("SSD_MODEL_DIR", demo_model_dir)
     server = ModelServer(internal_port(), Environment(), host="127.0.0.1")
     blocker = socket.socket()
@@ -376,7 +376,7 @@ def test_workers_of_a_model_server_that_could_not_bind_are_stopped_with_it(demo_
         printed = "".join(capfd.readouterr())
         assert "Failed to bind" in printed, printed[-3000:]
         left = process_group(server.process.pid)
-        if os.path.basename(_model_server_command()) == "multi-model-server":  # 1.0.5 leaves nothing behind
+        if os.path.basename(model_server_command()) == "multi-model-server":  # 1.0.5 leaves nothing behind
             assert any("model_service_worker" in " ".join(p.cmdline()) for p in left), left
         server.stop()
         gone, alive = psutil.wait_procs(left, timeout=10)

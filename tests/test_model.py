@@ -103,15 +103,53 @@ def test_forcing_eia_without_an_ei_build_says_why():
     assert "amazonei_mxnet" in str(caught.value)
 
 
-def test_tampered_weights_are_refused(demo_model_dir, tmp_path):
+def _tampered_copy(model_dir, tmp_path):
+    """A copy of `model_dir` whose weights differ from those its metadata's sha256 records."""
     copy = str(tmp_path / "model")
-    shutil.copytree(demo_model_dir, copy)
+    shutil.copytree(model_dir, copy)
     with open(os.path.join(copy, "model-0000.params"), "r+b") as stream:
         stream.seek(-16, 2)
         stream.write(b"\x00" * 16)
+    return copy
+
+
+def test_tampered_weights_are_refused(demo_model_dir, tmp_path):
     with pytest.raises(ModelLoadError) as caught:
-        load_detector(copy)
+        load_detector(_tampered_copy(demo_model_dir, tmp_path))
     assert "sha256" in str(caught.value)
+
+
+def _check_of_each_caller(model_dir, tmp_path):
+    """What the start-up checks, a multi-model endpoint's load and the worker's load each say of `model_dir`."""
+    from ssd_serving.multimodel import ModelsError, check_folder
+    from ssd_serving.startup import preflight
+    settings = Environment({"SSD_MODEL_DIR": model_dir, "SAGEMAKER_BASE_DIR": str(tmp_path / "no-opt-ml")})
+    said = {}
+    for caller, check in (("start-up", lambda: preflight(settings)),
+                          ("multi-model load", lambda: check_folder(model_dir, settings)),
+                          ("worker", lambda: load_detector(model_dir, settings, warm_up=False))):
+        with pytest.raises((ModelLoadError, ModelsError)) as caught:
+            check()
+        said[caller] = str(caught.value)
+    return said
+
+
+def test_one_check_of_a_model_folder_refuses_tampered_weights_alike_everywhere(demo_model_dir, tmp_path):
+    said = _check_of_each_caller(_tampered_copy(demo_model_dir, tmp_path), tmp_path)
+    assert len(set(said.values())) == 1 and "sha256" in said["worker"], said
+
+
+def test_a_graph_this_mxnet_cannot_read_is_refused_before_any_worker_loads_it(demo_model_dir, tmp_path):
+    copy = str(tmp_path / "model")
+    shutil.copytree(demo_model_dir, copy)
+    with open(os.path.join(copy, artifact.SYMBOL_FILE), "w") as stream:
+        stream.write('{"nodes": [{"op": "an_operator_no_mxnet_has", "name": "x", "inputs": []}]}')
+    said = _check_of_each_caller(copy, tmp_path)
+    symbol = os.path.join(copy, artifact.SYMBOL_FILE)
+    assert said["start-up"] == said["multi-model load"], said
+    assert said["start-up"].startswith("the graph %s cannot be read by MXNet %s" % (symbol, mx.__version__)), said
+    # the worker reads the graph as it loads it, on each device in turn
+    assert "could not load the model from %s on any device" % copy in said["worker"], said
 
 
 def test_sagemaker_model_dir_wins_over_the_baked_one(demo_model_dir, tmp_path):

@@ -105,10 +105,10 @@ def test_old_mxnet_refuses_int8_at_start_with_a_reason(demo_model_dir, tmp_path,
     # What the EI image (MXNet 1.4.1) does with an int8 model: refuse at the preflight, say why.
     model = int8_copy_of(demo_model_dir, str(tmp_path / "int8"))
     monkeypatch.setattr(precision, "mxnet_version", lambda: (1, 4))
-    from ssd_serving import serving
+    from ssd_serving.startup import preflight
     settings = Environment({"SSD_MODEL_DIR": model, "SAGEMAKER_BASE_DIR": str(tmp_path / "no-opt-ml")})
     with pytest.raises(ModelLoadError, match="MXNet >= 1.9"):
-        serving.preflight(settings)
+        preflight(settings)
 
 
 @pytest.mark.skipif(ON_MXNET_19, reason="this MXNet runs int8; the refusal is tested with a patched version")

@@ -1,8 +1,8 @@
 """The model server configuration the server writes."""
 import pytest
 
-from ssd_serving import serving
 from ssd_serving.environment import Environment
+from ssd_serving.model_server import internal_port, write_config
 
 
 @pytest.mark.parametrize("model_server, setting", [
@@ -14,7 +14,7 @@ def test_response_timeout_is_120_seconds_on_every_model_server(tmp_path, model_s
     # 1.9.0 images) in minutes and has no other key; 1.1.11 in minutes unless default_response_timeout_seconds
     # is set (found in their WorkerThread/ConfigManager). A 2 on 1.0.5 meant a 2-second limit, which a
     # worker loading its model misses, and a 120 on 1.1.8 two hours.
-    config = serving.write_config(str(tmp_path), "/store", 8080, 8081, Environment.defaults(), model_server=model_server)
+    config = write_config(str(tmp_path), "/store", 8080, 8081, Environment.defaults(), model_server=model_server)
     with open(config) as stream:
         lines = stream.read().splitlines()
     assert setting in lines
@@ -23,7 +23,7 @@ def test_response_timeout_is_120_seconds_on_every_model_server(tmp_path, model_s
 
 def test_limits_and_an_out_of_memory_jvm_exits(tmp_path):
     settings = Environment({"SSD_MAX_REQUEST_BYTES": "1000000"})
-    config = serving.write_config(str(tmp_path), "/store", 8080, 8081, settings, host="127.0.0.1")
+    config = write_config(str(tmp_path), "/store", 8080, 8081, settings, host="127.0.0.1")
     with open(config) as stream:
         lines = stream.read().splitlines()
     assert "inference_address=http://127.0.0.1:8080" in lines       # behind the front door
@@ -37,14 +37,14 @@ def test_a_batching_server_loads_no_model_at_start_it_registers_it_with_its_batc
     """MMS gives the models it loads at start a batch size of one (register_batched_model does the rest; its
     behaviour is tests/test_server_batching.py's)."""
     settings = Environment({"SSD_SERVER_BATCH_SIZE": "4"})
-    with open(serving.write_config(str(tmp_path), "/store", 8080, 8081, settings, host="127.0.0.1")) as stream:
+    with open(write_config(str(tmp_path), "/store", 8080, 8081, settings, host="127.0.0.1")) as stream:
         assert "load_models=" in stream.read().splitlines()
 
 
 @pytest.mark.parametrize("model_server, minutes_or_seconds", [("mxnet-model-server", 3600), ("multi-model-server", 60)])
 def test_an_asynchronous_endpoints_hour_reaches_the_model_server(tmp_path, model_server, minutes_or_seconds):
     settings = Environment({"SSD_RESPONSE_TIMEOUT": "3600", "SSD_MAX_REQUEST_BYTES": str(200 << 20)})
-    config = serving.write_config(str(tmp_path), "/store", 8080, 8081, settings, model_server=model_server)
+    config = write_config(str(tmp_path), "/store", 8080, 8081, settings, model_server=model_server)
     with open(config) as stream:
         lines = stream.read().splitlines()
     assert "default_response_timeout=%d" % minutes_or_seconds in lines
@@ -56,12 +56,12 @@ def test_the_model_servers_port_is_one_it_accepts():
     # a CI run drew 32767 from the internal range once. Every port it may get stays at or below the limit.
     from ssd_serving.ports import INTERNAL_PORTS, MMS_PORT_LIMIT
     assert MMS_PORT_LIMIT == 32766 and INTERNAL_PORTS[1] <= MMS_PORT_LIMIT
-    assert serving.internal_port(safe_range=(32766, 40000)) == 32766
+    assert internal_port(safe_range=(32766, 40000)) == 32766
     # past the limit the safe range gives nothing MMS accepts, so the port comes from the internal range
-    assert INTERNAL_PORTS[0] <= serving.internal_port(safe_range=(32767, 40000)) <= MMS_PORT_LIMIT
+    assert INTERNAL_PORTS[0] <= internal_port(safe_range=(32767, 40000)) <= MMS_PORT_LIMIT
 
 
 def test_the_model_servers_heap_is_capped(tmp_path):
-    config = serving.write_config(str(tmp_path), "/store", 8080, 8081, Environment.defaults(), jvm_args="-Xmx336m")
+    config = write_config(str(tmp_path), "/store", 8080, 8081, Environment.defaults(), jvm_args="-Xmx336m")
     with open(config) as stream:
         assert "vmargs=-XX:+ExitOnOutOfMemoryError -Xmx336m" in stream.read().splitlines()

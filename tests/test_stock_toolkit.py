@@ -38,8 +38,8 @@ import sagemaker_inference.transformer
 
 from helpers import (CODE, ROOT, RUNTIME_PACKAGE, RECALL_SCORE, assert_scene_found_over_http, demo_meta, encode,
                      load_entry_point, process_group, synthetic_scene)
+from ssd_serving.model_server import internal_port
 from ssd_serving.ports import free_port
-from ssd_serving.serving import internal_port
 
 PAIR_ENV = "SSD_STOCK_TOOLKIT_PAIR"
 PAIR = os.environ.get(PAIR_ENV)

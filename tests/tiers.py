@@ -29,6 +29,7 @@ ANY_STACK = {
     "test_figures": "rendering the docs' figures from results files: text only",
     "test_bench_timeline": "the bench's timeline arithmetic: numbers only",
     "test_bench_standin": "the bench's stand-in model: the bench measures on MXNet 1.9.1 only",
+    "test_supervision": "the launcher's exit-status table and its watch of a stand-in process: pure Python, no MMS started",
 }
 # tests/deploy/* are the deploy tier; in test_page, the tests that use the browser fixture are the browser tier
 BROWSER_FIXTURE = "browser"

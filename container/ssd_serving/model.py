@@ -1,4 +1,5 @@
-"""The served detector: loading the exported graph on the right device, warm-up, and detection."""
+"""The served detector: the one check of a model folder, loading the exported graph on the right device, warm-up, and
+detection."""
 from __future__ import absolute_import
 
 import logging
@@ -248,6 +249,23 @@ def verify_params(model_dir, meta):
                              "exported ones" % (params_file, actual, expected))
 
 
+def check_model_folder(model_dir, settings, wanted=None, context=None, read_graph=True):
+    """The graph to serve from the model folder `model_dir` (a precision.Choice: fp32 or int8, by `wanted`, default
+    SSD_PRECISION, and the device of `context`, default SSD_CONTEXT), once its metadata, its weights' sha256 and,
+    with `read_graph`, its graph as this MXNet reads it have passed; a ModelLoadError saying what is wrong otherwise.
+    The one check of a model folder: at start-up, on a multi-model endpoint's load, and in the worker."""
+    choice = choose_graph(model_dir, artifact.read_metadata(model_dir), settings, wanted=wanted, context=context)
+    verify_params(choice.model_dir, choice.meta)
+    if read_graph:
+        # a graph exported by a newer MXNet can use operators this one lacks (the EI image has MXNet 1.4.1)
+        symbol = os.path.join(choice.model_dir, choice.meta.get("symbol_file", artifact.SYMBOL_FILE))
+        try:
+            mx.sym.load(symbol)
+        except Exception as err:
+            raise ModelLoadError("the graph %s cannot be read by MXNet %s: %s" % (symbol, mx.__version__, err))
+    return choice
+
+
 def load_detector(model_dir=None, settings=None, context=None, warm_up=True, wanted_precision=None):
     """Load the exported model from `model_dir` (or find it) on the best available device.
 
@@ -256,11 +274,10 @@ def load_detector(model_dir=None, settings=None, context=None, warm_up=True, wan
     """
     settings = settings or Environment()
     context = context or settings.context
-    model_dir = find_model_dir(model_dir, settings)
-    choice = choose_graph(model_dir, artifact.read_metadata(model_dir), settings, wanted=wanted_precision,
-                          context=context)
+    # the graph is read where it is loaded, on each device in turn
+    choice = check_model_folder(find_model_dir(model_dir, settings), settings, wanted=wanted_precision,
+                                context=context, read_graph=False)
     model_dir, meta = choice.model_dir, choice.meta
-    verify_params(model_dir, meta)
     LOG.info("serving the %s graph: %s", choice.precision, choice.reason)
     if choice.warning:
         LOG.warning("%s", choice.warning)

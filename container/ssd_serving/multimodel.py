@@ -22,15 +22,15 @@ import shutil
 import threading
 import time
 from collections import OrderedDict
-from urllib.parse import urlencode
 
 from . import artifact
 from .errors import ModelLoadError
+from .management import Management
 from .memory import MB, free_memory, worker_estimate
+from .model_server import HANDLER
 
 LOG = logging.getLogger(__name__)
 
-HANDLER = "ssd_serving.handler:handle"
 # written into each model's MMS folder: which user folder the worker loads and under which name (handler.py)
 POINTER_FILE = "ssd-target-model.json"
 # written there by a worker that could not load the model (handler.py): the reason the load's answer gives, since
@@ -84,7 +84,7 @@ def _load_error(folder):
 def check_folder(url, settings):
     """(model folder, metadata of the graph to serve: fp32 or int8) for SageMaker's `url`, or a ModelsError naming what is wrong:
     404 when there is no such folder, 422 when it holds no usable model (files, metadata, sha256, graph)."""
-    from .model import choose_graph, verify_params  # MXNet: only once a model is asked for
+    from .model import check_model_folder  # MXNet: only once a model is asked for
     if not isinstance(url, str) or not os.path.isabs(url):
         raise ModelsError(400, "url must be the absolute path of the model's folder, not %r" % (url,))
     if not os.path.isdir(url):
@@ -94,14 +94,7 @@ def check_folder(url, settings):
         if found is None:
             raise ModelLoadError("%s holds no exported model (%s, %s and %s)" % (
                 url, artifact.SYMBOL_FILE, artifact.PARAMS_FILE, artifact.META_FILE))
-        choice = choose_graph(found, artifact.read_metadata(found), settings)
-        verify_params(choice.model_dir, choice.meta)
-        symbol = os.path.join(choice.model_dir, choice.meta.get("symbol_file", artifact.SYMBOL_FILE))
-        import mxnet as mx
-        try:
-            mx.sym.load(symbol)
-        except Exception as err:
-            raise ModelLoadError("the graph %s cannot be read by MXNet %s: %s" % (symbol, mx.__version__, err))
+        choice = check_model_folder(found, settings)
     except ModelLoadError as err:
         raise ModelsError(422, str(err))
     return found, choice.meta
@@ -134,32 +127,12 @@ class Model(object):
         return document
 
 
-def management_request(mgmt_port, method, path, timeout):
-    """(status, body text) of one request to MMS's management API on its loopback port."""
-    connection = http.client.HTTPConnection("127.0.0.1", mgmt_port, timeout=timeout)
-    try:
-        connection.request(method, path)
-        reply = connection.getresponse()
-        return reply.status, reply.read().decode("utf-8", "replace")
-    finally:
-        connection.close()
-
-
-def registration_path(mms_name, settings, synchronous):
-    """MMS's `POST /models` path that registers the store's folder `mms_name` with the workers and the server-side
-    batching (batch_size, max_batch_delay) the settings ask for; MMS answers once loaded only if `synchronous`."""
-    return "/models?" + urlencode({
-        "url": mms_name, "model_name": mms_name, "synchronous": "true" if synchronous else "false",
-        "initial_workers": settings.workers, "batch_size": settings.server_batch_size,
-        "max_batch_delay": settings.server_batch_delay_ms})
-
-
 class Models(object):
     """The models of a multi-model endpoint, loaded into the MMS listening for management on `mgmt_port`, whose
     model store is `store`. Thread-safe: the front door calls it from one thread per connection."""
 
     def __init__(self, mgmt_port, store, settings, cgroup_root="/sys/fs/cgroup"):
-        self.mgmt_port = mgmt_port
+        self.management = Management(mgmt_port)
         self.store = store
         self.settings = settings
         self.cgroup_root = cgroup_root
@@ -170,14 +143,10 @@ class Models(object):
 
     # --- MMS's management API
 
-    def _mms(self, method, path, timeout):
-        return management_request(self.mgmt_port, method, path, timeout)
-
     def _register(self, model):
         timeout = self.settings.response_timeout + REGISTER_GRACE_SECONDS
         try:
-            status, body = self._mms("POST", registration_path(model.mms_name, self.settings, synchronous=True),
-                                     timeout)
+            status, body = self.management.register(model.mms_name, self.settings, synchronous=True, timeout=timeout)
         except (OSError, http.client.HTTPException) as err:
             status, body = None, "%s: %s" % (err.__class__.__name__, err)
         if status == 200:
@@ -191,7 +160,7 @@ class Models(object):
 
     def _unregister(self, model):
         try:
-            status, body = self._mms("DELETE", "/models/" + model.mms_name, self.settings.response_timeout)
+            status, body = self.management.unregister(model.mms_name, self.settings.response_timeout)
         except (OSError, http.client.HTTPException) as err:
             LOG.warning("unregistering model %s (%s) from the model server: %s", model.name, model.mms_name, err)
             return False

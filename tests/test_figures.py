@@ -124,7 +124,7 @@ def test_take_refuses_what_is_not_a_full_result(tree):
     with pytest.raises(figures.FiguresError, match="--quick"):
         figures.take_bench(str(tree), str(report))
     report.write_text(json.dumps({"requests": 3}))
-    with pytest.raises(figures.FiguresError, match="not a tests/soak.py --json report"):
+    with pytest.raises(figures.FiguresError, match="not a python -m ssd_tools.soak --json report"):
         figures.take_soak(str(tree), str(report))
 
 

@@ -344,7 +344,7 @@ def soak_run(r):
 
 
 def memory_line(group, verdict):
-    """One process group's memory in a soak report, with the check it was judged by (tests/soak.py judge_memory)."""
+    """One process group's memory in a soak report, with the check it was judged by (ssd_tools.soak judge_memory)."""
     head = "RSS %-12s start %7.1f MB, peak %7.1f MB, end %7.1f MB: " % (
         group, verdict["start MB"], verdict["peak MB"], verdict["end MB"])
     if verdict["check"] == "bound":
@@ -359,7 +359,8 @@ def memory_line(group, verdict):
 
 
 def soak_lines(report):
-    """The lines of a soak report (tests/soak.py --json), as the soak prints them and docs/reliability.md shows them."""
+    """The lines of a soak report (python -m ssd_tools.soak --json), as the soak prints them and docs/reliability.md
+    shows them."""
     lines = ["soak: %ss at concurrency %s (warm-up %.0f s): %d requests (%d valid, %d invalid), %s/s" % (
         report["seconds"], report["concurrency"], report.get("warm-up seconds") or 0, report["requests"],
         report["valid"], report["invalid"], report["throughput per s"])]
@@ -740,7 +741,7 @@ def take_soak(root, path, commit=None, date=None, seconds=None, concurrency=None
         data = json.load(stream)
     for key in ("requests", "by kind", "pings", "problems"):
         if key not in data:
-            raise FiguresError("%s is not a tests/soak.py --json report: it has no %r" % (path, key))
+            raise FiguresError("%s is not a python -m ssd_tools.soak --json report: it has no %r" % (path, key))
     # The soak writes only its measurements; where and when it ran is added here, once.
     if commit:
         data.setdefault("git_commit", commit)
@@ -816,7 +817,8 @@ def main(argv=None):
                         "(build/bench/multimodel.json)")
     parser.add_argument("--take-int8-study", metavar="PATH", help="a python -m ssd_tools.demo.int8_study --floor "
                         "result (build/int8-study.json)")
-    parser.add_argument("--take-soak", metavar="PATH", help="a tests/soak.py --json report (build/soak-report.json)")
+    parser.add_argument("--take-soak", metavar="PATH",
+                        help="a python -m ssd_tools.soak --json report (build/soak-report.json)")
     parser.add_argument("--commit", help="with --take-soak: the commit the soak ran on (default: this tree's HEAD)")
     parser.add_argument("--date", help="with --take-soak: when it ran (default: the report file's time)")
     parser.add_argument("--seconds", type=float, help="with --take-soak: its length, if the report lacks it")

@@ -26,7 +26,7 @@ import psutil
 import requests
 from PIL import Image
 
-from bench import host_info  # bench/bench.py: the same description of the machine
+from common import host_info  # the same description of the machine as make bench's
 from ssd_serving.ports import free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -359,43 +359,31 @@ class ModelMeasurement(object):
         if "worker_threads" in floors:
             probes.append(("floor_worker_threads", lambda: floors["worker_threads"].forward(1), 1))
         sessions = dict((n, requests.Session()) for n in servers)
+
+        def posting(server_name, body, every=1, **recorded):
+            return (server_name + ":" + body, timed_post(sessions[server_name], servers[server_name].url,
+                                                         *request_body(photos, body), **recorded), every)
+
         for body in BODIES:
-            probes.append(("served:" + body, timed_post(sessions["served"], servers["served"].url,
-                                                        *request_body(photos, body),
-                                                        request_ids=answered["served"] if body == "jpeg_640x480"
-                                                        else None,
-                                                        timelines=timelines["served"] if body == "jpeg_640x480"
-                                                        else None), 1))
+            probes.append(posting("served", body, request_ids=answered["served"] if body == "jpeg_640x480" else None,
+                                  timelines=timelines["served"] if body == "jpeg_640x480" else None))
         if "noop" in servers:
-            probes.append(("noop:jpeg_640x480", timed_post(sessions["noop"], servers["noop"].url,
-                                                           *request_body(photos, "jpeg_640x480"),
-                                                           timelines=timelines["noop"]), 1))
+            probes.append(posting("noop", "jpeg_640x480", timelines=timelines["noop"]))
         if "alternative" in servers:
-            probes.append(("alternative:jpeg_640x480", timed_post(
-                sessions["alternative"], servers["alternative"].url, *request_body(photos, "jpeg_640x480")), 1))
-        probes.append(("batched:jpeg_640x480", timed_post(
-            sessions["batched"], servers["batched"].url, *request_body(photos, "jpeg_640x480")), 1))
+            probes.append(posting("alternative", "jpeg_640x480"))
+        probes.append(posting("batched", "jpeg_640x480"))
         if "int8" in servers:
             probes.append(("int8_floor", lambda: floors["int8"].forward(1), 1))
-            probes.append(("int8:jpeg_640x480", timed_post(sessions["int8"], servers["int8"].url,
-                                                           *request_body(photos, "jpeg_640x480"),
-                                                           request_ids=answered["int8"]), 1))
+            probes.append(posting("int8", "jpeg_640x480", request_ids=answered["int8"]))
         if "ei" in servers:
-            probes.append(("ei:jpeg_640x480", timed_post(sessions["ei"], servers["ei"].url,
-                                                         *request_body(photos, "jpeg_640x480")), 1))
+            probes.append(posting("ei", "jpeg_640x480"))
         if "original" in servers:
-            probes.append(("original:base64_json_640x480", timed_post(
-                sessions["original"], servers["original"].url, *request_body(photos, "base64_json_640x480")), 1))
-            probes.append(("original:base64_json_12mp", timed_post(
-                sessions["original"], servers["original"].url, *request_body(photos, "base64_json_12mp")), 2))
+            probes.append(posting("original", "base64_json_640x480"))
+            probes.append(posting("original", "base64_json_12mp", every=2))
         if "original_all_cores" in servers:
-            probes.append(("original_all_cores:base64_json_640x480", timed_post(
-                sessions["original_all_cores"], servers["original_all_cores"].url,
-                *request_body(photos, "base64_json_640x480")), 2))
+            probes.append(posting("original_all_cores", "base64_json_640x480", every=2))
         if "original_mxnet14" in servers:
-            probes.append(("original_mxnet14:base64_json_640x480", timed_post(
-                sessions["original_mxnet14"], servers["original_mxnet14"].url,
-                *request_body(photos, "base64_json_640x480")), 1))
+            probes.append(posting("original_mxnet14", "base64_json_640x480"))
         return probes
 
     def floor_entry(self, which, samples, sample_name):

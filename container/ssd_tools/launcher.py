@@ -131,9 +131,10 @@ class ServerProcess(object):
         ServerProcess.wait_ready(self, timeout, poll_s, fail_on_load_failure=False)
         return self
 
-    def stop(self, grace_s=60):
+    def stop(self, grace_s=60, leftover_grace_s=LEFTOVER_GRACE_S):
         """SIGTERM to the server (it drains and stops what it started), SIGKILL to its process group after `grace_s`;
-        then whatever it had started and left running is killed too. Nothing it started runs afterwards."""
+        then whatever it had started and still runs `leftover_grace_s` later is killed too. Nothing it started runs
+        afterwards."""
         if self.log.closed:  # stopped already: its pid may name another process now
             return
         started = []
@@ -149,13 +150,13 @@ class ServerProcess(object):
                 kill_group(self.process.pid)
                 self.process.wait()
         kill_group(self.process.pid)  # anything left in its session
-        _, left = psutil.wait_procs(started, timeout=LEFTOVER_GRACE_S)
+        _, left = psutil.wait_procs(started, timeout=leftover_grace_s)
         for process in left:  # what it started in sessions of their own (MMS), had it not stopped them
             try:
                 process.kill()
             except psutil.Error:
                 pass
-        psutil.wait_procs(left, timeout=LEFTOVER_GRACE_S)
+        psutil.wait_procs(left, timeout=leftover_grace_s)
         self.log.close()
         if self.temporary_log:
             os.unlink(self.log_path)

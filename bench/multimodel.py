@@ -115,8 +115,8 @@ def measure(rounds, workdir):
 
 def stack():
     import mxnet as mx
-    from ssd_serving.serving import _model_server_command
-    server = os.path.basename(_model_server_command())
+    from ssd_serving.model_server import model_server_command
+    server = os.path.basename(model_server_command())
     version = subprocess.run([sys.executable, "-m", "pip", "show", server], stdout=subprocess.PIPE,
                              universal_newlines=True).stdout
     version = next((l.split(":", 1)[1].strip() for l in version.splitlines() if l.startswith("Version:")), "?")

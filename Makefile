@@ -244,13 +244,13 @@ test-container: $(MX19)/.installed
 	@echo "==> container tests: the Dockerfile on the cpu and ei stand-in bases"
 	$(MX19)/bin/python -m pytest tests/test_container.py $(PYTEST_ARGS)
 
-## soak: load and soak the real server (tests/soak.py): SOAK_SECONDS (default 600) at SOAK_CONCURRENCY (default 8)
+## soak: load and soak the real server (python -m ssd_tools.soak): SOAK_SECONDS (default 600) at SOAK_CONCURRENCY (default 8)
 SOAK_SECONDS ?= 600
 SOAK_CONCURRENCY ?= 8
 soak: $(MX19)/.installed
 	@echo "==> soak: $(SOAK_SECONDS) s at concurrency $(SOAK_CONCURRENCY) against the real server (demo model)"
 	@mkdir -p build
-	$(MX19)/bin/python tests/soak.py --seconds $(SOAK_SECONDS) --concurrency $(SOAK_CONCURRENCY) --json build/soak-report.json
+	$(MX19)/bin/python -m ssd_tools.soak --seconds $(SOAK_SECONDS) --concurrency $(SOAK_CONCURRENCY) --json build/soak-report.json
 
 ## soak-container: the soak against the cpu image (built first) in a container limited to SOAK_MEMORY (default 2g),
 ## SOAK_CONTAINER_SECONDS (default 1800) long; every process's RSS and the writable layer's disk use are checked
@@ -261,7 +261,7 @@ soak-container: $(MX19)/.installed
 	docker/ensure-engine.sh
 	IMAGE=ssd-serving:soak-cpu docker/build.sh cpu
 	@mkdir -p build
-	$(MX19)/bin/python tests/soak.py --image ssd-serving:soak-cpu --memory $(SOAK_MEMORY) \
+	$(MX19)/bin/python -m ssd_tools.soak --image ssd-serving:soak-cpu --memory $(SOAK_MEMORY) \
 		--seconds $(SOAK_CONTAINER_SECONDS) --concurrency $(SOAK_CONCURRENCY) --warmup 300 \
 		--json build/soak-container-report.json --container-log build/soak-container.log
 

@@ -20,15 +20,10 @@ import os
 import sys
 import time
 
-import numpy as np
+from common import summary
 
 BATCH_PROBE = 4  # images per forward for the batching probe
-
-
-def summary(seconds):
-    ms = np.asarray(seconds, dtype=np.float64) * 1000.0
-    return {"p50": round(float(np.percentile(ms, 50)), 2), "p90": round(float(np.percentile(ms, 90)), 2),
-            "min": round(float(ms.min()), 2), "n": int(ms.size)}
+STAGE_STATS = ("p50", "p90", "min")  # what each stage's timings are summed up to
 
 
 def timed(function, runs):
@@ -120,7 +115,7 @@ def time_stages(args):
     }
     stages.update(time_batches(detector, runs))
     print(json.dumps({
-        "stages_ms": dict((name, summary(values)) for name, values in stages.items()),
+        "stages_ms": dict((name, summary(values, STAGE_STATS)) for name, values in stages.items()),
         "decoded_12mp_size": list(reduced.rgb.shape[1::-1]),
     }), flush=True)
 

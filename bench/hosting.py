@@ -33,7 +33,7 @@ import numpy as np
 import requests
 from PIL import Image
 
-from bench import host_info  # bench/bench.py: the same description of the machine
+from common import host_info, log  # the same description of the machine as make bench's, and log lines
 from ssd_serving.ports import free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -43,11 +43,6 @@ MEMORY_SIZES_MB = (1024, 2048, 3072)
 BURST = 8  # requests sent at once after the steady ones
 READY_TIMEOUT = 300
 LOCAL = {"http": None, "https": None}
-
-
-def log(message):
-    sys.stderr.write("[hosting %s] %s\n" % (time.strftime("%H:%M:%S"), message))
-    sys.stderr.flush()
 
 
 def docker(*args, **kwargs):

@@ -16,7 +16,6 @@ import io
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,8 +25,8 @@ import psutil
 import requests
 from PIL import Image
 
-from bench import host_info  # bench/bench.py: the same description of the machine
-from ssd_serving.ports import free_port
+from common import host_info  # the same description of the machine as make bench's
+from ssd_tools.launcher import ServerProcess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -71,32 +70,19 @@ def photo():
 
 
 def measure(rounds, workdir):
-    port = free_port()
-    url = "http://127.0.0.1:%d" % port
-    log = open(os.path.join(workdir, "server.log"), "w")
-    env = dict(os.environ, SAGEMAKER_MULTI_MODEL="true", SAGEMAKER_BIND_TO_PORT=str(port),
-               SAGEMAKER_BASE_DIR=os.path.join(workdir, "opt-ml"), SSD_MODEL_DIR=os.path.join(workdir, "none"),
-               SSD_REQUEST_METRICS="0",
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    server = subprocess.Popen([sys.executable, "-m", "ssd_serving.serving", "serve"], env=env, stdout=log,
-                              stderr=subprocess.STDOUT)
+    server = ServerProcess(os.path.join(workdir, "none"), label="the multi-model server",
+                           log_path=os.path.join(workdir, "server.log"), extra_env={
+                               "SAGEMAKER_MULTI_MODEL": "true", "SAGEMAKER_BASE_DIR": os.path.join(workdir, "opt-ml"),
+                               "SSD_REQUEST_METRICS": "0"})
+    url = server.url
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                if requests.get(url + "/ping", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.time() > deadline or server.poll() is not None:
-                raise SystemExit("the server did not start; its log: %s" % log.name)
-            time.sleep(0.5)
+        server.wait_healthy(120, poll_s=0.5)
         body = photo()
         results = []
         for index in range(rounds):
             name = "round-%d" % index
             folder = derived_model(os.path.join(workdir, "models", name, "model"), "ssd_256_demo_renamed")
-            before = settled_rss(server)
+            before = settled_rss(server.process)
             started = time.time()
             reply = requests.post(url + "/models", json={"model_name": name, "url": folder}, timeout=300)
             load_s = time.time() - started
@@ -104,39 +90,33 @@ def measure(rounds, workdir):
             answer = requests.post(url + "/models/%s/invoke" % name, data=body,
                                    headers={"Content-Type": "image/jpeg"}, timeout=60)
             answer.raise_for_status()
-            loaded = settled_rss(server)
+            loaded = settled_rss(server.process)
             requests.delete(url + "/models/%s" % name, timeout=60).raise_for_status()
-            after = settled_rss(server)
+            after = settled_rss(server.process)
             results.append({"load_s": load_s, "rss_before": before, "rss_loaded": loaded, "rss_after_unload": after})
             print("%s: load %.2f s, RSS %.0f -> %.0f -> %.0f MB" % (name, load_s, before / 1e6, loaded / 1e6,
                                                                   after / 1e6))
         # two at once: what the second adds
         names = ["pair-a", "pair-b"]
-        rss = [settled_rss(server)]
+        rss = [settled_rss(server.process)]
         for name in names:
             folder = derived_model(os.path.join(workdir, "models", name, "model"), "ssd_256_demo_" + name)
             requests.post(url + "/models", json={"model_name": name, "url": folder}, timeout=300).raise_for_status()
             requests.post(url + "/models/%s/invoke" % name, data=body, headers={"Content-Type": "image/jpeg"},
                           timeout=60).raise_for_status()
-            rss.append(settled_rss(server))
+            rss.append(settled_rss(server.process))
         for name in names:
             requests.delete(url + "/models/%s" % name, timeout=60).raise_for_status()
-        rss.append(settled_rss(server))
+        rss.append(settled_rss(server.process))
         return {"rounds": results, "two_models_rss": rss}
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+        server.stop()
 
 
 def stack():
     import mxnet as mx
-    from ssd_serving.serving import _model_server_command
-    server = os.path.basename(_model_server_command())
+    from ssd_serving.model_server import model_server_command
+    server = os.path.basename(model_server_command())
     version = subprocess.run([sys.executable, "-m", "pip", "show", server], stdout=subprocess.PIPE,
                              universal_newlines=True).stdout
     version = next((l.split(":", 1)[1].strip() for l in version.splitlines() if l.startswith("Version:")), "?")

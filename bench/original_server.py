@@ -10,7 +10,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-from ssd_serving import serving
+from ssd_serving.model_server import ModelServer
 from ssd_serving.environment import Environment
 
 
@@ -20,8 +20,7 @@ def main(argv=None):
     parser.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(name)s: %(message)s")
-    server = serving.ModelServer(args.port, Environment(), handler="original_service:handle",
-                                 python_path=HERE)
+    server = ModelServer(args.port, Environment(), handler="original_service:handle", python_path=HERE)
     signal.signal(signal.SIGTERM, lambda signum, frame: server.request_stop())
     signal.signal(signal.SIGINT, lambda signum, frame: server.request_stop())
     try:

@@ -1,26 +1,21 @@
-"""Shared test helpers: real photos, synthetic scenes, image encoders, the demo model and a real server."""
+"""Shared test helpers: real photos, synthetic scenes, image encoders, the demo model and a real server (the one
+launcher, ssd_tools.launcher, refused to the unit tier)."""
 import base64
 import contextlib
 import importlib.util
-import io
 import json
 import os
 import shutil
 import socket
-import signal
-import struct
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-import zlib
 
 import psutil
 import requests
-from PIL import Image
 
-from ssd_serving.ports import free_port
+from ssd_serving.ports import free_port  # noqa: F401 (the tests' too)
+from ssd_tools.images import encode, png_chunk, png_declaring  # noqa: F401 (the tests' too)
+from ssd_tools.launcher import SERVING, ServerFailed, ServerProcess, serve_command
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CODE = os.path.join(ROOT, "code")
@@ -44,23 +39,6 @@ def photo_paths():
     uses too), by name."""
     from ssd_tools.quantize import builtin_photos
     return dict((name, path) for name, path in builtin_photos() if name in TEST_PHOTOS)
-
-
-def encode(rgb, fmt="JPEG", **kwargs):
-    stream = io.BytesIO()
-    Image.fromarray(rgb).save(stream, format=fmt, **kwargs)
-    return stream.getvalue()
-
-
-def png_chunk(kind, data):
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
-
-
-def png_declaring(width, height, bit_depth=8, color_type=2, rows=None):
-    """A PNG whose header declares width x height; its pixel data is `rows` (raw scanlines) or a few zeros."""
-    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
-    data = zlib.compress(rows if rows is not None else b"\x00" * 64)
-    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", data) + png_chunk(b"IEND", b"")
 
 
 def iou(a, b):
@@ -160,51 +138,26 @@ def left_running(processes, timeout=10.0):
         time.sleep(0.2)
 
 
-class RunningServer(object):
-    """`python -m ssd_serving.serving serve` started by a test, and stopped by it."""
+class RunningServer(ServerProcess):
+    """`python -m ssd_serving.serving serve` started by a test (ssd_tools.launcher), and stopped by it; a test of the
+    unit tier may not start one."""
 
-    def __init__(self, model_dir, extra_env=None, args=(), launcher=("-m", "ssd_serving.serving")):
+    def __init__(self, model_dir, extra_env=None, args=(), launcher=SERVING):
         if os.environ.get("SSD_TEST_TIER") == "unit":
             raise AssertionError("a test in the unit tier (make test-unit) started a server: name its module in "
                                  "tests/tiers.py SERVER")
-        self.port = free_port()
-        self.url = "http://127.0.0.1:%d" % self.port
-        self.log = tempfile.NamedTemporaryFile(prefix="ssd-server-", suffix=".log", delete=False)
-        env = dict(os.environ)
-        env.update({"SSD_MODEL_DIR": model_dir, "SAGEMAKER_BIND_TO_PORT": str(self.port),
-                    "PYTHONUNBUFFERED": "1",
-                    "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")})
-        env.update(extra_env or {})
-        self.process = subprocess.Popen([sys.executable] + list(launcher) + ["serve"] + list(args),
-                                        env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        ServerProcess.__init__(self, model_dir, extra_env, command=serve_command(launcher=launcher, args=args))
 
     def wait_ready(self, timeout=180):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError("server exited with %s:\n%s" % (self.process.returncode, self.output()))
-            try:
-                if requests.get(self.url + "/ping", timeout=2).status_code == 200 and \
-                        "ready:" in self.output():
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-        raise AssertionError("server not ready after %ss:\n%s" % (timeout, self.output()))
-
-    def output(self):
-        with open(self.log.name, errors="replace") as stream:
-            return stream.read()
+        """This server once /ping is healthy and the launcher logged ready:; AssertionError if it exits first or is
+        not ready within `timeout` s of its start."""
+        try:
+            return self.wait_serving(timeout)
+        except ServerFailed as failed:
+            raise AssertionError(str(failed))
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(40)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        os.unlink(self.log.name)
+        ServerProcess.stop(self, grace_s=40)
 
     def post(self, body, content_type="image/jpeg", **kwargs):
         headers = kwargs.pop("headers", {})

@@ -1,4 +1,4 @@
-"""The bench's timeline of one request (bench/bench.py timeline): the Server-Timing header and the client's time laid
+"""The bench's timeline of one request (bench/measure.py timeline): the Server-Timing header and the client's time laid
 out as consecutive parts that add up to the client's whole."""
 import importlib.util
 import os
@@ -9,7 +9,7 @@ from helpers import ROOT
 
 def bench():
     sys.path.insert(0, os.path.join(ROOT, "bench"))
-    spec = importlib.util.spec_from_file_location("bench_main", os.path.join(ROOT, "bench", "bench.py"))
+    spec = importlib.util.spec_from_file_location("bench_measure", os.path.join(ROOT, "bench", "measure.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

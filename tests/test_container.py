@@ -886,10 +886,10 @@ def test_under_a_memory_limit_the_model_servers_heap_is_sized_from_it(image):
 def test_a_short_soak_in_the_container_under_a_memory_limit(image):
     # make soak-container runs 30 minutes of this; here a short one, in a container limited to 2 GB: every valid
     # request 200, every bad one its 4xx JSON, /ping within 2 s, nothing killed for memory, the writable layer not
-    # growing, and memory judged as tests/soak.py judge_memory does: the JVM within its heap cap plus what it holds
+    # growing, and memory judged as ssd_tools.soak judge_memory does: the JVM within its heap cap plus what it holds
     # outside the heap (its heap may fill toward the cap: a minute in it still is), every other process not still
     # rising in the last third of the run, and each of them seen in every sample.
-    from soak import ContainerServer, Soak, format_report
+    from ssd_tools.soak import ContainerServer, Soak, format_report
     seconds = float(os.environ.get("SOAK_CONTAINER_SECONDS", 60))
     server = ContainerServer(image["tag"], "2g", os.path.join(LOG_DIR, "soak-%s.log" % image["stack"]))
     try:

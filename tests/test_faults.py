@@ -293,7 +293,7 @@ def test_a_burst_of_large_bodies_is_held_back_not_read_all_at_once(fault_server)
     """120 bodies of 6.4 MB at once: the front door reads and forwards a bounded number at a time
     (SSD_MAX_CONCURRENT_REQUESTS, 16 here): every one is answered, none hangs, and the server is alive and
     healthy after. Its memory at the peak is printed, not asserted: how much an allocator keeps depends on
-    the machine (the long soak, tests/soak.py, follows memory over time)."""
+    the machine (the long soak, python -m ssd_tools.soak, follows memory over time)."""
     body = os.urandom(6400000)  # just under the limit; not an image, so each gets a quick 400
     before = _front_door_rss(fault_server)
     peak, outcomes, stop = [before], [], threading.Event()

@@ -8,6 +8,7 @@ import pytest
 from ssd_tools import figures
 
 BENCH = {
+    "schema": figures.BENCH_SCHEMA,
     "models": {"demo": {"name": "demo", "int8": {"accuracy": {"map_fp32": 0.9, "map_int8": 0.895, "drop_points": 0.5,
                                                               "scenes": 12}}},
                "default": {"ratios": {"int8_floor_speedup": 3.1, "int8_e2e_speedup": 2.6}}},
@@ -124,8 +125,23 @@ def test_take_refuses_what_is_not_a_full_result(tree):
     with pytest.raises(figures.FiguresError, match="--quick"):
         figures.take_bench(str(tree), str(report))
     report.write_text(json.dumps({"requests": 3}))
-    with pytest.raises(figures.FiguresError, match="not a tests/soak.py --json report"):
+    with pytest.raises(figures.FiguresError, match="not a python -m ssd_tools.soak --json report"):
         figures.take_soak(str(tree), str(report))
+
+
+def test_bench_results_of_another_schema_are_refused_naming_both(tree, capsys):
+    (tree / "docs" / "results" / "bench.json").write_text(json.dumps(dict(BENCH, schema=figures.BENCH_SCHEMA + 1)))
+    assert figures.main(["--root", str(tree), "--check"]) == 2
+    assert "docs/results/bench.json holds make bench results of schema %d, and this version reads schema %d" % (
+        figures.BENCH_SCHEMA + 1, figures.BENCH_SCHEMA) in capsys.readouterr().err
+    report = tree / "latest.json"
+    for schema in (figures.BENCH_SCHEMA + 1, None):
+        report.write_text(json.dumps(dict(BENCH, schema=schema) if schema else
+                                     dict((k, v) for k, v in BENCH.items() if k != "schema")))
+        with pytest.raises(figures.FiguresError, match="of schema %s, and this version reads schema %d" % (
+                re.escape(str(schema or "(none)")), figures.BENCH_SCHEMA)):
+            figures.take_bench(str(tree), str(report))
+    assert json.loads((tree / "docs" / "results" / "bench.json").read_text())["schema"] == figures.BENCH_SCHEMA + 1
 
 
 def test_the_multi_model_table_takes_medians_and_what_a_second_model_adds(tree):

@@ -1,8 +1,8 @@
-"""A short load and soak run against the real server (tests/soak.py; `make soak` runs a long one), and the same run
+"""A short load and soak run against the real server (ssd_tools.soak; `make soak` runs a long one), and the same run
 against a deliberately leaking entry point, which its memory check must catch.
 
 SOAK_SECONDS (default 45) and SOAK_CONCURRENCY (default 8) set the first run's length and load. Latencies are
-reported, not asserted; what must hold is in tests/soak.py: valid requests answered 200, invalid ones their 4xx,
+reported, not asserted; what must hold is in ssd_tools/soak.py: valid requests answered 200, invalid ones their 4xx,
 no hang, /ping healthy throughout, and memory as judge_memory judges it (the JVM within its heap cap plus its
 native allowance, no other process still rising in the last third of the run, every process seen).
 """
@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 from helpers import ready_server
-from soak import Soak, format_report
+from ssd_tools.soak import Soak, format_report
 
 
 @pytest.fixture(scope="module")

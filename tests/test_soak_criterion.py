@@ -1,4 +1,4 @@
-"""The soak's memory criterion (tests/soak.py judge_memory) on recorded and made-up RSS samples: a steady leak is
+"""The soak's memory criterion (ssd_tools.soak judge_memory) on recorded and made-up RSS samples: a steady leak is
 caught, a process that fills up and flattens (below its cap, for the JVM) is not, and a process that was never seen
 fails instead of passing on nothing."""
 import subprocess
@@ -8,7 +8,7 @@ import time
 import psutil
 import pytest
 
-from soak import JVM_NATIVE_ALLOWANCE_MB, ProcessWatch, heap_cap_bytes, judge_memory
+from ssd_tools.soak import JVM_NATIVE_ALLOWANCE_MB, ProcessWatch, heap_cap_bytes, judge_memory
 
 MB = 1e6
 CAP = 327 * 1024 * 1024  # -Xmx327m, the launcher's heap cap with the default settings

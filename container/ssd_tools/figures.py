@@ -10,6 +10,8 @@ import re
 import subprocess
 import sys
 
+from ssd_serving.precision import CPUINFO, INT8_DOT_PRODUCT_FLAGS, cpu_flags, int8_instructions
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RESULTS = os.path.join("docs", "results")
 SOURCES = {"bench": "bench.json", "soak": "soak.json", "hosting": "hosting.json", "multimodel": "multimodel.json"}
@@ -22,9 +24,11 @@ TAKE_HINT = {
     "multimodel": "make bench-multimodel, then make docs-results (or python -m ssd_tools.figures --take-multimodel "
                   "build/bench/multimodel.json)",
 }
-# The instructions that decide whether int8 pays on a CPU; bench.py records the same ones.
-CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
-INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+# The version of make bench's results this renderer reads: make bench writes it (bench/report.py), and results of
+# another are refused rather than rendered into the wrong places.
+BENCH_SCHEMA = 1
+# The instructions that decide whether int8 pays on a CPU, as a run records its host (host_facts, make bench).
+CPU_FLAGS = ("avx2", "avx512f") + INT8_DOT_PRODUCT_FLAGS
 
 # A generated region: <!-- figures:NAME -->...<!-- /figures:NAME -->, a whole block or a few words in a sentence.
 MARKER = re.compile(r"<!-- figures:(?P<name>[a-z0-9-]+) -->(?P<body>.*?)<!-- /figures:(?P=name) -->", re.S)
@@ -36,6 +40,15 @@ class FiguresError(Exception):
 
 
 # --- results
+
+def check_bench_schema(data, path):
+    """FiguresError unless `data`, make bench's results read from `path`, are of the schema this renderer reads."""
+    found = data.get("schema") if isinstance(data, dict) else None
+    if found != BENCH_SCHEMA:
+        raise FiguresError("%s holds make bench results of schema %s, and this version reads schema %d: run this "
+                           "version's %s" % (path, "(none)" if found is None else found, BENCH_SCHEMA,
+                                             TAKE_HINT["bench"]))
+
 
 class Results(object):
     """docs/results/*.json, read when a block first needs them."""
@@ -50,7 +63,10 @@ class Results(object):
             if not os.path.isfile(path):
                 raise FiguresError("%s is missing: %s" % (os.path.relpath(path, self.root), TAKE_HINT[name]))
             with open(path) as stream:
-                self._loaded[name] = json.load(stream)
+                data = json.load(stream)
+            if name == "bench":
+                check_bench_schema(data, os.path.relpath(path, self.root))
+            self._loaded[name] = data
         return self._loaded[name]
 
     def get(self, name, dotted):
@@ -102,15 +118,11 @@ def minutes(secs):
     return "%d min" % round(secs / 60.0)
 
 
-def _int8_flags(flags):
-    return [flag for flag in flags if flag in INT8_FLAGS]
-
-
 def _host_words(host):
     flags = host.get("cpu_flags") or []
     words = "%s, %s vCPUs, %s" % (host.get("cpu_model") or "an unknown CPU", host.get("cpus", "?"),
                                   ", ".join(flags) or "no AVX2")
-    if not _int8_flags(flags):
+    if not int8_instructions(flags):
         words += ", without VNNI or AMX"
     if "gpus" in host:
         words += ", %s" % ("no GPU" if not host["gpus"] else "%s GPU(s)" % host["gpus"])
@@ -201,7 +213,7 @@ def targets(r):
     """One row per target and model it is checked on (a target may have a limit per model)."""
     rows = ["| target | model | measured | |", "| --- | --- | --- | --- |"]
     names = r.bench("targets")
-    no_int8 = not _int8_flags(r.bench("host").get("cpu_flags") or [])
+    no_int8 = not int8_instructions(r.bench("host").get("cpu_flags") or [])
     for name in sorted(names):
         meaning = names[name][2]
         for model in ("default", "demo"):
@@ -344,7 +356,7 @@ def soak_run(r):
 
 
 def memory_line(group, verdict):
-    """One process group's memory in a soak report, with the check it was judged by (tests/soak.py judge_memory)."""
+    """One process group's memory in a soak report, with the check it was judged by (ssd_tools.soak judge_memory)."""
     head = "RSS %-12s start %7.1f MB, peak %7.1f MB, end %7.1f MB: " % (
         group, verdict["start MB"], verdict["peak MB"], verdict["end MB"])
     if verdict["check"] == "bound":
@@ -359,7 +371,8 @@ def memory_line(group, verdict):
 
 
 def soak_lines(report):
-    """The lines of a soak report (tests/soak.py --json), as the soak prints them and docs/reliability.md shows them."""
+    """The lines of a soak report (python -m ssd_tools.soak --json), as the soak prints them and docs/reliability.md
+    shows them."""
     lines = ["soak: %ss at concurrency %s (warm-up %.0f s): %d requests (%d valid, %d invalid), %s/s" % (
         report["seconds"], report["concurrency"], report.get("warm-up seconds") or 0, report["requests"],
         report["valid"], report["invalid"], report["throughput per s"])]
@@ -700,15 +713,15 @@ def _git(root, *args):
 
 
 def host_facts():
-    """This machine, described as bench.py describes its own (model, CPUs, the flags int8 depends on)."""
+    """This machine as a run records it (model, CPUs, the flags int8 depends on); make bench adds its stack."""
     facts = {"cpus": os.cpu_count(), "platform": platform.platform()}
     try:
-        with open("/proc/cpuinfo") as stream:
+        with open(CPUINFO) as stream:
             lines = stream.read().splitlines()
     except (IOError, OSError):
         lines = []
     facts["cpu_model"] = next((l.split(":", 1)[1].strip() for l in lines if l.startswith("model name")), None)
-    flags = set(next((l.split(":", 1)[1].split() for l in lines if l.startswith("flags")), []))
+    flags = cpu_flags()
     facts["cpu_flags"] = [f for f in CPU_FLAGS if f in flags]
     return facts
 
@@ -727,6 +740,7 @@ def take_bench(root, path):
     for key in ("models", "targets", "table", "host"):
         if key not in data:
             raise FiguresError("%s is not a make bench result: it has no %r" % (path, key))
+    check_bench_schema(data, path)
     if data.get("quick"):
         # --quick measures too few requests to quote.
         raise FiguresError("%s is a --quick smoke run; the docs quote a full make bench" % path)
@@ -740,7 +754,7 @@ def take_soak(root, path, commit=None, date=None, seconds=None, concurrency=None
         data = json.load(stream)
     for key in ("requests", "by kind", "pings", "problems"):
         if key not in data:
-            raise FiguresError("%s is not a tests/soak.py --json report: it has no %r" % (path, key))
+            raise FiguresError("%s is not a python -m ssd_tools.soak --json report: it has no %r" % (path, key))
     # The soak writes only its measurements; where and when it ran is added here, once.
     if commit:
         data.setdefault("git_commit", commit)
@@ -816,7 +830,8 @@ def main(argv=None):
                         "(build/bench/multimodel.json)")
     parser.add_argument("--take-int8-study", metavar="PATH", help="a python -m ssd_tools.demo.int8_study --floor "
                         "result (build/int8-study.json)")
-    parser.add_argument("--take-soak", metavar="PATH", help="a tests/soak.py --json report (build/soak-report.json)")
+    parser.add_argument("--take-soak", metavar="PATH",
+                        help="a python -m ssd_tools.soak --json report (build/soak-report.json)")
     parser.add_argument("--commit", help="with --take-soak: the commit the soak ran on (default: this tree's HEAD)")
     parser.add_argument("--date", help="with --take-soak: when it ran (default: the report file's time)")
     parser.add_argument("--seconds", type=float, help="with --take-soak: its length, if the report lacks it")

@@ -1,7 +1,7 @@
 """Load and soak check: concurrent valid and invalid requests against the real server, over loopback.
 
-    .venv/mx19/bin/python tests/soak.py --seconds 600 --concurrency 8      (or: make soak SOAK_SECONDS=600)
-    .venv/mx19/bin/python tests/soak.py --image ssd-serving:cpu --memory 2g --seconds 1800   (make soak-container)
+    .venv/mx19/bin/python -m ssd_tools.soak --seconds 600 --concurrency 8      (or: make soak SOAK_SECONDS=600)
+    .venv/mx19/bin/python -m ssd_tools.soak --image ssd-serving:cpu --memory 2g --seconds 1800   (make soak-container)
 
 starts its own server (the demo model, as the tests do; --model-dir for another, --url for one already
 running, --image for a container of that image under a --memory limit), sends a mix of requests from
@@ -37,9 +37,14 @@ import numpy as np
 import psutil
 import requests
 
-from helpers import DEMO_MODEL, RunningServer, encode, photo_paths, png_declaring, synthetic_scene
 from ssd_serving.ports import free_port
+from ssd_tools.demo.scenes import make_scene
 from ssd_tools.figures import soak_lines
+from ssd_tools.images import encode, png_declaring
+from ssd_tools.launcher import ServerProcess
+from ssd_tools.quantize import builtin_photos
+
+DEMO_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "demo")
 
 REQUEST_TIMEOUT = 60.0
 PING_TIMEOUT = 2.0      # SageMaker's
@@ -149,21 +154,21 @@ class Kind(object):
 
 def request_mix():
     """Valid requests of several shapes and sizes (about 3/4 of the load) and invalid ones."""
-    scenes = [encode(synthetic_scene(seed, 640, 480)[0], quality=90) for seed in range(100, 106)]
-    photos = photo_paths()
+    scenes = [encode(make_scene(seed, 640, 480)[0], quality=90) for seed in range(100, 106)]
+    photos = dict(builtin_photos())
     with open(photos["grace_hopper"], "rb") as stream:
         photo = stream.read()
     with open(photos["astronaut"], "rb") as stream:
         astronaut_png = stream.read()
-    large = np.kron(synthetic_scene(77, 600, 400)[0], np.ones((5, 5, 1), np.uint8))  # 3000x2000
+    large = np.kron(make_scene(77, 600, 400)[0], np.ones((5, 5, 1), np.uint8))  # 3000x2000
     large_jpeg = encode(large, quality=85)
-    small = [encode(synthetic_scene(seed, 320, 240)[0]) for seed in (7, 8)]
+    small = [encode(make_scene(seed, 320, 240)[0]) for seed in (7, 8)]
     b64 = lambda data: base64.b64encode(data).decode("ascii")  # noqa: E731
     kinds = []
     for index, scene in enumerate(scenes):
         kinds.append(Kind("scene jpeg %d" % index, scene, "image/jpeg", 200, 2))
     kinds += [
-        Kind("scene png", encode(synthetic_scene(9, 400, 300)[0], "PNG"), "image/png", 200, 2),
+        Kind("scene png", encode(make_scene(9, 400, 300)[0], "PNG"), "image/png", 200, 2),
         Kind("photo jpeg", photo, "image/jpeg", 200, 3),
         Kind("photo png", astronaut_png, "image/png", 200, 2),
         Kind("3000x2000 jpeg", large_jpeg, "image/jpeg", 200, 2),
@@ -464,7 +469,7 @@ def main(argv=None):
             url, pid, disk = server.url, server.pid, server.disk_bytes
             print("soak: container %s of %s on %s, memory limit %s" % (server.name, args.image, url, args.memory))
         else:
-            server = RunningServer(args.model_dir or DEMO_MODEL).wait_ready()
+            server = ServerProcess(args.model_dir or DEMO_MODEL).wait_serving()
             url, pid = server.url, server.process.pid
             print("soak: server on %s (pid %d)" % (url, pid))
         soak = Soak(url, args.seconds, args.concurrency, server_pid=pid, warmup=args.warmup,

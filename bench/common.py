@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from ssd_tools.figures import host_facts
-from ssd_tools.launcher import python_env
+from ssd_tools.server_process import python_env
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)

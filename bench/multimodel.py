@@ -26,7 +26,7 @@ import requests
 from PIL import Image
 
 from common import host_info  # the same description of the machine as make bench's
-from ssd_tools.launcher import ServerProcess
+from ssd_tools.server_process import ServerProcess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)

@@ -1,4 +1,4 @@
-"""The processes a bench run measures: our server and the original approach's (through ssd_tools.launcher), and the
+"""The processes a bench run measures: our server and the original approach's (through ssd_tools.server_process), and the
 floor (bench/floor.py)."""
 import json
 import os
@@ -9,7 +9,7 @@ import sys
 import psutil
 
 from common import HERE
-from ssd_tools.launcher import ServerProcess, python_env
+from ssd_tools.server_process import ServerProcess, python_env
 
 
 def our_server(label, model_dir, log_dir, workers=None, threads=None, python=None, precision="fp32", layout=None,

@@ -1,5 +1,5 @@
 """Shared test helpers: real photos, synthetic scenes, image encoders, the demo model and a real server (the one
-launcher, ssd_tools.launcher, refused to the unit tier)."""
+launcher, ssd_tools.server_process, refused to the unit tier)."""
 import base64
 import contextlib
 import importlib.util
@@ -15,7 +15,7 @@ import requests
 
 from ssd_serving.ports import free_port  # noqa: F401 (the tests' too)
 from ssd_tools.images import encode, png_chunk, png_declaring  # noqa: F401 (the tests' too)
-from ssd_tools.launcher import SERVING, ServerFailed, ServerProcess, serve_command
+from ssd_tools.server_process import SERVING, ServerFailed, ServerProcess, serve_command
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CODE = os.path.join(ROOT, "code")
@@ -139,7 +139,7 @@ def left_running(processes, timeout=10.0):
 
 
 class RunningServer(ServerProcess):
-    """`python -m ssd_serving.serving serve` started by a test (ssd_tools.launcher), and stopped by it; a test of the
+    """`python -m ssd_serving.serving serve` started by a test (ssd_tools.server_process), and stopped by it; a test of the
     unit tier may not start one."""
 
     def __init__(self, model_dir, extra_env=None, args=(), launcher=SERVING):

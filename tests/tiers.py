@@ -30,7 +30,7 @@ ANY_STACK = {
     "test_bench_timeline": "the bench's timeline arithmetic: numbers only",
     "test_bench_standin": "the bench's stand-in model: the bench measures on MXNet 1.9.1 only",
     "test_supervision": "the launcher's exit-status table and its watch of a stand-in process: pure Python, no MMS started",
-    "test_launcher": "ssd_tools.launcher on stand-in processes: no MXNet, no MMS (every server test starts the real "
+    "test_server_process": "ssd_tools.server_process on stand-in processes: no MXNet, no MMS (every server test starts the real "
                      "server with it on both stacks)",
 }
 # tests/deploy/* are the deploy tier; in test_page, the tests that use the browser fixture are the browser tier

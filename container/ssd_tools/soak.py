@@ -41,7 +41,7 @@ from ssd_serving.ports import free_port
 from ssd_tools.demo.scenes import make_scene
 from ssd_tools.figures import soak_lines
 from ssd_tools.images import encode, png_declaring
-from ssd_tools.launcher import ServerProcess
+from ssd_tools.server_process import ServerProcess
 from ssd_tools.quantize import builtin_photos
 
 DEMO_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "demo")

@@ -1,5 +1,6 @@
-"""The one launcher (ssd_tools.launcher) on stand-in processes: a start that fails shows the log's tail, and stop()
-leaves nothing running, a process started in a session of its own (as the server starts MMS) included."""
+"""The one way the bench, the soak and the tests start the real server (ssd_tools.server_process), on stand-in
+processes: a start that fails shows the log's tail, and stop() leaves nothing running, a process started in a session
+of its own (as the server starts MMS) included."""
 import os
 import sys
 import time
@@ -7,7 +8,7 @@ import time
 import psutil
 import pytest
 
-from ssd_tools.launcher import ServerFailed, ServerProcess
+from ssd_tools.server_process import ServerFailed, ServerProcess
 
 # Stands in for a server that starts a process in a session of its own (as serving starts MMS), prints its pid,
 # and ignores SIGTERM, so that stop() must reach for SIGKILL and for what it started.

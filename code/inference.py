@@ -13,24 +13,24 @@ predict_batch_fn is this project's own: with server-side batching (SSD_SERVER_BA
 the requests Multi Model Server handed over together, to run their images in one forward. An entry point without it
 is served one request at a time; the stock toolkits never call it.
 """
-from ssd_serving import service
+from ssd_serving import inference_steps
 
 
 def model_fn(model_dir):
-    return service.model_fn(model_dir)
+    return inference_steps.model_fn(model_dir)
 
 
 def input_fn(request_body, content_type, context=None):
-    return service.input_fn(request_body, content_type, context)
+    return inference_steps.input_fn(request_body, content_type, context)
 
 
 def predict_fn(data, model, context=None):
-    return service.predict_fn(data, model, context)
+    return inference_steps.predict_fn(data, model, context)
 
 
 def predict_batch_fn(data_list, model):
-    return service.predict_batch_fn(data_list, model)
+    return inference_steps.predict_batch_fn(data_list, model)
 
 
 def output_fn(prediction, accept, context=None):
-    return service.output_fn(prediction, accept, context)
+    return inference_steps.output_fn(prediction, accept, context)

@@ -99,7 +99,7 @@ def test_adapter_under_this_projects_handler_takes_the_header_string_and_raises(
 
 def test_adapter_with_the_context_argument_of_sagemaker_inference_1_7_and_later(detector):
     inference = load_entry_point()
-    from ssd_serving.service import Refusal
+    from ssd_serving.inference_steps import Refusal
     context = mms_context({CUSTOM_ATTRIBUTES.lower(): "top_k=2;threshold=%s" % RECALL_SCORE})
     request = inference.input_fn(small_png(), "image/png", context)
     assert request.header_params == {"top_k": "2", "threshold": str(RECALL_SCORE)}

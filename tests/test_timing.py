@@ -37,10 +37,18 @@ def test_the_emf_document_declares_each_metric_it_carries():
     assert document["Forward"] == 20.0 and document["Total"] == 26.0
     assert document["Model"] == "ssd_256_demo_shapes" and document["RequestId"] == "req-1"
     assert document["Status"] == 200 and document["Images"] == 1
+    assert "Batch" not in document and "TargetModel" not in document  # said only where they say something
+
+
+def test_requests_handed_over_together_and_a_multi_model_endpoints_model_are_named_last():
+    document = json.loads(timing.emf_line(timing.StageTimes(), "NS", "m", "r", 200, 1, 3.0, batch=4,
+                                          target_model="kitchen.tar.gz"))
+    assert list(document)[-2:] == ["Batch", "TargetModel"]
+    assert document["Batch"] == 4 and document["TargetModel"] == "kitchen.tar.gz"
 
 
 def test_a_refused_request_reports_only_what_it_went_through():
-    document = timing.emf_document(timing.StageTimes(), "NS", "m", "r", 400, 0, 0.4)
+    document = json.loads(timing.emf_line(timing.StageTimes(), "NS", "m", "r", 400, 0, 0.4))
     assert [m["Name"] for m in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]] == ["Total"]
     assert document["Status"] == 400 and "Forward" not in document
 

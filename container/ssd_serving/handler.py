@@ -2,7 +2,6 @@
 from __future__ import absolute_import
 
 import importlib
-import json
 import logging
 import sys
 import time
@@ -166,13 +165,8 @@ class DetectionService(object):
         prediction = call.prediction
         info = getattr(prediction, "model_info", None) or getattr(self.model, "info", None) or {}
         images = len(getattr(prediction, "results", None) or ())
-        document = timing.emf_document(times, settings.metrics_namespace, info.get("name"), call.request_id,
-                                       call.status, images, total_ms)
-        if batch_size > 1:  # requests MMS handed over together (server-side batching)
-            document["Batch"] = batch_size
-        if info.get("target_model"):  # a multi-model endpoint's name for the model, searchable in Logs Insights
-            document["TargetModel"] = info["target_model"]
-        line = json.dumps(document, separators=(",", ":"))
+        line = timing.emf_line(times, settings.metrics_namespace, info.get("name"), call.request_id, call.status,
+                               images, total_ms, batch=batch_size, target_model=info.get("target_model"))
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 

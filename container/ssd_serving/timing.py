@@ -71,28 +71,31 @@ def queue_wait_ms(received_at, now=None):
     return waited if 0.0 <= waited < 24 * 3600 * 1000.0 else None
 
 
-def emf_document(times, namespace, model_name, request_id, status, images, total_ms, now=None):
-    """One request's timings as a CloudWatch EMF document: one metric per stage (milliseconds) with the model as
-    dimension; the request id, status and image count ride along as properties, searchable in Logs Insights."""
+def emf_line(times, namespace, model_name, request_id, status, images, total_ms, batch=1, target_model=None,
+             now=None):
+    """One request's timings as a CloudWatch EMF document on one line, the line the handler logs: one metric per stage
+    (milliseconds) with the model as dimension; the request id, status and image count ride along as properties,
+    searchable in Logs Insights, and so do `batch` (when MMS handed over several requests together: server-side
+    batching) and `target_model` (a multi-model endpoint's name for the model) where they say something."""
     document = {"_aws": {"Timestamp": int((time.time() if now is None else now) * 1000),
                          "CloudWatchMetrics": [{"Namespace": namespace, "Dimensions": [["Model"]], "Metrics": []}]},
                 "Model": model_name, "RequestId": request_id, "Status": status, "Images": images}
-    metrics = document["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+    declared = document["_aws"]["CloudWatchMetrics"][0]["Metrics"]
     for stage, milliseconds in times.ordered() + [("total", total_ms)]:
         name = METRIC_NAMES[stage]
         document[name] = round(milliseconds, 3)
-        metrics.append({"Name": name, "Unit": "Milliseconds"})
-    return document
+        declared.append({"Name": name, "Unit": "Milliseconds"})
+    if batch > 1:
+        document["Batch"] = batch
+    if target_model:
+        document["TargetModel"] = target_model
+    # CloudWatch Logs extracts the metrics when the log event is exactly this JSON; "_aws" first (dicts keep their
+    # order from Python 3.6 on): the model server's log configuration prints a worker's line bare, without its own
+    # prefix, when it starts with EMF_PREFIX
+    return json.dumps(document, separators=(",", ":"))
 
 
 def server_timing(times, total_ms):
     """The Server-Timing header's value: `queue;dur=4.0, decode;dur=3.1, ..., worker;dur=19.4` (milliseconds)."""
     return ", ".join("%s;dur=%.1f" % (SERVER_TIMING_NAMES[stage], milliseconds)
                      for stage, milliseconds in times.ordered() + [("total", total_ms)])
-
-
-def emf_line(*args, **kwargs):
-    """The EMF document on one line: CloudWatch Logs extracts its metrics when the log event is exactly this JSON."""
-    # "_aws" first (dicts keep their order from Python 3.6 on): the model server's log configuration prints a
-    # worker's line bare, without its own prefix, when it starts with EMF_PREFIX
-    return json.dumps(emf_document(*args, **kwargs), separators=(",", ":"))

@@ -186,15 +186,15 @@ SLOW_ENTRY_POINT = textwrap.dedent("""
     from ssd_serving import model
     from ssd_serving.inference_steps import input_fn, model_fn, output_fn, predict_fn  # noqa: F401
 
-    _forward = model.Detector.raw_outputs_many
+    _forward = model.Detector.run_graph
 
 
-    def _slow(self, images, times_each):
-        time.sleep(%r * len(images))
-        return _forward(self, images, times_each)
+    def _slow(self, inputs):
+        time.sleep(%r * len(inputs))
+        return _forward(self, inputs)
 
 
-    model.Detector.raw_outputs_many = _slow
+    model.Detector.run_graph = _slow
 """ % SLOW_SECONDS)
 
 

@@ -267,3 +267,29 @@ def test_an_entry_point_without_predict_batch_fn_is_served_one_request_at_a_time
     answers, context = _requests(service, demo_model_dir, (encode(rgb), JPEG), (encode(rgb), JPEG))
     assert not statuses(context) and json.loads(answers[0]) == json.loads(answers[1])
     assert forwards == [1, 1]
+
+
+def test_each_step_gets_its_requests_context_when_it_takes_one_more_parameter(service, demo_model_dir, monkeypatch):
+    """As sagemaker-inference >= 1.7 calls an entry point: a step that takes one parameter more than the handler gives
+    gets the request's Context last, one that does not gets none; index 0 of the Context is the step's own request."""
+    import types
+    seen = []
+
+    def input_fn(request_body, content_type, context):
+        seen.append(context.get_request_header(0, "X-Own"))
+        return len(request_body)
+
+    def predict_fn(data, model):
+        return data
+
+    def output_fn(prediction, accept, context):
+        context.set_response_header(0, "X-Length", str(prediction))
+        return json.dumps({"length": prediction}), "application/json"
+
+    monkeypatch.setattr(service, "entry", types.SimpleNamespace(input_fn=input_fn, predict_fn=predict_fn,
+                                                                output_fn=output_fn))
+    answers, context = _requests(service, demo_model_dir, (b"abc", {"X-Own": "first"}),
+                                 (b"abcdef", {"X-Own": "second"}))
+    assert seen == ["first", "second"] and [json.loads(answer)["length"] for answer in answers] == [3, 6]
+    assert [context.get_response_headers(index)["X-Length"] for index in (0, 1)] == ["3", "6"]
+    assert not statuses(context)

@@ -37,7 +37,7 @@ class Refusal(object):
         return self.error.body().encode("utf-8")
 
 
-def is_mms_context(value):
+def _is_mms_context(value):
     return hasattr(value, "request_processor") and hasattr(value, "set_response_status")
 
 
@@ -53,7 +53,7 @@ def _context_on_stack():
             return None
         if frame.f_code.co_name == "transform":
             local = frame.f_locals
-            if isinstance(local.get("self"), transformer.Transformer) and is_mms_context(local.get("context")):
+            if isinstance(local.get("self"), transformer.Transformer) and _is_mms_context(local.get("context")):
                 return local["context"]
         frame = frame.f_back
     return None
@@ -66,7 +66,7 @@ def stock_context(argument):
     or a toolkit before 1.7: then found on the stack, from the caller of this function up).
     """
     if argument is not None:
-        return argument if is_mms_context(argument) else None
+        return argument if _is_mms_context(argument) else None
     return _context_on_stack()
 
 

@@ -13,7 +13,7 @@ import requests
 from PIL import Image
 
 from helpers import encode, ready_server, synthetic_scene
-from ssd_serving import service
+from ssd_serving import inference_steps
 from ssd_serving.environment import Environment, SettingError
 from ssd_serving.errors import BadRequestError, TooManyRecordsError, UnsupportedMediaTypeError
 from ssd_serving.request import parse_request
@@ -94,8 +94,8 @@ def batch_detector(detector, monkeypatch):
 
 
 def answer(detector, body, content_type, accept=None):
-    raw = service.input_fn(body, content_type, None)
-    return service.output_fn(service.predict_fn(raw, detector), accept)
+    raw = inference_steps.input_fn(body, content_type, None)
+    return inference_steps.output_fn(inference_steps.predict_fn(raw, detector), accept)
 
 
 def test_a_bad_line_is_answered_in_its_place_and_the_others_detected(batch_detector):
@@ -184,17 +184,17 @@ SLOW_ENTRY_POINT = textwrap.dedent("""
     import time
 
     from ssd_serving import model
-    from ssd_serving.service import input_fn, model_fn, output_fn, predict_fn  # noqa: F401
+    from ssd_serving.inference_steps import input_fn, model_fn, output_fn, predict_fn  # noqa: F401
 
-    _forward = model.Detector.raw_outputs_many
-
-
-    def _slow(self, images, times_each):
-        time.sleep(%r * len(images))
-        return _forward(self, images, times_each)
+    _forward = model.Detector.run_graph
 
 
-    model.Detector.raw_outputs_many = _slow
+    def _slow(self, inputs):
+        time.sleep(%r * len(inputs))
+        return _forward(self, inputs)
+
+
+    model.Detector.run_graph = _slow
 """ % SLOW_SECONDS)
 
 

@@ -105,7 +105,7 @@ def test_an_unexpected_failure_is_a_500_json_and_the_worker_keeps_serving(servic
         raise RuntimeError("the graph fell over")
     rgb = np.zeros((64, 64, 3), np.uint8)
     with monkeypatch.context() as patch:
-        patch.setattr(service.model, "detect", broken)
+        patch.setattr(service.model, "run_graph", broken)
         answers, context = _requests(service, demo_model_dir, (encode(rgb), {"Content-Type": "image/jpeg"}))
     assert statuses(context)[0] == (500, "Internal Server Error")
     assert json.loads(answers[0]) == {"error": "internal error: the graph fell over", "status": 500,
@@ -141,7 +141,9 @@ def test_each_request_logs_its_stages_as_one_emf_line_named_by_its_request_id(se
     # the worker's stages fit in its total
     assert sum(good[n] for n in ("Decode", "Preprocess", "Forward", "Postprocess", "Encode")) <= good["Total"]
     # a refused request: its status, its id in the log line and in the error body (the caller's InferenceId)
-    assert refused["RequestId"] == "caller-2" and refused["Status"] == 400 and "Forward" not in refused
+    assert refused["RequestId"] == "caller-2" and refused["Status"] == 400
+    # its prediction failed (decoding the junk): none of the prediction's stages is reported
+    assert not set(refused) & {"Decode", "Preprocess", "Forward", "Postprocess"} and refused["Total"] >= 0.0
     assert json.loads(answers[1])["request_id"] == "caller-2" and statuses(context)[1][0] == 400
     # without the front door's headers, MMS's own request id names it
     assert anonymous["RequestId"] == "mms-2" and json.loads(answers[2])["request_id"] == "mms-2"
@@ -202,13 +204,13 @@ JPEG = {"Content-Type": "image/jpeg"}
 def _count_forwards(service, monkeypatch):
     """The list that each forward of the worker's model appends its number of images to."""
     forwards = []
-    original = service.model.raw_outputs_many
+    original = service.model.run_graph
 
-    def counted(images, times_each):
-        forwards.append(len(images))
-        return original(images, times_each)
+    def counted(inputs):
+        forwards.append(len(inputs))
+        return original(inputs)
 
-    monkeypatch.setattr(service.model, "raw_outputs_many", counted)
+    monkeypatch.setattr(service.model, "run_graph", counted)
     return forwards
 
 
@@ -243,7 +245,7 @@ def test_a_failed_shared_forward_fails_its_requests_only_and_the_worker_keeps_se
         raise RuntimeError("the graph fell over")
     rgb, _, _ = synthetic_scene(14, 320, 240)
     with monkeypatch.context() as patch:
-        patch.setattr(service.model, "raw_outputs_many", broken)
+        patch.setattr(service.model, "run_graph", broken)
         answers, context = _requests(service, demo_model_dir, (encode(rgb), JPEG), (encode(rgb), JPEG),
                                      (b"junk", JPEG))
     assert statuses(context) == {0: (500, "Internal Server Error"), 1: (500, "Internal Server Error"),
@@ -265,3 +267,29 @@ def test_an_entry_point_without_predict_batch_fn_is_served_one_request_at_a_time
     answers, context = _requests(service, demo_model_dir, (encode(rgb), JPEG), (encode(rgb), JPEG))
     assert not statuses(context) and json.loads(answers[0]) == json.loads(answers[1])
     assert forwards == [1, 1]
+
+
+def test_each_step_gets_its_requests_context_when_it_takes_one_more_parameter(service, demo_model_dir, monkeypatch):
+    """As sagemaker-inference >= 1.7 calls an entry point: a step that takes one parameter more than the handler gives
+    gets the request's Context last, one that does not gets none; index 0 of the Context is the step's own request."""
+    import types
+    seen = []
+
+    def input_fn(request_body, content_type, context):
+        seen.append(context.get_request_header(0, "X-Own"))
+        return len(request_body)
+
+    def predict_fn(data, model):
+        return data
+
+    def output_fn(prediction, accept, context):
+        context.set_response_header(0, "X-Length", str(prediction))
+        return json.dumps({"length": prediction}), "application/json"
+
+    monkeypatch.setattr(service, "entry", types.SimpleNamespace(input_fn=input_fn, predict_fn=predict_fn,
+                                                                output_fn=output_fn))
+    answers, context = _requests(service, demo_model_dir, (b"abc", {"X-Own": "first"}),
+                                 (b"abcdef", {"X-Own": "second"}))
+    assert seen == ["first", "second"] and [json.loads(answer)["length"] for answer in answers] == [3, 6]
+    assert [context.get_response_headers(index)["X-Length"] for index in (0, 1)] == ["3", "6"]
+    assert not statuses(context)

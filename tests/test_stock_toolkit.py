@@ -65,10 +65,8 @@ class BrokenDetector(object):
     def __getattr__(self, name):
         return getattr(self._detector, name)
 
-    def detect(self, rgb, **kwargs):
+    def run_graph(self, inputs):
         raise RuntimeError("the graph fell over")
-
-    detect_many = detect
 
 
 def mms_context(headers=None):
@@ -83,23 +81,32 @@ def small_png():
     return encode(rgb, "PNG")
 
 
-def test_adapter_under_this_projects_handler_takes_the_header_string_and_raises(detector):
+def request_context(headers=None):
+    """What this project's handler passes the steps: the request's own Context (here the only one of its batch)."""
+    from ssd_serving.request_context import RequestContext
+    from ssd_serving.timing import RequestMetrics
+    return RequestContext(mms_context(headers), 0, RequestMetrics())
+
+
+def test_adapter_under_this_projects_handler_takes_its_request_context_and_raises(detector):
     inference = load_entry_point()
     from ssd_serving.errors import BadRequestError, UnsupportedMediaTypeError
-    assert inference.input_fn(small_png(), "image/png", "top_k=1;threshold=0.3").header_params == \
-        {"top_k": "1", "threshold": "0.3"}
+    context = request_context({CUSTOM_ATTRIBUTES.lower(): "top_k=1;threshold=0.3"})
+    assert inference.input_fn(small_png(), "image/png", context).header_params == {"top_k": "1", "threshold": "0.3"}
     assert inference.input_fn(small_png(), "image/png").header_params == {}
     with pytest.raises(UnsupportedMediaTypeError):
-        inference.input_fn(small_png(), "application/x-npy", None)
+        inference.input_fn(small_png(), "application/x-npy", request_context())
     with pytest.raises(BadRequestError):
-        inference.predict_fn(inference.input_fn(b"\x00garbage", "image/jpeg", None), detector)
+        inference.predict_fn(inference.input_fn(b"\x00garbage", "image/jpeg", None), detector, request_context())
+    context = request_context({CUSTOM_ATTRIBUTES: "classes=unicorn"})
     with pytest.raises(BadRequestError):
-        inference.predict_fn(inference.input_fn(small_png(), "image/png", "classes=unicorn"), detector)
+        inference.predict_fn(inference.input_fn(small_png(), "image/png", context), detector, context)
+    assert context.get_response_status(0) == (200, None)  # raised for the handler to answer, nothing set here
 
 
 def test_adapter_with_the_context_argument_of_sagemaker_inference_1_7_and_later(detector):
     inference = load_entry_point()
-    from ssd_serving.service import Refusal
+    from ssd_serving.toolkit_compat import Refusal
     context = mms_context({CUSTOM_ATTRIBUTES.lower(): "top_k=2;threshold=%s" % RECALL_SCORE})
     request = inference.input_fn(small_png(), "image/png", context)
     assert request.header_params == {"top_k": "2", "threshold": str(RECALL_SCORE)}

@@ -1,11 +1,11 @@
-"""Per-request stage timings and their CloudWatch embedded-metric-format (EMF) document."""
+"""A request's metrics (its stage timings) and their CloudWatch embedded-metric-format (EMF) line."""
 import json
 
 from ssd_serving import timing
 
 
 def test_a_stage_met_twice_adds_up_and_stages_come_in_request_order():
-    times = timing.StageTimes()
+    times = timing.RequestMetrics()
     times.add("forward", 5.0)
     times.add("decode", 1.0)
     times.add("forward", 7.0)
@@ -17,7 +17,7 @@ def test_a_stage_met_twice_adds_up_and_stages_come_in_request_order():
 
 
 def test_the_emf_document_declares_each_metric_it_carries():
-    times = timing.StageTimes()
+    times = timing.RequestMetrics()
     for stage, ms in (("queue_wait", 2.0), ("decode", 3.5), ("preprocess", 1.25), ("forward", 20.0),
                       ("postprocess", 0.5), ("encode", 0.25)):
         times.add(stage, ms)
@@ -37,10 +37,18 @@ def test_the_emf_document_declares_each_metric_it_carries():
     assert document["Forward"] == 20.0 and document["Total"] == 26.0
     assert document["Model"] == "ssd_256_demo_shapes" and document["RequestId"] == "req-1"
     assert document["Status"] == 200 and document["Images"] == 1
+    assert "Batch" not in document and "TargetModel" not in document  # said only where they say something
+
+
+def test_requests_handed_over_together_and_a_multi_model_endpoints_model_are_named_last():
+    document = json.loads(timing.emf_line(timing.RequestMetrics(), "NS", "m", "r", 200, 1, 3.0, batch=4,
+                                          target_model="kitchen.tar.gz"))
+    assert list(document)[-2:] == ["Batch", "TargetModel"]
+    assert document["Batch"] == 4 and document["TargetModel"] == "kitchen.tar.gz"
 
 
 def test_a_refused_request_reports_only_what_it_went_through():
-    document = timing.emf_document(timing.StageTimes(), "NS", "m", "r", 400, 0, 0.4)
+    document = json.loads(timing.emf_line(timing.RequestMetrics(), "NS", "m", "r", 400, 0, 0.4))
     assert [m["Name"] for m in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]] == ["Total"]
     assert document["Status"] == 400 and "Forward" not in document
 
@@ -50,8 +58,3 @@ def test_the_queue_wait_is_read_from_the_front_doors_stamp_only_when_it_makes_se
     for stamp in (None, "", "soon", "nan", "200.0", "1e300"):  # missing, garbage, in the future, absurd
         assert timing.queue_wait_ms(stamp, now=100.0) is None
 
-
-def test_no_times_accepts_the_same_calls_and_keeps_nothing():
-    with timing.NO_TIMES.stage("forward"):
-        timing.NO_TIMES.add("decode", 1.0)
-    assert not hasattr(timing.NO_TIMES, "ms")

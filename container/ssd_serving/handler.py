@@ -2,35 +2,44 @@
 from __future__ import absolute_import
 
 import importlib
-import json
 import logging
 import sys
-import time
+from inspect import signature
 
 from . import artifact, timing
 from .environment import Environment
 from .errors import InferenceError, ModelLoadError, error_json
-from .media import header_value
 from .multimodel import read_pointer, record_load_error
+from .request_context import RequestContext, request_header
 
 LOG = logging.getLogger(__name__)
 
-CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 
-
-def _header(context, index, name):
-    return header_value(context.get_all_request_header(index), name)
-
-
-def _request_id(context, index):
+def _request_id(context):
     """The front door's id for the request (the caller's InferenceId when it sent one), else MMS's own."""
-    found = _header(context, index, timing.REQUEST_ID_HEADER) or _header(context, index, timing.INFERENCE_ID_HEADER)
+    found = request_header(context, timing.REQUEST_ID_HEADER) or request_header(context, timing.INFERENCE_ID_HEADER)
     if found:
         return found
     try:
-        return context.get_request_id(index)
+        return context.get_request_id()
     except (AttributeError, KeyError, TypeError):
         return None
+
+
+def _takes_context(function, given):
+    """Whether `function` takes one parameter more than the `given` arguments: the request's Context, passed as
+    sagemaker-inference >= 1.7 passes its own (Transformer._run_handler_function)."""
+    try:
+        return len(signature(function).parameters) == given + 1
+    except (TypeError, ValueError):  # no signature to read (a builtin, say): called without
+        return False
+
+
+def _call_step(function, context, *args):
+    """function(*args), and the request's Context (or the requests' list of them) last when it takes one more."""
+    if _takes_context(function, len(args)):
+        return function(*(args + (context,)))
+    return function(*args)
 
 
 class DetectionService(object):
@@ -100,36 +109,34 @@ class DetectionService(object):
         return [call.answer for call in calls]
 
     def _read(self, call):
-        call.data = self.entry.input_fn(call.body, call.content_type, call.attributes)
+        call.data = _call_step(self.entry.input_fn, call.context, call.body, call.content_type)
 
     def _predict(self, call):
-        self._predicted(call, self.entry.predict_fn(call.data, self.model))
-
-    @staticmethod
-    def _predicted(call, prediction):
-        call.prediction = prediction
-        # the prediction's own StageTimes, unless an entry point of the user's returns something else
-        found = getattr(prediction, "times", None)
-        if isinstance(found, timing.StageTimes):
-            call.times = found
+        try:
+            call.prediction = _call_step(self.entry.predict_fn, call.context, call.data, self.model)
+        except Exception:
+            call.metrics.discard(*timing.PREDICTION_STAGES)
+            raise
 
     def _predict_together(self, calls, predict_batch):
         try:
-            outcomes = predict_batch([call.data for call in calls], self.model)
+            outcomes = _call_step(predict_batch, [call.context for call in calls], [call.data for call in calls],
+                                  self.model)
             if len(outcomes) != len(calls):
                 raise RuntimeError("predict_batch_fn returned %d results for %d requests" % (len(outcomes), len(calls)))
         except Exception as error:  # pylint: disable=broad-except
             outcomes = [error] * len(calls)
         for call, outcome in zip(calls, outcomes):
             if isinstance(outcome, Exception):
+                call.metrics.discard(*timing.PREDICTION_STAGES)
                 self._run(call, _raise, outcome)
             else:
-                self._predicted(call, outcome)
+                call.prediction = outcome
 
     def _write(self, call):
-        with call.times.stage("encode"):
-            payload, media = self.entry.output_fn(call.prediction, call.accept)
-        call.context.set_response_content_type(call.index, media)
+        with call.metrics.stage("encode"):
+            payload, media = _call_step(self.entry.output_fn, call.context, call.prediction, call.accept)
+        call.context.set_response_content_type(0, media)
         call.answer = payload
 
     def _run(self, call, step, *args):
@@ -152,27 +159,19 @@ class DetectionService(object):
         settings = self.settings
         if not settings.request_metrics:
             return
-        total_ms = (time.perf_counter() - call.started) * 1000.0
-        times = call.times
-        if call.waited is not None:
-            times.add("queue_wait", call.waited)
+        metrics = call.metrics
+        total_ms = metrics.total_ms()
         if settings.server_batch_size == 1:
             # With server-side batching on, Multi Model Server's frontend (1.1.8) takes a worker's answer that carries
             # response headers for a corrupted frame ("Message size exceed limit", "Invalid message size") and
             # restarts the worker, whatever the size of the batch it answers. So with SSD_SERVER_BATCH_SIZE > 1 a
             # request's Server-Timing has only the front door's timings; its EMF line still has them all.
-            call.context.set_response_header(call.index, timing.SERVER_TIMING_HEADER,
-                                             timing.server_timing(times, total_ms))
+            call.context.set_response_header(0, timing.SERVER_TIMING_HEADER, timing.server_timing(metrics, total_ms))
         prediction = call.prediction
         info = getattr(prediction, "model_info", None) or getattr(self.model, "info", None) or {}
         images = len(getattr(prediction, "results", None) or ())
-        document = timing.emf_document(times, settings.metrics_namespace, info.get("name"), call.request_id,
-                                       call.status, images, total_ms)
-        if batch_size > 1:  # requests MMS handed over together (server-side batching)
-            document["Batch"] = batch_size
-        if info.get("target_model"):  # a multi-model endpoint's name for the model, searchable in Logs Insights
-            document["TargetModel"] = info["target_model"]
-        line = json.dumps(document, separators=(",", ":"))
+        line = timing.emf_line(metrics, settings.metrics_namespace, info.get("name"), call.request_id, call.status,
+                               images, total_ms, batch=batch_size, target_model=info.get("target_model"))
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 
@@ -182,28 +181,28 @@ def _raise(call, error):
 
 
 class _Call(object):
-    """One request of MMS's batch: what it brought, how far it got, and its answer once it has one."""
+    """One request of MMS's batch: its Context and metrics, what it brought, how far it got, and its answer once it
+    has one."""
 
     def __init__(self, context, index, request):
-        self.started = time.perf_counter()
-        self.context = context
-        self.index = index
-        self.waited = timing.queue_wait_ms(_header(context, index, timing.RECEIVED_AT_HEADER))
-        self.request_id = _request_id(context, index)
+        self.metrics = timing.RequestMetrics()
+        self.context = RequestContext(context, index, self.metrics)
+        waited = timing.queue_wait_ms(request_header(self.context, timing.RECEIVED_AT_HEADER))
+        if waited is not None:
+            self.metrics.add("queue_wait", waited)
+        self.request_id = _request_id(self.context)
         body = request.get("body")
         self.body = request.get("data") if body is None else body
-        self.content_type = _header(context, index, "Content-Type")
-        self.accept = _header(context, index, "Accept")
-        self.attributes = _header(context, index, CUSTOM_ATTRIBUTES)
+        self.content_type = request_header(self.context, "Content-Type")
+        self.accept = request_header(self.context, "Accept")
         self.data = None
         self.prediction = None
-        self.times = timing.StageTimes()
         self.status = 200
         self.answer = None
 
     def fail(self, status, phrase, body):
-        self.context.set_response_status(status, phrase, self.index)
-        self.context.set_response_content_type(self.index, "application/json")
+        self.context.set_response_status(status, phrase)
+        self.context.set_response_content_type(0, "application/json")
         return body
 
 

@@ -9,6 +9,8 @@ JSON_LINES_TYPES = (JSON_LINES, "application/x-jsonlines")  # Batch Transform's 
 JPEG = "image/jpeg"
 PNG = "image/png"
 PRODUCED = (JSON,) + JSON_LINES_TYPES + (JPEG, PNG)
+# the request's parameters (threshold, top_k, classes), passed on by SageMaker from InvokeEndpoint's CustomAttributes
+CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 
 
 def header_value(headers, name):

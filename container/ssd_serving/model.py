@@ -13,7 +13,6 @@ from . import artifact, precision
 from .environment import CONTEXT_ENV, MODEL_DIR_ENV, Environment
 from .errors import ModelLoadError
 from .precision import graph_precision, onednn_enabled
-from .timing import NO_TIMES
 from .transforms import ssd_val_transform
 
 LOG = logging.getLogger(__name__)
@@ -120,52 +119,30 @@ class Detector(mx.gluon.Block):
         return ssd_val_transform(rgb, self.input_width, self.input_height,
                                  self.meta["mean"], self.meta["std"], borrow=True)
 
-    def raw_outputs(self, rgb, times=NO_TIMES):
-        """Run the graph on one HxWx3 uint8 RGB image: (class ids, scores, boxes) in the input frame.
-        `times` (timing.StageTimes) gets the preprocess and forward stages."""
-        return self.raw_outputs_many([rgb], [times])[0]
+    # A detection's stages, each a method of its own so that a caller can time them (the request steps do):
+    # prepare (preprocess), run_graph (forward) and detections (postprocess).
 
-    def raw_outputs_many(self, images, times_each):
-        """raw_outputs for several images in one forward (server-side batching), one list entry per image. Each
-        image's `times` gets its own preprocess stage and the whole batch's forward, which it waited for."""
-        inputs = []
-        for rgb, times in zip(images, times_each):
-            with times.stage("preprocess"):
-                x = self.preprocess(rgb)
-                if self.device_name == "gpu":  # EI takes inputs on the CPU and moves them itself
-                    x = x.as_in_context(self.ctx)
-                x.wait_to_read()  # MXNet runs asynchronously: without this, its time would count as the forward's
-            inputs.append(x)
-        started = time.perf_counter()
+    def prepare(self, rgb):
+        """The network's input for one HxWx3 uint8 RGB image, on the graph's device and computed."""
+        x = self.preprocess(rgb)
+        if self.device_name == "gpu":  # EI takes inputs on the CPU and moves them itself
+            x = x.as_in_context(self.ctx)
+        x.wait_to_read()  # MXNet runs asynchronously: without this, its time would count as the forward's
+        return x
+
+    def run_graph(self, inputs):
+        """The graph's forward over prepared inputs, all in one batch: for each, (class ids, scores, boxes) in the
+        input frame."""
         batch = mx.nd.concat(*inputs, dim=0) if len(inputs) > 1 else inputs[0]
         ids, scores, boxes = (output.asnumpy() for output in self.net(batch))
-        forward_ms = (time.perf_counter() - started) * 1000.0
-        for times in times_each:
-            times.add("forward", forward_ms)
         return [(ids[i][:, 0], scores[i][:, 0], boxes[i]) for i in range(len(inputs))]
 
-    def detect(self, rgb, threshold=0.0, top_k=None, class_ids=None, original_size=None, times=NO_TIMES):
-        """Detections for one image as dicts, boxes in `original_size` (w, h) pixels, best first.
+    def detections(self, output, shape, threshold=0.0, top_k=None, class_ids=None, original_size=None):
+        """Detections from one image's graph output as dicts, boxes in `original_size` (w, h) pixels, best first.
 
-        `original_size` defaults to the array's own size; it differs when the image was decoded
-        at reduced scale. `times` (timing.StageTimes) gets the preprocess, forward and postprocess stages.
-        """
-        option = {"threshold": threshold, "top_k": top_k, "class_ids": class_ids, "original_size": original_size}
-        return self.detect_many([rgb], [option], [times])[0]
-
-    def detect_many(self, images, options, times_each):
-        """detect() for several images with one forward; `options`: each image's detect() keyword arguments
-        (threshold, top_k, class_ids, original_size)."""
-        outputs = self.raw_outputs_many(images, times_each)
-        found = []
-        for rgb, (ids, scores, boxes), option, times in zip(images, outputs, options, times_each):
-            with times.stage("postprocess"):
-                found.append(self._detections(ids, scores, boxes, rgb.shape, option.get("threshold", 0.0),
-                                              option.get("top_k"), option.get("class_ids"),
-                                              option.get("original_size")))
-        return found
-
-    def _detections(self, ids, scores, boxes, shape, threshold, top_k, class_ids, original_size):
+        `shape`: the image's array shape; `original_size` defaults to its size, and differs when the image was
+        decoded at reduced scale."""
+        ids, scores, boxes = output
         height, width = shape[0], shape[1]
         out_width, out_height = original_size or (width, height)
         scale = np.array([out_width / float(self.input_width), out_height / float(self.input_height)] * 2,
@@ -191,6 +168,18 @@ class Detector(mx.gluon.Block):
             })
         return detections
 
+    def raw_outputs(self, rgb):
+        """The graph's (class ids, scores, boxes) for one image, in the input frame."""
+        return self.raw_outputs_many([rgb])[0]
+
+    def raw_outputs_many(self, images):
+        """raw_outputs for several images in one forward."""
+        return self.run_graph([self.prepare(rgb) for rgb in images])
+
+    def detect(self, rgb, threshold=0.0, top_k=None, class_ids=None, original_size=None):
+        """Detections for one HxWx3 uint8 RGB image: the three stages in turn (see detections for the arguments)."""
+        return self.detections(self.raw_outputs(rgb), rgb.shape, threshold, top_k, class_ids, original_size)
+
     def warm_up(self, runs=WARMUP_RUNS):
         """Run the graph so the first request pays no allocation or kernel-selection cost; a batching server's graph
         also at its full batch (SSD_SERVER_BATCH_SIZE), the size it runs at under load."""
@@ -202,7 +191,7 @@ class Detector(mx.gluon.Block):
             self.forward_seconds = time.perf_counter() - started
         batch_size = self.settings.server_batch_size
         if batch_size > 1:
-            self.raw_outputs_many([dummy] * batch_size, [NO_TIMES] * batch_size)
+            self.raw_outputs_many([dummy] * batch_size)
 
 
 def choose_graph(model_dir, meta, settings, flags=None, wanted=None, context=None):

@@ -34,9 +34,8 @@ class Prediction(object):
     `default_media` answers a request without Accept: JSON Lines for a JSON Lines body, else the settings' default.
     """
 
-    def __init__(self, results, model_info, batch, settings=None, default_media=None, times=None):
+    def __init__(self, results, model_info, batch, settings=None, default_media=None):
         self.results = results
-        self.times = times  # timing.StageTimes of the request so far (the handler adds encode and logs them)
         self.model_info = model_info
         self.batch = batch
         self.settings = settings or Environment.defaults()

@@ -58,7 +58,7 @@ def warm_up_frontend(port, workers=1, timeout=60.0, rounds=WARM_UP_ROUNDS, budge
     18 ms in the queue against 3.5 ms later, and the next dozen requests paid a few ms each (demo model)."""
     from concurrent.futures import ThreadPoolExecutor
     from urllib.request import Request, urlopen
-    from .service import warm_up_photo
+    from .inference_steps import warm_up_photo
     body = warm_up_photo()
 
     def one(_):

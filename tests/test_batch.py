@@ -200,8 +200,10 @@ SLOW_ENTRY_POINT = textwrap.dedent("""
 
 def test_a_slow_model_answers_what_fits_in_its_response_timeout_and_refuses_more(demo_model_dir, tmp_path):
     (tmp_path / "slow_inference.py").write_text(SLOW_ENTRY_POINT)
+    # one worker: each worker bounds the records by its own warm-up, and on a busy machine two workers' warm-ups
+    # can give two bounds (3 and 4), while the test reads one
     env = dict(BATCH, SAGEMAKER_BATCH_STRATEGY="MultiRecord", SSD_RESPONSE_TIMEOUT="10", SSD_CODE_DIR=str(tmp_path),
-               SAGEMAKER_PROGRAM="slow_inference.py")
+               SAGEMAKER_PROGRAM="slow_inference.py", SAGEMAKER_MODEL_SERVER_WORKERS="1")
     with ready_server(demo_model_dir, env) as server:
         parameters = requests.get(server.url + "/execution-parameters", timeout=10).json()
         assert parameters["BatchStrategy"] == "MultiRecord"

@@ -168,8 +168,8 @@ TEST_SETUP := $(MX19)/.installed $(MX14)/.installed $(DEPLOY)/.installed $(MX19)
 test-setup: $(TEST_SETUP)
 
 ## test: every tier on both MXNet stacks (docs/tests.md): the set-up made side by side, the Python 3.6 floor of what
-## runs in the image, then two lanes at once (the images: container and deploy tiers, the SDK's local mode, then the
-## MXNet 1.4.1 run; the servers: MXNet 1.9.1's unit, server and browser tiers), then the stock toolkit pairs alone
+## runs in the image, then two lanes at once (the images: container and deploy tiers, then the MXNet 1.4.1 run; the
+## servers: MXNet 1.9.1's unit, server and browser tiers, then the SDK's local mode), then the stock toolkit pairs alone
 # Why lanes: on 2 vCPUs the suite used about a third of the CPU, its tests mostly waiting for JVMs, workers,
 # containers and timeouts; each lane's tests start their own servers and containers on free ports. The toolkit
 # pairs run alone afterwards: the stock toolkit's serve refuses to start while any other MMS runs.
@@ -192,21 +192,25 @@ test:
 	    echo "==> make test failed:$$failed$$( [ $$toolkits = 0 ] || echo ' toolkits') (the lanes' whole logs: build/test-lane-*.log)"; exit 1; fi; \
 	echo "==> make test: every tier passed"
 
-# the images lane: the container and deploy tiers (MXNet 1.9.1 venv), the SDK's local mode, the MXNet 1.4.1 run;
-# every step runs, and the lane fails if any did
+# the images lane: the container and deploy tiers (MXNet 1.9.1 venv), then the MXNet 1.4.1 run; every step runs, and
+# the lane fails if any did. (Measured on 2 vCPUs: container and deploy about 13 min, MXNet 1.4.1 about 5; the servers
+# lane's MXNet 1.9.1 run about 13.5 and the SDK's local mode 2.5: so the two lanes end close together.)
 test-lane-images: $(MX19)/.installed $(MX19)/.deploy-tests-installed $(DEPLOY)/.installed $(REGISTRY_DIR)/usr/bin/docker-registry \
-    $(MX14)/.installed $(SDK)/.installed
+    $(MX14)/.installed
 	@status=0; \
 	echo "==> the container and deploy tiers (MXNet 1.9.1 venv): the images built and run, ./build_and_push.sh"; \
 	$(MX19)/bin/python -m pytest tests -m "container or deploy" $(PYTEST_ARGS) || status=1; \
-	$(MAKE) --no-print-directory test-sdk-local || status=1; \
 	$(MAKE) --no-print-directory test-mx14 || status=1; \
 	exit $$status
 
-# the servers lane: MXNet 1.9.1's unit, server and browser tiers
-test-lane-servers: $(MX19)/.installed $(MX19)/.deploy-tests-installed $(MX19)/.browser-test-installed
-	@echo "==> the unit, server and browser tiers on MXNet 1.9.1 + GluonCV 0.10.5.post0"
-	$(MX19)/bin/python -m pytest tests -m "not container and not deploy" $(PYTEST_ARGS)
+# the servers lane: MXNet 1.9.1's unit, server and browser tiers, then the SDK's local mode (its image is docker/build.sh's
+# cpu image, which the images lane built: the build is the cache's)
+test-lane-servers: $(MX19)/.installed $(MX19)/.deploy-tests-installed $(MX19)/.browser-test-installed $(SDK)/.installed
+	@status=0; \
+	echo "==> the unit, server and browser tiers on MXNet 1.9.1 + GluonCV 0.10.5.post0"; \
+	$(MX19)/bin/python -m pytest tests -m "not container and not deploy" $(PYTEST_ARGS) || status=1; \
+	$(MAKE) --no-print-directory test-sdk-local || status=1; \
+	exit $$status
 
 lint-py36: $(MX19)/.installed
 	@echo "==> checking that image code parses on Python 3.6 (vermin)"

@@ -283,3 +283,16 @@ def test_a_front_door_that_stopped_serving_says_why(upstream):
         closed.front.stop()
         ended.front.stop()
         assert closed.front.failure() is None  # stopped on purpose
+
+
+def test_a_multi_model_endpoint_answers_a_request_for_no_path_404(upstream, tmp_path):
+    from ssd_serving.environment import Environment
+    from ssd_serving.multimodel import Models
+    door = Door(upstream.port, models=Models(free_port(), str(tmp_path), Environment.defaults()))
+    try:
+        answer = door.raw(b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 404 ") and json.loads(body.decode())["status"] == 404, answer
+        assert not upstream.seen
+    finally:
+        door.front.stop()

@@ -461,7 +461,8 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
         parts = [unquote(part) for part in path.split("/")[1:]]
         body_read = False
         try:
-            if parts[0] != "models" or len(parts) > 3 or (len(parts) == 3 and parts[2] != "invoke"):
+            # "*" (OPTIONS *) has no parts at all
+            if parts[:1] != ["models"] or len(parts) > 3 or (len(parts) == 3 and parts[2] != "invoke"):
                 if self._body() is not None:
                     self._send_error(404, "a multi-model endpoint answers /ping, /models and "
                                           "/models/{name}/invoke, not %s %s" % (self.command, path))

@@ -1,4 +1,6 @@
 """Settings read once: every variable parsed and checked by Environment, a bad one named with what it accepts."""
+import json
+
 import pytest
 
 from ssd_serving.environment import Environment, SettingError
@@ -78,8 +80,10 @@ def test_a_bad_value_is_refused_naming_the_variable_and_what_it_accepts(name, va
         Environment({name: value})
     message = str(caught.value)
     assert message.startswith("%s=%r is not valid" % (name, value)) and accepts in message, message
-    # the launcher's start-up checks stop on it like on a model that cannot load
-    assert isinstance(caught.value, ModelLoadError)
+    # its own kind: a bad setting is not a model that cannot load (the launcher stops on either, exit status 2)
+    assert not isinstance(caught.value, ModelLoadError)
+    # under the stock toolkit, a worker that reads it answers 503 with the {"error", "status"} body
+    assert caught.value.status_code == 503 and json.loads(caught.value.message)["error"] == message
 
 
 def test_the_worker_layout_follows_the_models_size_unless_told():

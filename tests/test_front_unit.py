@@ -165,6 +165,8 @@ def test_the_model_servers_error_json_is_rewritten_and_ours_kept(door, upstream)
 @pytest.mark.parametrize("status, body, expected", [
     (200, b'{"message": "fine"}', None),
     (413, b"", {"error": "Payload Too Large", "status": 413}),
+    (429, b"", {"error": "Too Many Requests", "status": 429}),  # http.HTTPStatus's phrase
+    (599, b"", {"error": "error 599", "status": 599}),  # a status it does not know
     (503, b'{"code": 503, "type": "ServiceUnavailableException", "message": "Model \\"m\\" has no worker"}',
      {"error": 'model server: Model "m" has no worker', "status": 503}),
     (500, b"<html>not json</html>", None),

@@ -5,7 +5,7 @@ import multiprocessing
 import os
 
 from . import media
-from .errors import ModelLoadError
+from .errors import HTTPError
 
 # Env var names, in one place so the docs, the image and the code agree.
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"       # the toolkits let it move /opt/ml (the stock layout outside a container)
@@ -85,8 +85,12 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
 
-class SettingError(ModelLoadError):
-    """A setting the server cannot start with; the message names the variable and what it accepts."""
+class SettingError(HTTPError):
+    """A setting the server cannot start with; the message names the variable and what it accepts.
+
+    Not a ModelLoadError: the model may be fine. Its 503 is what a worker under the stock toolkit answers with when
+    the settings are read there (the launcher reads them first and stops, exit status 2)."""
+    status_code = 503
 
 
 class _Reader(object):

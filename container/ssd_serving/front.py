@@ -44,8 +44,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from urllib.parse import parse_qs, unquote
 
-from .errors import error_json
-from .multimodel import ModelsError
+from .errors import HTTPError, error_json, reason_phrase
 from .timing import INFERENCE_ID_HEADER, RECEIVED_AT_HEADER, REQUEST_ID_HEADER, SERVER_TIMING_HEADER
 
 LOG = logging.getLogger(__name__)
@@ -56,10 +55,6 @@ _HOP_BY_HOP = frozenset(["connection", "keep-alive", "proxy-authenticate", "prox
 _OWN_HEADERS = frozenset(["server", "date"])  # send_response writes ours
 # Set here on every forwarded request (a client's own values are dropped): the worker logs and answers with them
 _STAMPS = frozenset([REQUEST_ID_HEADER.lower(), RECEIVED_AT_HEADER.lower()])
-_PHRASES = {400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
-            411: "Length Required", 413: "Payload Too Large", 422: "Unprocessable Entity", 507: "Insufficient Storage",
-            500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway",
-            503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
 def error_body(status, message, request_id=None):
@@ -75,7 +70,7 @@ def normalise_error(status, body, request_id=None):
     if status < 400:
         return None
     if not body.strip():
-        return error_body(status, _PHRASES.get(status, "error %d" % status), request_id)
+        return error_body(status, reason_phrase(status), request_id)
     try:
         document = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
@@ -195,7 +190,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _send(self, status, body, content_type="application/json", close=False, head_only=False):
-        self.send_response(status, _PHRASES.get(status))
+        self.send_response(status, reason_phrase(status))
         if self._request_id:
             self.send_header(REQUEST_ID_HEADER, self._request_id)
         self.send_header("Content-Type", content_type)
@@ -455,7 +450,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
             return
         self._forward(head_only=head_only)
 
-    # --- a multi-model endpoint's /models API (multimodel.py does the work)
+    # --- a multi-model endpoint's /models API (multimodel.py does the work; it raises ModelsError, an HTTPError)
 
     def _multi_model(self, path, head_only):
         parts = [unquote(part) for part in path.split("/")[1:]]
@@ -469,7 +464,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
                 return
             if len(parts) == 3:
                 if self.command != "POST":
-                    raise ModelsError(405, "/models/{name}/invoke answers POST, not %s" % self.command)
+                    raise HTTPError("/models/{name}/invoke answers POST, not %s" % self.command, 405)
                 # admission, limits and error forms as /invocations; MMS knows the model by its own name
                 self._forward(head_only, "/predictions/%s" % self.models.target(parts[1]))
                 return
@@ -483,20 +478,20 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
                     query = parse_qs(self.path.split("?", 1)[1]) if "?" in self.path else {}
                     status, document = self.models.listing((query.get("next_page_token") or [None])[0])
                 else:
-                    raise ModelsError(405, "/models answers GET and POST, not %s" % self.command)
+                    raise HTTPError("/models answers GET and POST, not %s" % self.command, 405)
             elif self.command in ("GET", "HEAD"):
                 status, document = self.models.describe(parts[1])
             elif self.command == "DELETE":
                 status, document = self.models.unload(parts[1])
             else:
-                raise ModelsError(405, "/models/{name} answers GET and DELETE, not %s" % self.command)
-        except ModelsError as err:
+                raise HTTPError("/models/{name} answers GET and DELETE, not %s" % self.command, 405)
+        except HTTPError as err:
             if not body_read:  # read the body the client sent anyway, so that it can read the answer
                 length = self._declared_length()
                 if length is None and self.headers.get("Transfer-Encoding") or length is not None and (
                         length < 0 or not self._discard(length, 4 * self.max_body)):
                     self.close_connection = True
-            self._send_error(err.status, err.message, close=self.close_connection)
+            self._send_error(err.status_code, err.error, close=self.close_connection)
             return
         self._send(status, json.dumps(document).encode("utf-8"), head_only=head_only)
 

@@ -24,7 +24,7 @@ import time
 from collections import OrderedDict
 
 from . import artifact
-from .errors import ModelLoadError
+from .errors import HTTPError, ModelLoadError
 from .management import Management
 from .memory import MB, free_memory, worker_estimate
 from .model_server import HANDLER
@@ -41,13 +41,11 @@ LOADING, LOADED, UNLOADING = "loading", "loaded", "unloading"
 REGISTER_GRACE_SECONDS = 30
 
 
-class ModelsError(Exception):
+class ModelsError(HTTPError):
     """A /models request that cannot be done: its HTTP status and a message for the {"error", "status"} body."""
 
     def __init__(self, status, message):
-        Exception.__init__(self, message)
-        self.status = status
-        self.message = message
+        HTTPError.__init__(self, message, status)
 
 
 def mms_name(name):

@@ -291,8 +291,10 @@ def test_a_front_door_that_stopped_serving_says_why(upstream):
 def multi_model_door(upstream, tmp_path):
     """A multi-model endpoint's front door with no model loaded (its Models' management port has no MMS)."""
     from ssd_serving.environment import Environment
+    from ssd_serving.layout import choose_layout
     from ssd_serving.multimodel import Models
-    made = Door(upstream.port, models=Models(free_port(), str(tmp_path), Environment.defaults()))
+    settings = Environment.defaults()
+    made = Door(upstream.port, models=Models(free_port(), str(tmp_path), settings, choose_layout(settings)))
     yield made
     made.front.stop()
 

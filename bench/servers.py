@@ -38,10 +38,10 @@ def default_layout(model_dir, on_cpu):
     """The worker layout SSD_WORKER_LAYOUT=auto picks for this model: latency or throughput."""
     from ssd_serving.artifact import PARAMS_FILE, read_metadata
     from ssd_serving.environment import Environment
-    settings = Environment({})
+    from ssd_serving.layout import choose_layout
     params = os.path.join(model_dir, read_metadata(model_dir).get("params_file", PARAMS_FILE))
-    settings.choose_layout(os.path.getsize(params), "cpu" if on_cpu else "gpu")
-    return "throughput" if settings.workers > 1 else "latency"
+    layout = choose_layout(Environment({}), os.path.getsize(params), "cpu" if on_cpu else "gpu")
+    return "throughput" if layout.workers > 1 else "latency"
 
 
 def original_server(label, spec, log_dir, workers, threads, python=None):

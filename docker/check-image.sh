@@ -26,7 +26,7 @@ try:  # the image ships the serving runtime only; the tools (export, int8, demo,
     sys.exit("check: ssd_tools is importable in the serving image; only ssd_serving belongs there")
 except ImportError:
     pass
-model_dir, choice = preflight()
+model_dir, choice, _ = preflight()
 print("check: MXNet %s on Python %s reads %s (%s graph here); model server %s" % (
     mxnet.__version__, sys.version.split()[0], model_dir, choice.precision, model_server_command()))
 try:

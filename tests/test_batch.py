@@ -16,6 +16,7 @@ from helpers import encode, ready_server, synthetic_scene
 from ssd_serving import inference_steps
 from ssd_serving.environment import Environment, SettingError
 from ssd_serving.errors import BadRequestError, TooManyRecordsError, UnsupportedMediaTypeError
+from ssd_serving.layout import choose_layout
 from ssd_serving.request import parse_request
 from ssd_serving.model_server import write_config
 
@@ -42,7 +43,8 @@ def scene(seed, width=320, height=240):
      {"MaxConcurrentTransforms": 2, "BatchStrategy": "MultiRecord", "MaxPayloadInMB": 6}),
 ])
 def test_execution_parameters_use_the_api_spelling(environ, expected):
-    assert Environment(environ).execution_parameters() == expected
+    settings = Environment(environ)
+    assert settings.execution_parameters(choose_layout(settings)) == expected
 
 
 def test_the_payload_setting_raises_the_request_and_answer_limits_and_the_model_servers(tmp_path):

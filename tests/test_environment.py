@@ -1,8 +1,11 @@
 """Settings read once: every variable parsed and checked by Environment, a bad one named with what it accepts."""
+import json
+
 import pytest
 
 from ssd_serving.environment import Environment, SettingError
 from ssd_serving.errors import ModelLoadError
+from ssd_serving.layout import choose_layout
 
 
 def test_defaults_ignore_the_process_environment(monkeypatch):
@@ -24,7 +27,8 @@ def test_defaults_ignore_the_process_environment(monkeypatch):
     ("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "image/png", "default_accept", "image/png"),
     ("SAGEMAKER_BIND_TO_PORT", "9090", "http_port", 9090),
     ("SAGEMAKER_SAFE_PORT_RANGE", "20000-20999", "safe_port_range", (20000, 20999)),
-    ("SAGEMAKER_MODEL_SERVER_WORKERS", "2", "workers", 2),
+    ("SAGEMAKER_MODEL_SERVER_WORKERS", "2", "given_workers", 2),
+    ("SAGEMAKER_MODEL_SERVER_WORKERS", "", "given_workers", None),
     ("SAGEMAKER_BASE_DIR", "/tmp/ml", "sagemaker_model_dir", "/tmp/ml/model"),
     ("SAGEMAKER_MULTI_MODEL", "true", "multi_model", True),
     ("SAGEMAKER_MULTI_MODEL", "", "multi_model", False),
@@ -40,13 +44,17 @@ def test_each_setting_is_parsed(name, value, attribute, expected):
 
 
 def test_the_in_flight_limit_follows_the_workers():
-    assert Environment({"SAGEMAKER_MODEL_SERVER_WORKERS": "8"}).max_concurrent_requests == 32
+    assert choose_layout(Environment({"SAGEMAKER_MODEL_SERVER_WORKERS": "8"})).max_concurrent_requests == 32
     # with server-side batching, enough requests in flight to fill every worker's batch twice
     batching = Environment({"SAGEMAKER_MODEL_SERVER_WORKERS": "2", "SSD_SERVER_BATCH_SIZE": "16"})
-    assert batching.max_concurrent_requests == 64
+    assert choose_layout(batching).max_concurrent_requests == 64
     # and a transform job is asked to send a full batch per worker
-    assert batching.execution_parameters()["MaxConcurrentTransforms"] == 32
-    assert Environment({"SAGEMAKER_MODEL_SERVER_WORKERS": "8", "OMP_NUM_THREADS": "1"}).threads == 1
+    assert batching.execution_parameters(choose_layout(batching))["MaxConcurrentTransforms"] == 32
+    assert choose_layout(Environment({"SAGEMAKER_MODEL_SERVER_WORKERS": "8", "OMP_NUM_THREADS": "1"})).threads == 1
+    # what the memory holds lowers the front door's limit, in a new layout
+    layout = choose_layout(Environment({}))
+    assert layout.limited_to(3).max_concurrent_requests == 3 and layout.max_concurrent_requests == 16
+    assert layout.limited_to(100) == layout
 
 
 @pytest.mark.parametrize("name, value, accepts", [
@@ -78,30 +86,39 @@ def test_a_bad_value_is_refused_naming_the_variable_and_what_it_accepts(name, va
         Environment({name: value})
     message = str(caught.value)
     assert message.startswith("%s=%r is not valid" % (name, value)) and accepts in message, message
-    # the launcher's start-up checks stop on it like on a model that cannot load
-    assert isinstance(caught.value, ModelLoadError)
+    # its own kind: a bad setting is not a model that cannot load (the launcher stops on either, exit status 2)
+    assert not isinstance(caught.value, ModelLoadError)
+    # under the stock toolkit, a worker that reads it answers 503 with the {"error", "status"} body
+    assert caught.value.status_code == 503 and json.loads(caught.value.message)["error"] == message
 
 
 def test_the_worker_layout_follows_the_models_size_unless_told():
     import multiprocessing
-    from ssd_serving.environment import SMALL_MODEL_BYTES
+    from ssd_serving.layout import SMALL_MODEL_BYTES
     cores = multiprocessing.cpu_count()
     small, large = SMALL_MODEL_BYTES // 10, SMALL_MODEL_BYTES * 4
     settings = Environment({})
-    assert (settings.workers, settings.threads) == (1, cores)  # before the model is known: one worker on all cores
-    settings.choose_layout(small, "cpu")
-    assert (settings.workers, settings.threads) == (cores, 1)
-    assert settings.max_concurrent_requests == max(16, 4 * cores) and settings.max_concurrent_transforms == cores
-    assert "under" in settings.layout_reason
-    settings.choose_layout(large, "cpu")
-    assert (settings.workers, settings.threads) == (1, cores) and settings.max_concurrent_transforms == 1
-    settings.choose_layout(small, "gpu")  # each worker would hold its own copy on the one GPU
-    assert settings.workers == 1
-    assert Environment({"SSD_WORKER_LAYOUT": "throughput"}).workers == cores
-    latency = Environment({"SSD_WORKER_LAYOUT": "latency"})
-    latency.choose_layout(small, "cpu")
-    assert latency.workers == 1
-    given = Environment({"SAGEMAKER_MODEL_SERVER_WORKERS": "3", "SSD_MAX_CONCURRENT_REQUESTS": "5"})
-    given.choose_layout(small, "cpu")
+    unknown = choose_layout(settings)
+    assert (unknown.workers, unknown.threads) == (1, cores)  # before the model is known: one worker on all cores
+    layout = choose_layout(settings, small, "cpu")
+    assert (layout.workers, layout.threads) == (cores, 1)
+    assert layout.max_concurrent_requests == max(16, 4 * cores) and layout.max_concurrent_transforms == cores
+    assert "under" in layout.reason
+    layout = choose_layout(settings, large, "cpu")
+    assert (layout.workers, layout.threads) == (1, cores) and layout.max_concurrent_transforms == 1
+    assert choose_layout(settings, small, "gpu").workers == 1  # each worker would hold its own copy on the one GPU
+    assert choose_layout(Environment({"SSD_WORKER_LAYOUT": "throughput"})).workers == cores
+    assert choose_layout(Environment({"SSD_WORKER_LAYOUT": "latency"}), small, "cpu").workers == 1
+    given = choose_layout(Environment({"SAGEMAKER_MODEL_SERVER_WORKERS": "3", "SSD_MAX_CONCURRENT_REQUESTS": "5"}),
+                          small, "cpu")
     assert given.workers == 3 and given.max_concurrent_requests == 5 and "SAGEMAKER_MODEL_SERVER_WORKERS=3" in \
-        given.layout_reason
+        given.reason
+
+
+def test_the_settings_are_a_snapshot_nothing_changes():
+    settings = Environment({"SSD_MAX_CONCURRENT_REQUESTS": "5"})
+    with pytest.raises(AttributeError, match="snapshot"):
+        settings.given_max_concurrent_requests = 3
+    with pytest.raises(AttributeError, match="snapshot"):
+        settings.workers = 2
+    assert settings.given_max_concurrent_requests == 5 and not hasattr(settings, "workers")

@@ -165,6 +165,8 @@ def test_the_model_servers_error_json_is_rewritten_and_ours_kept(door, upstream)
 @pytest.mark.parametrize("status, body, expected", [
     (200, b'{"message": "fine"}', None),
     (413, b"", {"error": "Payload Too Large", "status": 413}),
+    (429, b"", {"error": "Too Many Requests", "status": 429}),  # http.HTTPStatus's phrase
+    (599, b"", {"error": "error 599", "status": 599}),  # a status it does not know
     (503, b'{"code": 503, "type": "ServiceUnavailableException", "message": "Model \\"m\\" has no worker"}',
      {"error": 'model server: Model "m" has no worker', "status": 503}),
     (500, b"<html>not json</html>", None),
@@ -283,3 +285,49 @@ def test_a_front_door_that_stopped_serving_says_why(upstream):
         closed.front.stop()
         ended.front.stop()
         assert closed.front.failure() is None  # stopped on purpose
+
+
+@pytest.fixture()
+def multi_model_door(upstream, tmp_path):
+    """A multi-model endpoint's front door with no model loaded (its Models' management port has no MMS)."""
+    from ssd_serving.environment import Environment
+    from ssd_serving.layout import choose_layout
+    from ssd_serving.multimodel import Models
+    settings = Environment.defaults()
+    made = Door(upstream.port, models=Models(free_port(), str(tmp_path), settings, choose_layout(settings)))
+    yield made
+    made.front.stop()
+
+
+def test_a_multi_model_endpoint_answers_a_request_for_no_path_404(multi_model_door, upstream):
+    answer = multi_model_door.raw(b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 404 ") and json.loads(body.decode())["status"] == 404, answer
+    assert not upstream.seen
+
+
+@pytest.mark.parametrize("method, path, status, words", [
+    ("PUT", "/models", 405, "/models answers GET and POST, not PUT"),
+    ("POST", "/models/m", 405, "/models/{name} answers GET and DELETE, not POST"),
+    ("GET", "/models/m/invoke", 405, "/models/{name}/invoke answers POST, not GET"),
+    ("POST", "/ping", 405, "/ping answers GET and HEAD, not POST"),
+    ("GET", "/models/m", 404, "model m is not loaded"),
+    ("GET", "/models/a%2Fb", 404, "model a/b is not loaded"),  # a name may hold any character
+    ("DELETE", "/models/m", 404, "model m is not loaded"),
+    ("POST", "/models/m/invoke", 404, "model m is not loaded"),
+    ("POST", "/invocations", 404, "not POST /invocations"),
+    ("GET", "/models/m/other", 404, "not GET /models/m/other"),
+    ("POST", "/models", 400, "takes a JSON object"),
+    ("GET", "/models?next_page_token=x", 400, "next_page_token 'x'"),
+])
+def test_a_multi_model_endpoint_routes_each_method_and_path(multi_model_door, upstream, method, path, status, words):
+    reply = requests.request(method, multi_model_door.url + path, data=b"not json", timeout=10)
+    assert words in _json_error(reply, status), reply.text
+    # a request is named (its id in the header and the body); the front door's own /ping is not
+    assert ("X-Ssd-Request-Id" in reply.headers) == (path != "/ping") and not upstream.seen
+
+
+def test_a_multi_model_endpoint_lists_its_models_for_get_and_head(multi_model_door):
+    assert requests.get(multi_model_door.url + "/models", timeout=10).json() == {"models": []}
+    head = requests.head(multi_model_door.url + "/models/", timeout=10)
+    assert head.status_code == 200 and int(head.headers["Content-Length"]) > 0 and not head.content

@@ -5,6 +5,7 @@ import pytest
 
 from ssd_serving import memory
 from ssd_serving.environment import Environment
+from ssd_serving.layout import choose_layout
 
 MB = memory.MB
 # read here, not through memory.physical_memory() (the code under test)
@@ -37,8 +38,9 @@ def test_no_cgroup_files_is_no_limit(tmp_path):
 
 def test_the_heap_holds_the_bodies_in_flight_and_no_more():
     settings = Environment({})
-    plan = memory.MemoryPlan(2048 * MB, settings.max_request_bytes, settings.max_concurrent_requests, 1, True)
-    assert plan.in_flight == settings.max_concurrent_requests  # 16 bodies of 6.5 MB fit in a 2 GB container
+    wanted = choose_layout(settings).max_concurrent_requests
+    plan = memory.MemoryPlan(2048 * MB, settings.max_request_bytes, wanted, 1, True)
+    assert plan.in_flight == wanted  # 16 bodies of 6.5 MB fit in a 2 GB container
     assert plan.heap == memory.JVM_BASE_HEAP + 16 * 2 * settings.max_request_bytes
     assert plan.jvm_args() == "-Xmx%dm" % (plan.heap // MB) and plan.heap <= 2048 * MB // 4
     assert "container memory limit 2048 MB" in plan.describe()
@@ -47,7 +49,8 @@ def test_the_heap_holds_the_bodies_in_flight_and_no_more():
 def test_large_payloads_in_a_small_container_get_fewer_slots_not_an_out_of_memory_jvm():
     # SAGEMAKER_MAX_PAYLOAD_IN_MB=100 (a transform job) in a 2 GB container: 16 bodies of 100 MB cannot be held
     settings = Environment({"SAGEMAKER_MAX_PAYLOAD_IN_MB": "100"})
-    plan = memory.MemoryPlan(2048 * MB, settings.max_request_bytes, settings.max_concurrent_requests, 1, True)
+    plan = memory.MemoryPlan(2048 * MB, settings.max_request_bytes, choose_layout(settings).max_concurrent_requests,
+                             1, True)
     assert plan.in_flight == 1  # within the heap's quarter of the memory, one body at a time
     assert plan.heap == memory.JVM_BASE_HEAP + 2 * settings.max_request_bytes <= 2048 * MB // 4
     # never fewer slots than workers
@@ -55,7 +58,7 @@ def test_large_payloads_in_a_small_container_get_fewer_slots_not_an_out_of_memor
 
 
 def _assert_plan_uses_the_machines_memory(cgroup_root):
-    plan = memory.plan_memory(Environment({}), cgroup_root=cgroup_root)
+    plan = memory.plan_memory(Environment({}), choose_layout(Environment({})), cgroup_root=cgroup_root)
     assert not plan.limited and plan.memory == PHYSICAL_MEMORY
     assert "no container memory limit" in plan.describe()
 
@@ -94,9 +97,7 @@ def test_workers_are_counted_against_the_memory():
 
 
 def test_the_layout_never_asks_for_more_workers_than_fit():
-    settings = Environment({"SSD_WORKER_LAYOUT": "throughput"})
-    settings.choose_layout(148 * 1000 * 1000, "cpu", max_workers=1)
-    assert settings.workers == 1 and "1 worker(s) fit in the memory" in settings.layout_reason
-    given = Environment({"SAGEMAKER_MODEL_SERVER_WORKERS": "4"})
-    given.choose_layout(148 * 1000 * 1000, "cpu", max_workers=1)
+    layout = choose_layout(Environment({"SSD_WORKER_LAYOUT": "throughput"}), 148 * 1000 * 1000, "cpu", max_workers=1)
+    assert layout.workers == 1 and "1 worker(s) fit in the memory" in layout.reason
+    given = choose_layout(Environment({"SAGEMAKER_MODEL_SERVER_WORKERS": "4"}), 148 * 1000 * 1000, "cpu", max_workers=1)
     assert given.workers == 4  # told: the launcher warns instead

@@ -1,11 +1,10 @@
 """Environment: every setting of the server, read from the environment and checked once at start."""
 from __future__ import absolute_import
 
-import multiprocessing
 import os
 
 from . import media
-from .errors import ModelLoadError
+from .errors import HTTPError
 
 # Env var names, in one place so the docs, the image and the code agree.
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"       # the toolkits let it move /opt/ml (the stock layout outside a container)
@@ -54,10 +53,6 @@ CONTEXTS = ("auto", "eia", "gpu", "cpu")
 # latency: one worker on every core (each request as fast as it gets); throughput: one single-threaded worker per
 # core (more requests per second, each slower for a large model); auto: throughput for a small model on a CPU
 LAYOUTS = ("auto", "latency", "throughput")
-# below this size of weights `auto` picks one worker per core. Measured by make bench on 2 vCPUs: the demo model
-# (3 MB) served 1.33x the requests per second that way at 1.05x the p50; ssd_512_resnet50_v1 (148 MB) 1.04x the
-# requests at 1.88x the p50 (docs/performance.md, "Workers and threads")
-SMALL_MODEL_BYTES = 32 * 1024 * 1024
 # spelled as SageMaker's API enum: the SDK's local mode rejects MULTI_RECORD
 BATCH_STRATEGIES = ("MultiRecord", "SingleRecord")
 MAX_PAYLOAD_MB = 100                          # SageMaker's largest MaxPayloadInMB
@@ -85,8 +80,12 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
 
-class SettingError(ModelLoadError):
-    """A setting the server cannot start with; the message names the variable and what it accepts."""
+class SettingError(HTTPError):
+    """A setting the server cannot start with; the message names the variable and what it accepts.
+
+    Not a ModelLoadError: the model may be fine. Its 503 is what a worker under the stock toolkit answers with when
+    the settings are read there (the launcher reads them first and stops, exit status 2)."""
+    status_code = 503
 
 
 class _Reader(object):
@@ -182,7 +181,9 @@ class Environment(object):
     """The settings, parsed and validated when built (`Environment()` reads os.environ; start-up does it once).
 
     Request handling reads this object, never os.environ: a bad value stops the server at start with a
-    SettingError naming the variable, instead of failing every request.
+    SettingError naming the variable, instead of failing every request. A snapshot: nothing changes it once built
+    (another environment is another Environment). The worker layout that follows from it and the model is
+    layout.choose_layout's.
     """
 
     def __init__(self, environ=None):
@@ -215,16 +216,15 @@ class Environment(object):
         self.http_port = read.integer(PORT_ENV, DEFAULT_PORT, 1, 65535)
         self.safe_port_range = read.port_range(SAFE_PORT_RANGE_ENV)
         self.layout = read.choice(LAYOUT_ENV, LAYOUTS, "auto")
-        self._given_workers = read.integer(WORKERS_ENV, None)
-        self._given_threads = read.integer(THREADS_ENV, None)
-        self._given_max_concurrent = read.integer(MAX_CONCURRENT_ENV, None)
-        self._given_transforms = read.integer(MAX_CONCURRENT_TRANSFORMS_ENV, None)
+        # None unless set: layout.choose_layout decides then
+        self.given_workers = read.integer(WORKERS_ENV, None)
+        self.given_threads = read.integer(THREADS_ENV, None)
+        self.given_max_concurrent_requests = read.integer(MAX_CONCURRENT_ENV, None)
+        self.given_max_concurrent_transforms = read.integer(MAX_CONCURRENT_TRANSFORMS_ENV, None)
         # 1 (the default): no server-side batching, each request is its own forward (docs/performance.md says why)
         self.server_batch_size = read.integer(SERVER_BATCH_SIZE_ENV, 1, 1, MAX_SERVER_BATCH_SIZE)
         self.server_batch_delay_ms = read.integer(SERVER_BATCH_DELAY_ENV, DEFAULT_SERVER_BATCH_DELAY_MS, 1, 10000)
-        self.layout_reason = None
-        self.choose_layout()
-        # seconds a request may wait for one of those slots before a 503 (SageMaker gives up after 60 s)
+        # seconds a request may wait for one of the front door's slots before a 503 (SageMaker gives up after 60 s)
         self.queue_timeout = read.number(QUEUE_TIMEOUT_ENV, 30.0)
         # how long the server may go without a worker that has the model: at start, or after workers died
         self.startup_timeout = read.number(STARTUP_TIMEOUT_ENV, 200.0)
@@ -244,38 +244,12 @@ class Environment(object):
         self.multi_model = read.flag(MULTI_MODEL_ENV, False)
         self.model_memory_mb = read.integer(MODEL_MEMORY_ENV, None)
         self.models_page_size = read.integer(MODELS_PAGE_SIZE_ENV, 100, 1, 10000)
+        self._built = True
 
-    def choose_layout(self, params_bytes=None, device_name="cpu", max_workers=None):
-        """Workers and threads per worker (and the request slots that follow from them), from SSD_WORKER_LAYOUT and,
-        for `auto`, the model's weights (`params_bytes`, None: not known yet) and device; at most `max_workers` (what
-        the memory holds). SAGEMAKER_MODEL_SERVER_WORKERS and OMP_NUM_THREADS, when set, win. Returns the reason."""
-        cores = multiprocessing.cpu_count()
-        layout, why = self.layout, "%s=%s" % (LAYOUT_ENV, self.layout)
-        if layout == "auto":
-            small = params_bytes is not None and params_bytes < SMALL_MODEL_BYTES
-            layout = "throughput" if small and device_name == "cpu" else "latency"
-            if params_bytes is not None:
-                why += ": %.0f MB of weights on %s, %s %d MB" % (
-                    params_bytes / 1e6, device_name, "under" if small and device_name == "cpu" else "not under a CPU's",
-                    SMALL_MODEL_BYTES // (1024 * 1024))
-        if self._given_workers:
-            self.workers, why = self._given_workers, "%s=%d" % (WORKERS_ENV, self._given_workers)
-        else:
-            self.workers = cores if layout == "throughput" else 1
-            if max_workers is not None and self.workers > max_workers:
-                self.workers = max(1, max_workers)
-                why += ("; %d worker(s) fit in the memory" % max_workers if max_workers else
-                        "; one worker, though its estimate is over the memory")
-        self.threads = self._given_threads or max(1, cores // self.workers)
-        # requests read and handed to the model server at a time
-        # enough to keep every worker busy, and to fill each worker's batch twice over when batching
-        self.max_concurrent_requests = self._given_max_concurrent or max(
-            16, 4 * self.workers, 2 * self.server_batch_size * self.workers)
-        # requests a transform job sends at a time: one per worker keeps each busy without queueing (a full batch
-        # per worker when batching)
-        self.max_concurrent_transforms = self._given_transforms or self.workers * self.server_batch_size
-        self.layout_reason = why
-        return why
+    def __setattr__(self, name, value):
+        if getattr(self, "_built", False):
+            raise AttributeError("Environment is a snapshot of the settings: %s cannot change once it is built" % name)
+        object.__setattr__(self, name, value)
 
     @property
     def server_batching(self):
@@ -303,9 +277,9 @@ class Environment(object):
         fits = int(budget / record_seconds) if record_seconds > 0 else self.max_images_per_request
         return max(1, min(self.max_images_per_request, fits))
 
-    def execution_parameters(self):
-        """The answer to Batch Transform's GET /execution-parameters."""
-        return {"MaxConcurrentTransforms": self.max_concurrent_transforms, "BatchStrategy": self.batch_strategy,
+    def execution_parameters(self, layout):
+        """The answer to Batch Transform's GET /execution-parameters, for the worker layout `layout`."""
+        return {"MaxConcurrentTransforms": layout.max_concurrent_transforms, "BatchStrategy": self.batch_strategy,
                 "MaxPayloadInMB": min(MAX_PAYLOAD_MB, self.max_payload_mb or max(
                     DEFAULT_PAYLOAD_MB, self.max_request_bytes // (1024 * 1024)))}
 

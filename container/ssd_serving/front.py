@@ -40,12 +40,12 @@ import socketserver
 import threading
 import time
 import uuid
+from collections import namedtuple
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from urllib.parse import parse_qs, unquote
 
-from .errors import error_json
-from .multimodel import ModelsError
+from .errors import HTTPError, error_json, reason_phrase
 from .timing import INFERENCE_ID_HEADER, RECEIVED_AT_HEADER, REQUEST_ID_HEADER, SERVER_TIMING_HEADER
 
 LOG = logging.getLogger(__name__)
@@ -56,10 +56,6 @@ _HOP_BY_HOP = frozenset(["connection", "keep-alive", "proxy-authenticate", "prox
 _OWN_HEADERS = frozenset(["server", "date"])  # send_response writes ours
 # Set here on every forwarded request (a client's own values are dropped): the worker logs and answers with them
 _STAMPS = frozenset([REQUEST_ID_HEADER.lower(), RECEIVED_AT_HEADER.lower()])
-_PHRASES = {400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
-            411: "Length Required", 413: "Payload Too Large", 422: "Unprocessable Entity", 507: "Insufficient Storage",
-            500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway",
-            503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
 def error_body(status, message, request_id=None):
@@ -75,7 +71,7 @@ def normalise_error(status, body, request_id=None):
     if status < 400:
         return None
     if not body.strip():
-        return error_body(status, _PHRASES.get(status, "error %d" % status), request_id)
+        return error_body(status, reason_phrase(status), request_id)
     try:
         document = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
@@ -146,6 +142,81 @@ class Admission(object):
             return at_start, self.in_flight
 
 
+class FrontDoorSettings(namedtuple("FrontDoorSettings", [
+        "upstream_port", "health", "max_body", "upstream_timeout", "idle_timeout", "max_in_flight", "queue_timeout",
+        "execution_parameters", "models", "invocations_path", "web_page", "server_timing"])):
+    """What a front door is told at start, fixed from then on; its handler reads it as `self.settings`.
+
+    upstream_port: MMS's loopback port; health: () -> (ready, reason) for /ping; max_body: the request size limit in
+    bytes; upstream_timeout: seconds MMS has to answer; idle_timeout: seconds a kept-alive connection may sit idle;
+    max_in_flight and queue_timeout: admission's slots and how long a request waits for one; execution_parameters: the
+    JSON document of GET /execution-parameters (None: forwarded); models: a multimodel.Models on a multi-model
+    endpoint (SAGEMAKER_MULTI_MODEL=true), else None; invocations_path: MMS's path for /invocations when it is not
+    /invocations; web_page: the try-it page's HTML (bytes) for GET /, or None (then / is forwarded as any path is);
+    server_timing: whether the front door adds its own durations to the Server-Timing header of forwarded answers.
+    """
+    __slots__ = ()
+
+
+# The shapes of the paths the front door answers itself; a model's name is taken out of the /models paths.
+PING, PAGE, EXECUTION_PARAMETERS, INVOCATIONS = "/ping", "/", "/execution-parameters", "/invocations"
+MODELS, MODEL, INVOKE = "/models", "/models/{name}", "/models/{name}/invoke"
+OTHER = None  # every path no shape above matches
+ANY = "*"     # every method a shape's other routes do not name
+
+# answer: the handler's method (it takes the Route and head_only); request: named and admitted as a request (its id in
+# the answer, refused while draining) rather than answered by the front door itself; allows: a 405's list of methods
+Route = namedtuple("Route", ["answer", "request", "allows"])
+
+
+def _own(answer, allows=None):
+    return Route(answer, False, allows)
+
+
+def _request(answer, allows=None):
+    return Route(answer, True, allows)
+
+
+def route_table(settings):
+    """{(method, path shape): Route} for a front door told `settings` (FrontDoorSettings)."""
+    routes = {("GET", PING): _own("_ping"), ("HEAD", PING): _own("_ping"),
+              # MMS would answer its own, always-healthy /ping
+              (ANY, PING): _own("_not_allowed", "GET and HEAD")}
+    if settings.web_page:
+        routes.update({("GET", PAGE): _own("_page"), ("HEAD", PAGE): _own("_page")})
+    if settings.execution_parameters:
+        routes.update({("GET", EXECUTION_PARAMETERS): _own("_execution_parameters"),
+                       ("HEAD", EXECUTION_PARAMETERS): _own("_execution_parameters")})
+    if settings.models is None:
+        routes[(ANY, OTHER)] = _request("_forward_as_sent")
+        if settings.invocations_path:
+            routes[(ANY, INVOCATIONS)] = _request("_forward_invocations")
+        return routes
+    routes.update({
+        ("GET", MODELS): _request("_list_models"), ("HEAD", MODELS): _request("_list_models"),
+        ("POST", MODELS): _request("_load_model"), (ANY, MODELS): _request("_not_allowed", "GET and POST"),
+        ("GET", MODEL): _request("_describe_model"), ("HEAD", MODEL): _request("_describe_model"),
+        ("DELETE", MODEL): _request("_unload_model"), (ANY, MODEL): _request("_not_allowed", "GET and DELETE"),
+        # admission, limits and error forms as /invocations; a 405 does not read its body first (as a refused one's)
+        ("POST", INVOKE): _request("_invoke_model"), (ANY, INVOKE): _request("_invoke_not_allowed", "POST"),
+        (ANY, OTHER): _request("_not_found")})
+    return routes
+
+
+def path_shape(path):
+    """(the shape of `path`, a path without its query; the model's name in it, or None)."""
+    parts = [unquote(part) for part in path.split("/")[1:]]
+    if not parts or parts[0] != "models":
+        return path, None
+    if len(parts) == 1 or (len(parts) == 2 and not parts[1]):
+        return MODELS, None
+    if len(parts) == 2:
+        return MODEL, parts[1]
+    if len(parts) == 3 and parts[2] == "invoke":
+        return INVOKE, parts[1]
+    return OTHER, None
+
+
 class FrontDoorHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"   # keep-alive, as SageMaker's clients use it
     server_version = "ssd-serving"
@@ -154,24 +225,14 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
     # MMS's own 20 ms for the demo model)
     disable_nagle_algorithm = True
 
-    # set by FrontDoor
-    upstream_port = None
-    health = None
-    max_body = None
-    upstream_timeout = None
-    admission = None        # an Admission of max_in_flight
-    max_in_flight = None
-    queue_timeout = None
-    execution_parameters = None  # the JSON document of GET /execution-parameters
-    models = None  # a multimodel.Models on a multi-model endpoint (SAGEMAKER_MULTI_MODEL=true), else None
-    invocations_path = None  # MMS's path for /invocations when it is not /invocations (FrontDoor says when)
-    web_page = None  # the try-it page's HTML (bytes) for GET /, or None: then / is forwarded as any path is
-    server_timing = False  # add the front door's own duration to the Server-Timing header of forwarded answers
-
     def version_string(self):
         return self.server_version
 
     def setup(self):
+        # what every connection shares is on the front door's server (_FrontDoorServer)
+        self.settings = self.server.settings
+        self.admission = self.server.admission  # an Admission of settings.max_in_flight
+        self.timeout = self.settings.idle_timeout  # read by StreamRequestHandler.setup
         BaseHTTPRequestHandler.setup(self)
         self._upstream = None
         self._request_id = None
@@ -195,7 +256,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _send(self, status, body, content_type="application/json", close=False, head_only=False):
-        self.send_response(status, _PHRASES.get(status))
+        self.send_response(status, reason_phrase(status))
         if self._request_id:
             self.send_header(REQUEST_ID_HEADER, self._request_id)
         self.send_header("Content-Type", content_type)
@@ -209,7 +270,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
         self._send(status, error_body(status, message, self._request_id), close=close)
 
     def _too_large(self, length):
-        return "the request body is %s bytes; the limit is %d bytes" % (length, self.max_body)
+        return "the request body is %s bytes; the limit is %d bytes" % (length, self.settings.max_body)
 
     def _name_request(self):
         """The request's id: the caller's InferenceId (InvokeEndpoint's), else a new one. It is in the answer's
@@ -220,7 +281,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
     def handle_expect_100(self):
         """`Expect: 100-continue` with a body over the limit: refuse before the client sends it."""
         length = self._declared_length()
-        if length is not None and length > self.max_body:
+        if length is not None and length > self.settings.max_body:
             self._name_request()
             self._send_error(413, self._too_large(length), close=True)
             return False
@@ -252,7 +313,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
                     pass  # trailers
                 return b"".join(parts)
             total += size
-            if total > self.max_body:
+            if total > self.settings.max_body:
                 raise _ChunkedBodyTooLarge(total)
             chunk = self.rfile.read(size)
             if len(chunk) != size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
@@ -273,6 +334,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
 
     def _body(self):
         """The request body, or None after answering the client with an error."""
+        self._body_read = True
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             try:
                 return self._read_chunked()
@@ -287,9 +349,9 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
         if length < 0:
             self._send_error(400, "Content-Length must be a non-negative integer", close=True)
             return None
-        if length > self.max_body:
+        if length > self.settings.max_body:
             # drain bodies up to a few times the limit so the client reads a 413, not a reset connection
-            drained = self._discard(length, 4 * self.max_body)
+            drained = self._discard(length, 4 * self.settings.max_body)
             self._send_error(413, self._too_large(length), close=True)
             if not drained:
                 self.close_connection = True
@@ -315,8 +377,8 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
         for attempt in (0, 1):
             fresh = self._upstream is None
             if fresh:
-                self._upstream = http.client.HTTPConnection("127.0.0.1", self.upstream_port,
-                                                            timeout=self.upstream_timeout)
+                self._upstream = http.client.HTTPConnection("127.0.0.1", self.settings.upstream_port,
+                                                            timeout=self.settings.upstream_timeout)
             try:
                 self._upstream.request(method, path or self.path, body=body, headers=headers)
                 reply = self._upstream.getresponse()
@@ -333,13 +395,13 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
         """Forward the request while holding one of the in-flight slots, which bounds the bodies held here
         and in MMS; a request that finds none free within `queue_timeout` is answered 503."""
         length = self._declared_length()
-        if length is not None and (length < 0 or length > self.max_body):
+        if length is not None and (length < 0 or length > self.settings.max_body):
             self._body()  # answers 400 or 413 without waiting for a slot
             return
-        admitted = self.admission.enter(self.queue_timeout)
+        admitted = self.admission.enter(self.settings.queue_timeout)
         if admitted == BUSY:
             self._refuse(length, "the server is busy: %d requests are being answered and none finished within "
-                                 "%.0f s; retry later" % (self.max_in_flight, self.queue_timeout))
+                                 "%.0f s; retry later" % (self.settings.max_in_flight, self.settings.queue_timeout))
             return
         if admitted == DRAINING:
             self._refuse_stopping(length)
@@ -350,7 +412,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
             self.admission.leave()
 
     def _refuse(self, length, message):
-        if length is None or not self._discard(length, 4 * self.max_body):
+        if length is None or not self._discard(length, 4 * self.settings.max_body):
             self.close_connection = True
         self._send_error(503, message, close=self.close_connection)
 
@@ -374,7 +436,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
                                             headers, upstream_path)
             answered_at = time.time()
         except socket.timeout:
-            self._send_error(504, "the model server did not answer within %.0f s" % self.upstream_timeout)
+            self._send_error(504, "the model server did not answer within %.0f s" % self.settings.upstream_timeout)
             return
         except (OSError, http.client.HTTPException) as err:
             LOG.warning("model server not reachable: %s", err)
@@ -401,7 +463,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "application/json")
         elif content_type is None and payload:
             self.send_header("Content-Type", "application/octet-stream")
-        if self.server_timing:
+        if self.settings.server_timing:
             worker_timing.append("read;dur=%.1f, upstream;dur=%.1f, front;dur=%.1f" % (
                 (body_read_at - self._received_at) * 1000.0, (answered_at - forwarded_at) * 1000.0,
                 (time.time() - self._received_at) * 1000.0))
@@ -413,91 +475,99 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
         if not head_only:
             self.wfile.write(payload)
 
-    # --- methods
+    # --- routing: route_table says which of the answers below takes a request
 
     def _route(self, head_only=False):
         self._request_id = None
-        path = self.path.split("?", 1)[0]
-        if path == "/ping":
-            if self._body() is None:
-                return
-            if self.command not in ("GET", "HEAD"):  # MMS would answer its own, always-healthy /ping
-                self._send_error(405, "/ping answers GET and HEAD, not %s" % self.command)
-                return
+        self._body_read = False
+        self._path = self.path.split("?", 1)[0]
+        self._shape, self._model_name = path_shape(self._path)
+        routes = self.server.routes
+        route = routes.get((self.command, self._shape)) or routes.get((ANY, self._shape)) or routes[(ANY, OTHER)]
+        if route.request:
+            self._name_request()
             if self.admission.draining:
-                ready, detail = False, ("the server is stopping (SIGTERM): it answers the requests in flight, "
-                                        "no new ones")
-            else:
-                ready, detail = self.health()
-            status = 200 if ready else 503
-            document = {"status": "Healthy" if ready else "Unhealthy"}
-            if not ready:
-                document["error"] = detail
-            self._send(status, json.dumps(document).encode("utf-8"), head_only=head_only)
-            return
-        if path == "/" and self.command in ("GET", "HEAD") and self.web_page:
-            if self._body() is not None:
-                self._send(200, self.web_page, "text/html; charset=utf-8", head_only=head_only)
-            return
-        if path == "/execution-parameters" and self.command in ("GET", "HEAD") and self.execution_parameters:
-            if self._body() is not None:
-                self._send(200, json.dumps(self.execution_parameters).encode("utf-8"), head_only=head_only)
-            return
-        self._name_request()
-        if self.admission.draining:
-            self._refuse_stopping(self._declared_length())
-            return
-        if self.models is not None:
-            self._multi_model(path, head_only)
-            return
-        if path == "/invocations" and self.invocations_path:
-            self._forward(head_only, self.invocations_path + self.path[len(path):])
-            return
-        self._forward(head_only=head_only)
-
-    # --- a multi-model endpoint's /models API (multimodel.py does the work)
-
-    def _multi_model(self, path, head_only):
-        parts = [unquote(part) for part in path.split("/")[1:]]
-        body_read = False
+                self._refuse_stopping(self._declared_length())
+                return
         try:
-            if parts[0] != "models" or len(parts) > 3 or (len(parts) == 3 and parts[2] != "invoke"):
-                if self._body() is not None:
-                    self._send_error(404, "a multi-model endpoint answers /ping, /models and "
-                                          "/models/{name}/invoke, not %s %s" % (self.command, path))
-                return
-            if len(parts) == 3:
-                if self.command != "POST":
-                    raise ModelsError(405, "/models/{name}/invoke answers POST, not %s" % self.command)
-                # admission, limits and error forms as /invocations; MMS knows the model by its own name
-                self._forward(head_only, "/predictions/%s" % self.models.target(parts[1]))
-                return
-            body, body_read = self._body(), True
-            if body is None:
-                return
-            if len(parts) == 1 or not parts[1]:
-                if self.command == "POST":
-                    status, document = self.models.load(body)
-                elif self.command in ("GET", "HEAD"):
-                    query = parse_qs(self.path.split("?", 1)[1]) if "?" in self.path else {}
-                    status, document = self.models.listing((query.get("next_page_token") or [None])[0])
-                else:
-                    raise ModelsError(405, "/models answers GET and POST, not %s" % self.command)
-            elif self.command in ("GET", "HEAD"):
-                status, document = self.models.describe(parts[1])
-            elif self.command == "DELETE":
-                status, document = self.models.unload(parts[1])
-            else:
-                raise ModelsError(405, "/models/{name} answers GET and DELETE, not %s" % self.command)
-        except ModelsError as err:
-            if not body_read:  # read the body the client sent anyway, so that it can read the answer
+            getattr(self, route.answer)(route, head_only)
+        except HTTPError as err:
+            if not self._body_read:  # read the body the client sent anyway, so that it can read the answer
                 length = self._declared_length()
                 if length is None and self.headers.get("Transfer-Encoding") or length is not None and (
-                        length < 0 or not self._discard(length, 4 * self.max_body)):
+                        length < 0 or not self._discard(length, 4 * self.settings.max_body)):
                     self.close_connection = True
-            self._send_error(err.status, err.message, close=self.close_connection)
+            self._send_error(err.status_code, err.error, close=self.close_connection)
+
+    def _not_allowed(self, route, head_only):
+        if self._body() is not None:
+            raise HTTPError("%s answers %s, not %s" % (self._shape, route.allows, self.command), 405)
+
+    def _invoke_not_allowed(self, route, head_only):
+        raise HTTPError("%s answers %s, not %s" % (self._shape, route.allows, self.command), 405)
+
+    # --- answers of the front door's own
+
+    def _ping(self, route, head_only):
+        if self._body() is None:
             return
+        if self.admission.draining:
+            ready, detail = False, "the server is stopping (SIGTERM): it answers the requests in flight, no new ones"
+        else:
+            ready, detail = self.settings.health()
+        document = {"status": "Healthy" if ready else "Unhealthy"}
+        if not ready:
+            document["error"] = detail
+        self._send(200 if ready else 503, json.dumps(document).encode("utf-8"), head_only=head_only)
+
+    def _page(self, route, head_only):
+        if self._body() is not None:
+            self._send(200, self.settings.web_page, "text/html; charset=utf-8", head_only=head_only)
+
+    def _execution_parameters(self, route, head_only):
+        if self._body() is not None:
+            self._send(200, json.dumps(self.settings.execution_parameters).encode("utf-8"), head_only=head_only)
+
+    # --- requests forwarded to MMS
+
+    def _forward_as_sent(self, route, head_only):
+        self._forward(head_only=head_only)
+
+    def _forward_invocations(self, route, head_only):
+        self._forward(head_only, self.settings.invocations_path + self.path[len(self._path):])
+
+    # --- a multi-model endpoint's /models API (multimodel.py does the work; it raises ModelsError, an HTTPError)
+
+    def _not_found(self, route, head_only):
+        if self._body() is not None:
+            raise HTTPError("a multi-model endpoint answers /ping, /models and /models/{name}/invoke, not %s %s" % (
+                self.command, self._path), 404)
+
+    def _send_document(self, answered, head_only):
+        status, document = answered
         self._send(status, json.dumps(document).encode("utf-8"), head_only=head_only)
+
+    def _list_models(self, route, head_only):
+        if self._body() is not None:
+            query = parse_qs(self.path.split("?", 1)[1]) if "?" in self.path else {}
+            self._send_document(self.settings.models.listing((query.get("next_page_token") or [None])[0]), head_only)
+
+    def _load_model(self, route, head_only):
+        body = self._body()
+        if body is not None:
+            self._send_document(self.settings.models.load(body), head_only)
+
+    def _describe_model(self, route, head_only):
+        if self._body() is not None:
+            self._send_document(self.settings.models.describe(self._model_name), head_only)
+
+    def _unload_model(self, route, head_only):
+        if self._body() is not None:
+            self._send_document(self.settings.models.unload(self._model_name), head_only)
+
+    def _invoke_model(self, route, head_only):
+        # MMS knows the model by its own name; 404 or 503 before the body is read when it is not loaded
+        self._forward(head_only, "/predictions/%s" % self.settings.models.target(self._model_name))
 
     def do_GET(self):
         self._route()
@@ -518,13 +588,18 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
         self._route()
 
 
-class _ThreadingHTTPServer(socketserver.ThreadingMixIn, HTTPServer):
+class _FrontDoorServer(socketserver.ThreadingMixIn, HTTPServer):
+    """A thread per connection, at most `max_connections` open; holds what its handlers share: the settings, their
+    routes and the admission."""
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address, handler, max_connections):
-        HTTPServer.__init__(self, address, handler)
+    def __init__(self, address, settings, admission, max_connections):
+        HTTPServer.__init__(self, address, FrontDoorHandler)
+        self.settings = settings
+        self.routes = route_table(settings)
+        self.admission = admission
         self.max_connections = max_connections
         self.open_connections = 0
         self.lock = threading.Lock()
@@ -562,14 +637,13 @@ class FrontDoor(object):
         """`invocations_path`: where MMS answers /invocations, when not at /invocations (a model registered through
         its management API, as a batching server's is, is not MMS's default model); `web_page`: the HTML served at
         GET / (None: / is forwarded); `server_timing`: add the front door's duration to Server-Timing."""
+        self.settings = FrontDoorSettings(
+            upstream_port=upstream_port, health=health, max_body=max_body, upstream_timeout=upstream_timeout,
+            idle_timeout=idle_timeout, max_in_flight=max_in_flight, queue_timeout=queue_timeout,
+            execution_parameters=execution_parameters, models=models, invocations_path=invocations_path,
+            web_page=web_page, server_timing=server_timing)
         self.admission = Admission(max_in_flight)
-        handler = type("BoundFrontDoorHandler", (FrontDoorHandler,), {
-            "upstream_port": upstream_port, "health": staticmethod(health), "max_body": max_body,
-            "upstream_timeout": upstream_timeout, "timeout": idle_timeout,
-            "admission": self.admission, "max_in_flight": max_in_flight,
-            "queue_timeout": queue_timeout, "execution_parameters": execution_parameters, "models": models,
-            "invocations_path": invocations_path, "web_page": web_page, "server_timing": server_timing})
-        self.httpd = _ThreadingHTTPServer((host, port), handler, max_connections)
+        self.httpd = _FrontDoorServer((host, port), self.settings, self.admission, max_connections)
         self.port = self.httpd.server_address[1]
         self.thread = None
         self.stopping = False

@@ -7,12 +7,13 @@ import json
 from urllib.parse import urlencode
 
 
-def registration_path(name, settings, synchronous):
-    """MMS's `POST /models` path that registers the store's folder `name` with the workers and the server-side
-    batching (batch_size, max_batch_delay) the settings ask for; MMS answers once loaded only if `synchronous`."""
+def registration_path(name, settings, layout, synchronous):
+    """MMS's `POST /models` path that registers the store's folder `name` with the layout's workers and the
+    server-side batching (batch_size, max_batch_delay) the settings ask for; MMS answers once loaded only if
+    `synchronous`."""
     return "/models?" + urlencode({
         "url": name, "model_name": name, "synchronous": "true" if synchronous else "false",
-        "initial_workers": settings.workers, "batch_size": settings.server_batch_size,
+        "initial_workers": layout.workers, "batch_size": settings.server_batch_size,
         "max_batch_delay": settings.server_batch_delay_ms})
 
 
@@ -53,9 +54,9 @@ class Management(object):
             described = described[0] if described else {}
         return [worker.get("status") for worker in described.get("workers", [])]
 
-    def register(self, name, settings, synchronous, timeout):
+    def register(self, name, settings, layout, synchronous, timeout):
         """(status, body text) of registering the store's folder `name` (registration_path)."""
-        return self.request("POST", registration_path(name, settings, synchronous), timeout)
+        return self.request("POST", registration_path(name, settings, layout, synchronous), timeout)
 
     def unregister(self, name, timeout):
         """(status, body text) of unregistering model `name`: its workers stop."""

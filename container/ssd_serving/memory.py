@@ -124,7 +124,7 @@ class MemoryPlan(object):
             self.memory // MB, self.heap // MB, self.in_flight)
 
 
-def plan_memory(settings, cgroup_root="/sys/fs/cgroup"):
-    """The MemoryPlan for these settings in this container."""
+def plan_memory(settings, layout, cgroup_root="/sys/fs/cgroup"):
+    """The MemoryPlan for these settings and this worker layout (layout.WorkerLayout) in this container."""
     memory, limited = memory_size(cgroup_root)
-    return MemoryPlan(memory, settings.max_request_bytes, settings.max_concurrent_requests, settings.workers, limited)
+    return MemoryPlan(memory, settings.max_request_bytes, layout.max_concurrent_requests, layout.workers, limited)

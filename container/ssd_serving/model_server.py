@@ -17,6 +17,7 @@ import tempfile
 import time
 
 from .environment import READY_DIR_ENV
+from .layout import choose_layout
 from .management import Management
 from .ports import INTERNAL_PORTS, MMS_PORT_LIMIT, free_port, port_is_free
 
@@ -95,7 +96,10 @@ def response_timeout_setting(model_server, seconds):
     return -(-seconds // 60)
 
 
-def write_config(run_dir, store, port, mgmt_port, settings, host="0.0.0.0", model_server=None, jvm_args=None):
+def write_config(run_dir, store, port, mgmt_port, settings, host="0.0.0.0", model_server=None, jvm_args=None,
+                 layout=None):
+    """MMS's config.properties for the worker layout `layout` (default: the one chosen without the model's size)."""
+    layout = layout or choose_layout(settings)
     model_server = model_server or model_server_command()
     config = os.path.join(run_dir, "config.properties")
     lines = [
@@ -105,7 +109,7 @@ def write_config(run_dir, store, port, mgmt_port, settings, host="0.0.0.0", mode
         # MMS loads the models it finds at start with a batch size of one: a batching server registers its model
         # through the management API instead (register_batched_model)
         "load_models=%s" % ("" if settings.registers_batched_model else "ALL"),
-        "default_workers_per_model=%d" % settings.workers,
+        "default_workers_per_model=%d" % layout.workers,
         # The worker's model load (with warm-up) and each request must finish within this.
         "default_response_timeout=%d" % response_timeout_setting(model_server, settings.response_timeout),
         "default_response_timeout_seconds=%d" % settings.response_timeout,
@@ -113,7 +117,7 @@ def write_config(run_dir, store, port, mgmt_port, settings, host="0.0.0.0", mode
         "enable_envvars_config=true",
         "max_request_size=%d" % settings.max_request_bytes,
         # MMS's queue holds whatever the front door lets through (SSD_MAX_CONCURRENT_REQUESTS), and more
-        "job_queue_size=%d" % max(100, settings.max_concurrent_requests),
+        "job_queue_size=%d" % max(100, layout.max_concurrent_requests),
         # answers are kept under SSD_MAX_RESPONSE_BYTES by the handler; MMS gets room for its framing
         "max_response_size=%d" % (settings.max_response_bytes + (1 << 20)),
         "vmargs=%s" % " ".join([JVM_ARGS] + ([jvm_args] if jvm_args else [])),
@@ -132,10 +136,10 @@ def _python_path(settings):
     return os.pathsep.join(paths)
 
 
-def register_batched_model(management, settings, timeout=10.0):
+def register_batched_model(management, settings, layout, timeout=10.0):
     """Register the store's model with MMS's batching (SSD_SERVER_BATCH_SIZE, SSD_SERVER_BATCH_DELAY_MS) and the
-    workers wanted; MMS loads it in the background (wait_ready watches). Raises RuntimeError if MMS refuses."""
-    status, body = management.register(MODEL_NAME, settings, synchronous=False, timeout=timeout)
+    layout's workers; MMS loads it in the background (wait_ready watches). Raises RuntimeError if MMS refuses."""
+    status, body = management.register(MODEL_NAME, settings, layout, synchronous=False, timeout=timeout)
     if status not in (200, 202):
         raise RuntimeError("the model server refused to register the model with batch size %d: %d %s" % (
             settings.server_batch_size, status, body.strip()))
@@ -154,13 +158,15 @@ def _alive_since(pid, marked_at):
 
 
 class ModelServer(object):
-    """One MMS process group started by us, and only ours, stopped on exit."""
+    """One MMS process group started by us, and only ours, stopped on exit; its workers as `layout` says (default:
+    the layout chosen without the model's size)."""
 
     def __init__(self, port, settings, run_dir=None, handler=HANDLER, python_path=None, model_path=None,
-                 host="0.0.0.0", worker_env=None, jvm_args=None):
+                 host="0.0.0.0", worker_env=None, jvm_args=None, layout=None):
         self.port = port
         self.jvm_args = jvm_args
         self.settings = settings
+        self.layout = layout or choose_layout(settings)
         self.host = host
         self.model_path = model_path
         self.handler = handler
@@ -233,12 +239,12 @@ class ModelServer(object):
         return self.process.returncode
 
     def start(self):
-        workers, threads = self.settings.workers, self.settings.threads
+        workers, threads = self.layout.workers, self.layout.threads
         store = _write_model_store(self.store, self.handler, self.model_path, self.multi_model)
         model_server = model_server_command()
         config = write_config(self.run_dir, store, self.port, self.mgmt_port, self.settings, host=self.host,
                               jvm_args=self.jvm_args,
-                              model_server=model_server)
+                              model_server=model_server, layout=self.layout)
         env = dict(os.environ)
         env.update(self.worker_env)
         tmp = os.path.join(self.run_dir, "tmp")
@@ -263,7 +269,7 @@ class ModelServer(object):
                 return True
             if self.settings.registers_batched_model and not self._registered and self.management.answers():
                 try:
-                    register_batched_model(self.management, self.settings)
+                    register_batched_model(self.management, self.settings, self.layout)
                 except (OSError, RuntimeError) as err:
                     LOG.error("%s", err)
                     return False

@@ -24,7 +24,7 @@ import time
 from collections import OrderedDict
 
 from . import artifact
-from .errors import ModelLoadError
+from .errors import HTTPError, ModelLoadError
 from .management import Management
 from .memory import MB, free_memory, worker_estimate
 from .model_server import HANDLER
@@ -41,13 +41,11 @@ LOADING, LOADED, UNLOADING = "loading", "loaded", "unloading"
 REGISTER_GRACE_SECONDS = 30
 
 
-class ModelsError(Exception):
+class ModelsError(HTTPError):
     """A /models request that cannot be done: its HTTP status and a message for the {"error", "status"} body."""
 
     def __init__(self, status, message):
-        Exception.__init__(self, message)
-        self.status = status
-        self.message = message
+        HTTPError.__init__(self, message, status)
 
 
 def mms_name(name):
@@ -129,12 +127,14 @@ class Model(object):
 
 class Models(object):
     """The models of a multi-model endpoint, loaded into the MMS listening for management on `mgmt_port`, whose
-    model store is `store`. Thread-safe: the front door calls it from one thread per connection."""
+    model store is `store`, each with the worker layout `layout` (layout.WorkerLayout). Thread-safe: the front door
+    calls it from one thread per connection."""
 
-    def __init__(self, mgmt_port, store, settings, cgroup_root="/sys/fs/cgroup"):
+    def __init__(self, mgmt_port, store, settings, layout, cgroup_root="/sys/fs/cgroup"):
         self.management = Management(mgmt_port)
         self.store = store
         self.settings = settings
+        self.layout = layout
         self.cgroup_root = cgroup_root
         self._models = OrderedDict()
         self._lock = threading.Lock()
@@ -146,7 +146,8 @@ class Models(object):
     def _register(self, model):
         timeout = self.settings.response_timeout + REGISTER_GRACE_SECONDS
         try:
-            status, body = self.management.register(model.mms_name, self.settings, synchronous=True, timeout=timeout)
+            status, body = self.management.register(model.mms_name, self.settings, self.layout, synchronous=True,
+                                                    timeout=timeout)
         except (OSError, http.client.HTTPException) as err:
             status, body = None, "%s: %s" % (err.__class__.__name__, err)
         if status == 200:
@@ -193,7 +194,7 @@ class Models(object):
         # what one more model costs before it is loaded, when SSD_MODEL_MEMORY_MB does not say: its workers, by
         # memory.worker_estimate of the folder's fp32 weights (an int8 graph beside them is smaller)
         params = os.path.getsize(os.path.join(model_dir, artifact.PARAMS_FILE))
-        return self.settings.workers * worker_estimate(params)
+        return self.layout.workers * worker_estimate(params)
 
     def _check_memory(self, model):
         needed = self.needed_bytes(model.model_dir, model.meta)

@@ -19,6 +19,7 @@ from . import page
 from .environment import MODEL_DIR_ENV, PORT_ENV, Environment, SettingError
 from .errors import ModelLoadError
 from .front import FrontDoor
+from .layout import choose_layout
 from .memory import plan_memory
 from .model_server import ModelServer, internal_port
 from .multimodel import Models
@@ -41,7 +42,10 @@ def serve(port=None):
     try:
         settings = Environment()
         # a multi-model endpoint starts with no model: each is checked when SageMaker loads it (multimodel.py)
-        model_dir = settings.sagemaker_model_dir if settings.multi_model else preflight(settings)[0]
+        if settings.multi_model:
+            model_dir, layout = settings.sagemaker_model_dir, choose_layout(settings)
+        else:
+            model_dir, _, layout = preflight(settings)
     except (SettingError, ModelLoadError) as err:  # a bad setting stops here too, naming it
         LOG.error("not starting: %s", err)
         return EXIT_NOT_STARTED
@@ -51,15 +55,15 @@ def serve(port=None):
         worker_env[MODEL_DIR_ENV] = os.path.abspath(model_dir)
     public_port = port or settings.http_port
     # MMS on loopback only; the front door owns the public port and answers /ping honestly
-    plan = plan_memory(settings)
-    if plan.in_flight < settings.max_concurrent_requests:
+    plan = plan_memory(settings, layout)
+    if plan.in_flight < layout.max_concurrent_requests:
         LOG.warning("%d requests in flight (SSD_MAX_CONCURRENT_REQUESTS) would not fit in the model server's heap "
-                    "with %d MB of memory; letting %d through at a time", settings.max_concurrent_requests,
+                    "with %d MB of memory; letting %d through at a time", layout.max_concurrent_requests,
                     plan.memory // (1024 * 1024), plan.in_flight)
-        settings.max_concurrent_requests = plan.in_flight
+        layout = layout.limited_to(plan.in_flight)
     LOG.info(plan.describe())
     server = ModelServer(internal_port(taken=(public_port,), safe_range=settings.safe_port_range), settings,
-                         host="127.0.0.1", worker_env=worker_env, jvm_args=plan.jvm_args())
+                         host="127.0.0.1", worker_env=worker_env, jvm_args=plan.jvm_args(), layout=layout)
     warmed_up = threading.Event()
 
     def public_health():
@@ -74,9 +78,10 @@ def serve(port=None):
     try:
         front = FrontDoor(public_port, server.port, public_health, settings.max_request_bytes,
                           upstream_timeout=settings.response_timeout + UPSTREAM_GRACE_SECONDS,
-                          max_in_flight=settings.max_concurrent_requests, queue_timeout=settings.queue_timeout,
-                          execution_parameters=settings.execution_parameters(),
-                          models=Models(server.mgmt_port, server.store, settings) if settings.multi_model else None,
+                          max_in_flight=layout.max_concurrent_requests, queue_timeout=settings.queue_timeout,
+                          execution_parameters=settings.execution_parameters(layout),
+                          models=Models(server.mgmt_port, server.store, settings, layout) if settings.multi_model
+                          else None,
                           invocations_path=server.invocations_path,
                           web_page=page.html() if settings.web_page else None,
                           server_timing=settings.request_metrics)

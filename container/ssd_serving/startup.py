@@ -8,6 +8,7 @@ import time
 
 from . import artifact
 from .environment import Environment
+from .layout import choose_layout
 from .memory import memory_size, worker_estimate, workers_that_fit
 from .model import candidate_contexts, check_model_folder, find_model_dir
 
@@ -18,8 +19,8 @@ LOG = logging.getLogger("ssd_serving.serving")
 def preflight(settings=None):
     """Refuse to start (exit with a message) rather than serve a model that cannot load.
 
-    Also picks the graph the workers will load (fp32 or int8, see precision.py) and logs which and why.
-    Returns the model folder found and that choice.
+    Also picks the graph the workers will load (fp32 or int8, see precision.py) and the worker layout for it, and
+    logs which and why. Returns the model folder found, that choice and the layout (layout.WorkerLayout).
     """
     settings = settings or Environment()
     found = find_model_dir(settings=settings)
@@ -37,14 +38,14 @@ def preflight(settings=None):
     device_name = candidate_contexts(settings.context)[0][0]
     memory, limited = memory_size()
     fit = workers_that_fit(memory, params_bytes)
-    why = settings.choose_layout(params_bytes, device_name, max_workers=fit)
-    LOG.info("%d worker(s) x %d thread(s): %s", settings.workers, settings.threads, why)
-    if settings.workers > fit:
+    layout = choose_layout(settings, params_bytes, device_name, max_workers=fit)
+    LOG.info("%d worker(s) x %d thread(s): %s", layout.workers, layout.threads, layout.reason)
+    if layout.workers > fit:
         LOG.warning("%d worker(s) of about %d MB each may not fit in %s%d MB: the kernel would kill one for memory "
-                    "(the model server then starts another, and /ping answers 503 meanwhile)", settings.workers,
+                    "(the model server then starts another, and /ping answers 503 meanwhile)", layout.workers,
                     worker_estimate(params_bytes) // (1024 * 1024), "the container's " if limited else "",
                     memory // (1024 * 1024))
-    return found, choice
+    return found, choice, layout
 
 
 WARM_UP_ROUNDS = 6

@@ -129,7 +129,7 @@ def serve_until_stopped(front, server, settings, stop, warmed_up, public_port):
                  "/models/{name}/invoke, GET /ping", public_port)
         return watch(server, settings.startup_timeout, front=front, stop_requested=stop.requested)
     # through the front door, so that its path and MMS's are both warm for the first client
-    warm_up_frontend(public_port, settings.workers)
+    warm_up_frontend(public_port, server.layout.workers)
     warmed_up.set()
     LOG.info("ready: POST http://localhost:%d/invocations, GET /ping", public_port)
     return watch(server, settings.startup_timeout, front=front, stop_requested=stop.requested)

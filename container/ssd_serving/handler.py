@@ -8,7 +8,7 @@ from inspect import signature
 
 from . import artifact, timing
 from .environment import Environment
-from .errors import InferenceError, ModelLoadError, error_json
+from .errors import HTTPError, ModelLoadError, error_json
 from .multimodel import read_pointer, record_load_error
 from .request_context import RequestContext, request_header
 
@@ -140,10 +140,10 @@ class DetectionService(object):
         call.answer = payload
 
     def _run(self, call, step, *args):
-        """step(call, *args); a failure becomes the call's error answer (a 4xx for an InferenceError, else a 500)."""
+        """step(call, *args); a failure becomes the call's error answer (an HTTPError's own status, else a 500)."""
         try:
             step(call, *args)
-        except InferenceError as error:
+        except HTTPError as error:
             call.status = error.status_code
             LOG.info("request %s refused with %d: %s", call.request_id, error.status_code, error)
             call.answer = call.fail(error.status_code, error.phrase, error.body(call.request_id))

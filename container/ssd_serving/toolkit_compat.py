@@ -16,7 +16,7 @@ from __future__ import absolute_import
 import logging
 import sys
 
-from .errors import InferenceError
+from .errors import HTTPError, InferenceError
 from .media import JSON
 
 LOG = logging.getLogger(__name__)
@@ -71,9 +71,9 @@ def stock_context(argument):
 
 
 def refuse(context, error):
-    """Answer the toolkit's request with `error` (an InferenceError keeps its status, anything else is a
+    """Answer the toolkit's request with `error` (an HTTPError keeps its status, anything else is a
     500) without raising: the toolkit would append a traceback to the body."""
-    if not isinstance(error, InferenceError):
+    if not isinstance(error, HTTPError):
         LOG.exception("request failed")
         error = InferenceError("internal error: %s" % (error,))
     else:

@@ -26,13 +26,18 @@ def _request_id(context):
         return None
 
 
+_PARAMETER_COUNTS = {}  # the entry point's steps are fixed once loaded: their signatures are read once, not per request
+
+
 def _takes_context(function, given):
     """Whether `function` takes one parameter more than the `given` arguments: the request's Context, passed as
     sagemaker-inference >= 1.7 passes its own (Transformer._run_handler_function)."""
-    try:
-        return len(signature(function).parameters) == given + 1
-    except (TypeError, ValueError):  # no signature to read (a builtin, say): called without
-        return False
+    if function not in _PARAMETER_COUNTS:
+        try:
+            _PARAMETER_COUNTS[function] = len(signature(function).parameters)
+        except (TypeError, ValueError):  # no signature to read (a builtin, say): called without
+            _PARAMETER_COUNTS[function] = None
+    return _PARAMETER_COUNTS[function] == given + 1
 
 
 def _call_step(function, context, *args):

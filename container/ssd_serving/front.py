@@ -82,7 +82,12 @@ def normalise_error(status, body, request_id=None):
 
 
 class _ChunkedBodyTooLarge(Exception):
-    pass
+    """A chunked body over the limit; `drained` when all of it was read, so the connection can answer cleanly."""
+
+    def __init__(self, total, drained):
+        Exception.__init__(self, total)
+        self.total = total
+        self.drained = drained
 
 
 ADMITTED, BUSY, DRAINING = "admitted", "busy", "draining"
@@ -300,6 +305,9 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
     # --- the request body, within the limit
 
     def _read_chunked(self):
+        """The chunked body; one over the limit is read to its end and dropped (up to a few times the limit, as
+        with Content-Length) so that closing after the 413 does not reset the connection before the client
+        reads it."""
         parts, total = [], 0
         while True:
             line = self.rfile.readline(1026)
@@ -311,14 +319,25 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
             if size == 0:
                 while self.rfile.readline(1026) not in (b"\r\n", b"\n", b""):
                     pass  # trailers
+                if total > self.settings.max_body:
+                    raise _ChunkedBodyTooLarge(total, drained=True)
                 return b"".join(parts)
             total += size
+            if total > self._drain_limit():
+                raise _ChunkedBodyTooLarge(total, drained=False)
             if total > self.settings.max_body:
-                raise _ChunkedBodyTooLarge(total)
+                parts = []  # over the limit: keep reading to the end, keep nothing
+                if not self._discard(size, size) or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                    raise _ChunkedBodyTooLarge(total, drained=False)
+                continue
             chunk = self.rfile.read(size)
             if len(chunk) != size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
                 raise ValueError("the body ended inside a chunk")
             parts.append(chunk)
+
+    def _drain_limit(self):
+        """How much of a body over the limit is read and dropped so that its client can read the 413."""
+        return 4 * self.settings.max_body
 
     def _discard(self, length, limit):
         """Read and drop a body the client is sending anyway, so it can read our answer; False if too big."""
@@ -339,7 +358,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
             try:
                 return self._read_chunked()
             except _ChunkedBodyTooLarge as err:
-                self._send_error(413, self._too_large("over %d" % err.args[0]), close=True)
+                self._send_error(413, self._too_large(("%d" if err.drained else "over %d") % err.total), close=True)
             except ValueError:
                 self._send_error(400, "malformed chunked request body", close=True)
             return None
@@ -351,7 +370,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
             return None
         if length > self.settings.max_body:
             # drain bodies up to a few times the limit so the client reads a 413, not a reset connection
-            drained = self._discard(length, 4 * self.settings.max_body)
+            drained = self._discard(length, self._drain_limit())
             self._send_error(413, self._too_large(length), close=True)
             if not drained:
                 self.close_connection = True

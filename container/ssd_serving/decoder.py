@@ -127,7 +127,8 @@ def decode_image(data, target_size=None, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             image.load()
-            image = ImageOps.exif_transpose(image)
+            if orientation != 1:  # upright already: exif_transpose would only copy the pixels
+                image = ImageOps.exif_transpose(image)
             rgb = _to_rgb(image)
     except (PayloadTooLargeError, BadRequestError):
         raise

@@ -331,3 +331,19 @@ def test_a_multi_model_endpoint_lists_its_models_for_get_and_head(multi_model_do
     assert requests.get(multi_model_door.url + "/models", timeout=10).json() == {"models": []}
     head = requests.head(multi_model_door.url + "/models/", timeout=10)
     assert head.status_code == 200 and int(head.headers["Content-Length"]) > 0 and not head.content
+
+
+def test_the_connection_to_mms_sends_without_waiting_for_acknowledgements():
+    # http.client writes a request's head and body apart: with Nagle's algorithm on, the body may wait for MMS's
+    # acknowledgement of the head
+    from ssd_serving.front import _UpstreamConnection
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    connection = _UpstreamConnection("127.0.0.1", listener.getsockname()[1], timeout=5)
+    try:
+        connection.connect()
+        assert connection.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        connection.close()
+        listener.close()

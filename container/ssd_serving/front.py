@@ -58,6 +58,16 @@ _OWN_HEADERS = frozenset(["server", "date"])  # send_response writes ours
 _STAMPS = frozenset([REQUEST_ID_HEADER.lower(), RECEIVED_AT_HEADER.lower()])
 
 
+class _UpstreamConnection(http.client.HTTPConnection):
+    """The front door's keep-alive connection to MMS, with Nagle's algorithm off as on the client side
+    (disable_nagle_algorithm): http.client writes a request's head and its body in two writes, and Nagle may hold
+    the body back until MMS has acknowledged the head."""
+
+    def connect(self):
+        http.client.HTTPConnection.connect(self)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def error_body(status, message, request_id=None):
     return error_json(status, message, request_id).encode("utf-8")
 
@@ -396,7 +406,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
         for attempt in (0, 1):
             fresh = self._upstream is None
             if fresh:
-                self._upstream = http.client.HTTPConnection("127.0.0.1", self.settings.upstream_port,
+                self._upstream = _UpstreamConnection("127.0.0.1", self.settings.upstream_port,
                                                             timeout=self.settings.upstream_timeout)
             try:
                 self._upstream.request(method, path or self.path, body=body, headers=headers)

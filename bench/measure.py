@@ -125,6 +125,58 @@ def interleave(probes, rounds):
     return samples
 
 
+class LeanClient(object):
+    """A keep-alive HTTP/1.1 client on a bare socket (Nagle off), posting one body over and over: what the server's
+    own cost looks like from a client whose cost is near nothing. `requests` spends 1-2 ms of Python per request on
+    this machine (measured against this client on the same server), which is the client's, not the server's."""
+
+    def __init__(self, url, body, content_type):
+        import socket
+        from urllib.parse import urlsplit
+        address = urlsplit(url)
+        self.sock = socket.create_connection((address.hostname, address.port), timeout=120)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.request = (("POST /invocations HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n"
+                         % (address.netloc, content_type, len(body))).encode("ascii") + body)
+
+    def post(self):
+        """(status, headers as a lower-cased dict, body) of one exchange."""
+        self.sock.sendall(self.request)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise RuntimeError("the server closed the connection")
+            received += chunk
+        head, _, body = received.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = dict((k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in lines[1:]))
+        length = int(headers.get("content-length", "0"))
+        while len(body) < length:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise RuntimeError("the server closed the connection inside an answer")
+            body += chunk
+        return int(lines[0].split()[1]), headers, body
+
+
+def lean_post(url, body, content_type, timelines):
+    """A probe like timed_post's, from a LeanClient."""
+    client = []
+
+    def probe():
+        if not client:
+            client.append(LeanClient(url, body, content_type))
+        start = time.perf_counter()
+        status, headers, answer = client[0].post()
+        seconds = time.perf_counter() - start
+        if status != 200:
+            raise RuntimeError("POST /invocations answered %d: %s" % (status, answer[:500]))
+        timelines.append(timeline(headers.get("server-timing"), seconds * 1000.0))
+        return [seconds]
+    return probe
+
+
 def timed_post(session, url, body, content_type, request_ids=None, timelines=None):
     """A probe posting `body`; the ids of its answers (X-Ssd-Request-Id) go to `request_ids`, each answer's timeline
     (its Server-Timing and the client's own time) to `timelines`."""
@@ -163,7 +215,9 @@ def timeline(server_timing, client_ms):
     return {"client_and_network": client_ms - durations["front"], "front_read": durations["read"],
             "to_worker": to_worker, "worker": durations["worker"],
             "back_from_worker": durations["upstream"] - to_worker - durations["worker"],
-            "front_write": durations["front"] - durations["read"] - durations["upstream"], "client": client_ms}
+            "front_write": durations["front"] - durations["read"] - durations["upstream"], "client": client_ms,
+            # the server's own cost outside the worker's stages, the queue included: issue 22's "hops"
+            "outside_worker": durations["front"] - durations["worker"]}
 
 
 def timeline_summary(timelines):
@@ -172,7 +226,7 @@ def timeline_summary(timelines):
     if not measured:
         return {"skipped": "no answer carried a Server-Timing header"}
     result = dict((part, float(np.percentile([t[part] for t in measured], 50)))
-                  for part in [p for p, _ in TIMELINE_PARTS] + ["client"])
+                  for part in [p for p, _ in TIMELINE_PARTS] + ["client", "outside_worker"])
     result["requests"] = len(measured)
     return result
 
@@ -265,7 +319,7 @@ class ModelMeasurement(object):
         self.servers = {}
         # the answers' ids, to find each request's stages in the server's log, and their timelines
         self.answered = {"served": [], "int8": []}
-        self.timelines = {"served": [], "noop": []}
+        self.timelines = {"served": [], "noop": [], "served_lean": [], "noop_lean": []}
 
     def run(self):
         log("%s: loading the floor processes (%d thread(s)) and the servers" % (self.name, self.cores))
@@ -367,8 +421,12 @@ class ModelMeasurement(object):
         for body in BODIES:
             probes.append(posting("served", body, request_ids=answered["served"] if body == "jpeg_640x480" else None,
                                   timelines=timelines["served"] if body == "jpeg_640x480" else None))
+        probes.append(("served:jpeg_640x480_lean", lean_post(servers["served"].url, *request_body(photos, "jpeg_640x480"),
+                                                              timelines=timelines["served_lean"]), 1))
         if "noop" in servers:
             probes.append(posting("noop", "jpeg_640x480", timelines=timelines["noop"]))
+            probes.append(("noop:jpeg_640x480_lean", lean_post(servers["noop"].url, *request_body(
+                photos, "jpeg_640x480"), timelines=timelines["noop_lean"]), 1))
         if "alternative" in servers:
             probes.append(posting("alternative", "jpeg_640x480"))
         probes.append(posting("batched", "jpeg_640x480"))
@@ -418,9 +476,11 @@ class ModelMeasurement(object):
         entry["served"] = self.server_entry("served", samples)
         entry["served"]["worker_stages_ms"] = worker_stages(servers["served"], self.answered["served"])
         entry["served"]["timeline_ms"] = timeline_summary(self.timelines["served"])
+        entry["served"]["timeline_lean_client_ms"] = timeline_summary(self.timelines["served_lean"])
         if "noop" in servers:
             entry["noop"] = self.server_entry("noop", samples)
             entry["noop"]["timeline_ms"] = timeline_summary(self.timelines["noop"])
+            entry["noop"]["timeline_lean_client_ms"] = timeline_summary(self.timelines["noop_lean"])
         entry["batched"] = self.server_entry("batched", samples)
         entry["batched"].update({"server_batch_size": SERVER_BATCH_SIZE,
                                  "server_batch_delay_ms": SERVER_BATCH_DELAY_MS})

@@ -44,10 +44,14 @@ def test_quick_bench_writes_the_table_and_json(tmp_path):
     # one request's timeline from its Server-Timing, for the demo model and for a no-op entry point (the serving
     # path's own cost): the parts add up to what the client measured, and the no-op's worker did no forward
     for section in ("served", "noop"):
-        timeline = demo[section]["timeline_ms"]
-        parts = ("client_and_network", "front_read", "to_worker", "worker", "back_from_worker", "front_write")
-        assert timeline["requests"] > 0 and sum(timeline[p] for p in parts) > 0, timeline
+        for client in ("timeline_ms", "timeline_lean_client_ms"):  # from `requests` and from a bare socket
+            timeline = demo[section][client]
+            parts = ("client_and_network", "front_read", "to_worker", "worker", "back_from_worker", "front_write")
+            assert timeline["requests"] > 0 and sum(timeline[p] for p in parts) > 0, timeline
+            assert 0 < timeline["outside_worker"] < timeline["client"], timeline
+        assert demo[section]["latency_ms"]["jpeg_640x480_lean"]["p50"] > 0
         assert "one request's timeline" in done.stdout and "no-op entry point" in done.stdout
+        assert "from a lean client" in done.stdout
     assert demo["noop"]["latency_ms"]["jpeg_640x480"]["p50"] > 0
     # MMS's server-side batching, end to end: the requests at concurrency 8 reached the workers together
     batched = demo["batched"]
@@ -58,7 +62,9 @@ def test_quick_bench_writes_the_table_and_json(tmp_path):
     assert demo["ratios"]["batched_rps_over_default_c8"] > 0 and "server-side batching (MMS batch_size 4" in done.stdout
     if demo["floor"]["device"] == "cpu":
         assert demo["int8"]["floor"]["precision"] == "int8" and demo["int8"]["accuracy"]["drop_points"] is not None
-    for name in ("e2e_p50_over_floor", "speedup_vs_original_p50", "first_over_steady", "jpeg_12mp_over_640"):
+    for name in ("e2e_p50_over_floor", "speedup_vs_original_p50", "first_over_steady",
+                 "jpeg_12mp_less_decode_floor_over_640", "outside_worker_lean_p50_ms", "noop_outside_worker_lean_p50_ms",
+                 "decode_preprocess_p50_ms"):
         # whether a target is met is this machine's; that the report says so truly is the bench's
         target = demo["targets"][name]
         op, limit = target["target"].split()

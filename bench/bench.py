@@ -76,6 +76,27 @@ def prepare_models(keys, models_dir, want_int8, ei):
     return prepared
 
 
+def recompute(path, out):
+    """The ratios, targets and table of the run in `path`, from its measured rows, by this report.py; the results
+    say which commit recomputed them."""
+    with open(path) as stream:
+        results = json.load(stream)
+    on_cpu = results["host"].get("gpus", 0) == 0
+    for key, entry in results["models"].items():
+        entry["ratios"] = ratios_for(entry)
+        if on_cpu:
+            entry["deploy_targets"] = deploy_targets_for(entry)
+        entry["targets"] = targets_for(key, entry["ratios"])
+    results["targets"] = TARGETS
+    results["table"] = table(results)
+    results["recomputed_by"] = host_info().get("git_commit")
+    with open(out, "w") as stream:
+        json.dump(results, stream, indent=2, sort_keys=True)
+    print(results["table"])
+    log("ratios, targets and table of %s recomputed into %s" % (path, out))
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a smoke run: few requests, short throughput windows")
@@ -86,7 +107,12 @@ def main(argv=None):
                         help="tag of the image built and cold-started")
     parser.add_argument("--skip-original", action="store_true", help="leave out the original approach")
     parser.add_argument("--out", default=os.path.join(ROOT, "build", "bench", "latest.json"))
+    parser.add_argument("--recompute", metavar="RESULTS",
+                        help="measure nothing: compute the ratios, targets and table of a run's results file again "
+                             "with this version's report.py (when a figure was added to it after the run), into --out")
     args = parser.parse_args(argv)
+    if args.recompute:
+        return recompute(args.recompute, args.out)
     plan = Plan(args.quick)
     keys = [k.strip() for k in args.models.split(",") if k.strip()]
     work = os.path.join(ROOT, "build", "bench")

@@ -83,6 +83,9 @@ def ratios_for(entry):
         "noop_outside_worker_lean_p50_ms": entry.get("noop", {}).get("timeline_lean_client_ms", {}).get(
             "outside_worker"),
         "decode_preprocess_p50_ms": _sum(served.get("worker_stages_ms", {}), ("Decode", "Preprocess")),
+        # the same stages back to back in a clean process (floor.py --stages): no idle wait before each request
+        "decode_preprocess_clean_p50_ms": _sum(dict((k, v["p50"]) for k, v in entry["floor"].get(
+            "stages_ms", {}).items()), ("decode_640x480", "preprocess_640x480")),
         "worker_forward_over_floor": ratio(served.get("worker_stages_ms", {}).get("Forward"), floor_p50),
         # the same with the floor at the worker's threads (the floor itself where the worker has every core)
         "worker_forward_over_floor_at_its_threads": ratio(
@@ -278,7 +281,8 @@ def table(report):
              "speedup_vs_original_p50_jpeg_in", "speedup_vs_original_all_cores_p50", "speedup_vs_original_mxnet14_p50",
              "int8_speedup_vs_original_mxnet14_p50", "first_over_steady", "first_after_ready_over_steady",
              "e2e_lean_p50_over_floor", "e2e_lean_p50_over_floor_at_worker_threads", "outside_worker_p50_ms",
-             "outside_worker_lean_p50_ms", "decode_preprocess_p50_ms", "noop_outside_worker_lean_p50_ms",
+             "outside_worker_lean_p50_ms", "decode_preprocess_p50_ms", "decode_preprocess_clean_p50_ms",
+             "noop_outside_worker_lean_p50_ms",
              "jpeg_12mp_over_640", "jpeg_12mp_less_decode_floor_over_640", "base64_12mp_over_640", "fusion_speedup", "batch4_forward_per_image_gain",
              "alternative_p50_over_default", "alternative_peak_rps_over_default", "batched_p50_over_default",
              "batched_rps_over_default_c%d" % DEPLOY_CONCURRENCY, "int8_floor_speedup",

@@ -146,7 +146,9 @@ def bench_run(r):
     return ("`make bench` on %s, started %s, %s%s: %s; MXNet %s; load average %.2f at the start, %.2f at the end"
             % (_commit_words(host), started, minutes(r.bench("duration_s")),
                " (QUICK: a smoke run, not for comparison)" if d.get("quick") else "", _host_words(host),
-               " and ".join([served] + others), r.bench("load_before")[0], r.bench("load_after")[0]))
+               " and ".join([served] + others), r.bench("load_before")[0], r.bench("load_after")[0])
+            + ("; its ratios, targets and table computed again by commit %s from the same measurements "
+               "(bench.py --recompute)" % d["recomputed_by"] if d.get("recomputed_by") else ""))
 
 
 def bench_duration(r):
@@ -191,12 +193,26 @@ def int8_host(r):
 def _target_detail(r, name, model):
     prefix = "models.%s." % model
     if name == "e2e_p50_over_floor":
-        return "%s ms against a %s ms forward" % (ms(r.bench(prefix + "served.latency_ms.jpeg_640x480.p50")),
-                                                  ms(r.bench(prefix + "floor.forward_ms.p50")))
-    if name == "jpeg_12mp_over_640":
+        detail = "%s ms against a %s ms forward" % (ms(r.bench(prefix + "served.latency_ms.jpeg_640x480.p50")),
+                                                    ms(r.bench(prefix + "floor.forward_ms.p50")))
+        lean = r.source("bench")["models"][model]["ratios"].get("e2e_lean_p50_over_floor")
+        if lean is not None:
+            detail += "; from a lean client %s, and %s against the floor at the worker's threads" % (
+                times(lean), times(r.bench(prefix + "ratios.e2e_lean_p50_over_floor_at_worker_threads")))
+        return detail
+    if name == "jpeg_12mp_less_decode_floor_over_640":
         stages = r.bench(prefix + "floor.stages_ms")
-        return "the 12 MP JPEG decoded at reduced scale in %s ms, not %s" % (
-            ms(stages["decode_12mp_reduced"]["p50"]), ms(stages["decode_12mp_full"]["p50"]))
+        return "12 MP %s ms, of which decoding it at reduced scale %s ms (in full: %s ms); 640x480 %s ms" % (
+            ms(r.bench(prefix + "served.latency_ms.jpeg_12mp.p50")), ms(stages["decode_12mp_reduced"]["p50"]),
+            ms(stages["decode_12mp_full"]["p50"]), ms(r.bench(prefix + "served.latency_ms.jpeg_640x480.p50")))
+    if name == "decode_preprocess_p50_ms":
+        stages = r.bench(prefix + "served.worker_stages_ms")
+        return "decode %s + preprocess %s ms in the worker; %s ms in a clean process" % (
+            ms(stages["Decode"]), ms(stages["Preprocess"]), ms(r.bench(prefix + "ratios.decode_preprocess_clean_p50_ms")))
+    if name == "outside_worker_lean_p50_ms":
+        return "from requests' client: %s ms" % ms(r.bench(prefix + "ratios.outside_worker_p50_ms"))
+    if name == "noop_outside_worker_lean_p50_ms":
+        return "end to end from the lean client %s ms" % ms(r.bench(prefix + "noop.latency_ms.jpeg_640x480_lean.p50"))
     if name == "speedup_vs_original_p50":
         return "against one single-threaded worker per core; %s against one worker on all cores; %s against it on " \
             "MXNet 1.4.1" % (times(r.bench(prefix + "ratios.speedup_vs_original_all_cores_p50")),
@@ -218,7 +234,7 @@ def targets(r):
         meaning = names[name][2]
         for model in ("default", "demo"):
             found = r.source("bench")["models"].get(model, {}).get("targets", {}).get(name)
-            if not found:
+            if not found or found["value"] is None:  # e.g. the no-op's figure, measured beside the demo model only
                 continue
             value = found["value"]
             shown = ms(value) + " ms" if name.endswith("_ms") else (
@@ -300,6 +316,33 @@ def worker_forward(r):
 def demo_costs(r):
     return "a %s ms forward, and %s ms more end to end" % (ms(r.bench("models.demo.floor.forward_ms.p50")),
                                                             ms(r.bench("models.demo.ratios.e2e_p50_minus_floor_ms")))
+
+
+# one request laid out end to end (bench/measure.py TIMELINE_PARTS), with the labels docs/performance.md explains
+_TIMELINE_COLUMNS = (("client_and_network", "client"), ("front_read", "front door read"),
+                     ("to_worker", "to the worker"), ("worker", "worker"), ("back_from_worker", "back"),
+                     ("front_write", "front door write"), ("outside_worker", "outside the worker"),
+                     ("client", "end to end"))
+
+
+def request_timeline(r):
+    """The demo model's and the no-op entry point's requests laid out end to end, from each client, p50 ms."""
+    rows = ["| %s | %s |" % ("request", " | ".join(label for _, label in _TIMELINE_COLUMNS)),
+            "| --- |%s" % (" --- |" * len(_TIMELINE_COLUMNS))]
+    for section, what in (("served", "demo model"), ("noop", "no-op entry point")):
+        for key, client in (("timeline_lean_client_ms", "lean client"), ("timeline_ms", "requests")):
+            timeline = r.bench("models.demo.%s.%s" % (section, key))
+            rows.append("| %s, %s | %s |" % (what, client, " | ".join(ms(timeline[part])
+                                                                      for part, _ in _TIMELINE_COLUMNS)))
+    return "\n".join(rows)
+
+
+def decode_preprocess(r):
+    """The demo model's decode and preprocess of a 640x480 JPEG in its worker and back to back in a clean process."""
+    stages, clean = r.bench("models.demo.served.worker_stages_ms"), r.bench("models.demo.floor.stages_ms")
+    return "decode %s + preprocess %s ms in the worker, and %s + %s ms in a clean process" % (
+        ms(stages["Decode"]), ms(stages["Preprocess"]), ms(clean["decode_640x480"]["p50"]),
+        ms(clean["preprocess_640x480"]["p50"]))
 
 
 def workers_threads(r):
@@ -551,6 +594,8 @@ BLOCKS = {
     "fusion-speedup": (False, fusion_speedup),
     "original-all-cores": (False, original_all_cores),
     "demo-costs": (False, demo_costs),
+    "request-timeline": (True, request_timeline),
+    "decode-preprocess": (False, decode_preprocess),
     "original-mxnet14": (False, original_mxnet14),
     "batching": (False, batching),
     "server-batching": (True, server_batching),

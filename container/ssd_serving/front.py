@@ -407,7 +407,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
             fresh = self._upstream is None
             if fresh:
                 self._upstream = _UpstreamConnection("127.0.0.1", self.settings.upstream_port,
-                                                            timeout=self.settings.upstream_timeout)
+                                                     timeout=self.settings.upstream_timeout)
             try:
                 self._upstream.request(method, path or self.path, body=body, headers=headers)
                 reply = self._upstream.getresponse()

@@ -115,7 +115,8 @@ class Detector(mx.gluon.Block):
         return self.net(x)
 
     def preprocess(self, rgb):
-        """The network's input for an HxWx3 uint8 image; a numpy image lends its memory and becomes read-only."""
+        """The network's input for an HxWx3 uint8 image; a numpy image that MXNet resizes (MXNet 1.4.1's stack, or
+        bicubic) lends it its memory and becomes read-only."""
         return ssd_val_transform(rgb, self.input_width, self.input_height,
                                  self.meta["mean"], self.meta["std"], borrow=True)
 

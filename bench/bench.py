@@ -38,6 +38,7 @@ class Plan(object):
         # every measured request and forward runs once per round (some every other round), interleaved
         self.rounds = 3 if quick else 30
         self.stage_runs = 3 if quick else 15
+        self.idle_gap_requests = 20 if quick else 200  # the no-op's requests at each idle wait
         self.throughput_s = 0.5 if quick else 8.0
         self.eval_scenes = 4 if quick else 300
 

@@ -24,6 +24,8 @@ DEPLOY_CONCURRENCY = 8  # the deploy targets' throughput is compared at this con
 SERVER_BATCH_SIZE = 4
 SERVER_BATCH_DELAY_MS = 10
 BODIES = ("jpeg_640x480", "base64_json_640x480", "jpeg_12mp", "base64_json_12mp")
+# the entry point that answers at once (bench/noop): the serving path's own cost, apart from any model
+NOOP_ENTRY_POINT = {"SAGEMAKER_PROGRAM": "noop_inference.py", "PYTHONPATH": os.path.join(HERE, "noop")}
 
 
 # ----------------------------------------------------------------------------------------- inputs
@@ -159,6 +161,9 @@ class LeanClient(object):
             body += chunk
         return int(lines[0].split()[1]), headers, body
 
+    def close(self):
+        self.sock.close()
+
 
 def lean_post(url, body, content_type, timelines):
     """A probe like timed_post's, from a LeanClient."""
@@ -175,6 +180,64 @@ def lean_post(url, body, content_type, timelines):
         timelines.append(timeline(headers.get("server-timing"), seconds * 1000.0))
         return [seconds]
     return probe
+
+
+# A process that echoes each byte it reads on the socket it is given (its file descriptor, argv[1]) until EOF
+_ECHO_PROCESS = """import socket, sys
+sock = socket.socket(fileno=int(sys.argv[1]))
+while True:
+    byte = sock.recv(1)
+    if not byte:
+        break
+    sock.sendall(byte)
+"""
+
+
+def wake_round_trip_us(gap_s, count):
+    """p50 microseconds of a one-byte round trip to another process over a Unix socket pair, each sent after `gap_s`
+    seconds of idleness: what waking a sleeping process costs on this machine, which each hop of a request pays."""
+    import socket
+    ours, theirs = socket.socketpair()
+    echo = subprocess.Popen([sys.executable, "-c", _ECHO_PROCESS, str(theirs.fileno())], pass_fds=(theirs.fileno(),))
+    theirs.close()
+    seconds = []
+    try:
+        ours.settimeout(30)
+        for index in range(count + 1):  # the first one only waits for the echo process to start
+            if gap_s:
+                time.sleep(gap_s)
+            start = time.perf_counter()
+            ours.sendall(b"x")
+            if ours.recv(1) != b"x":
+                raise RuntimeError("the echo process did not echo")
+            if index:
+                seconds.append(time.perf_counter() - start)
+    finally:
+        ours.close()
+        echo.wait(30)
+    return round(float(np.percentile(seconds, 50)) * 1e6, 1)
+
+
+def idle_gap_probe(url, body, content_type, gap_ms, count, warm_up=10):
+    """`count` requests from one LeanClient, each sent `gap_ms` after the last answer, laid out (timeline_summary), with
+    a bare process wake-up after the same wait beside them."""
+    client = LeanClient(url, body, content_type)
+    timelines = []
+    try:
+        for index in range(warm_up + count):
+            if gap_ms:
+                time.sleep(gap_ms / 1000.0)
+            start = time.perf_counter()
+            status, headers, answer = client.post()
+            client_ms = (time.perf_counter() - start) * 1000.0
+            if status != 200:
+                raise RuntimeError("POST /invocations answered %d: %s" % (status, answer[:500]))
+            if index >= warm_up:
+                timelines.append(timeline(headers.get("server-timing"), client_ms))
+    finally:
+        client.close()
+    return {"gap_ms": gap_ms, "timeline_ms": timeline_summary(timelines),
+            "wake_round_trip_us": wake_round_trip_us(gap_ms / 1000.0, count)}
 
 
 def timed_post(session, url, body, content_type, request_ids=None, timelines=None):
@@ -319,7 +382,8 @@ class ModelMeasurement(object):
         self.servers = {}
         # the answers' ids, to find each request's stages in the server's log, and their timelines
         self.answered = {"served": [], "int8": []}
-        self.timelines = {"served": [], "noop": [], "served_lean": [], "noop_lean": []}
+        self.timelines = {"served": [], "noop": [], "served_lean": [], "noop_lean": [], "ei": [], "ei_lean": [],
+                          "noop_ei_lean": []}
 
     def run(self):
         log("%s: loading the floor processes (%d thread(s)) and the servers" % (self.name, self.cores))
@@ -338,6 +402,8 @@ class ModelMeasurement(object):
                 samples = interleave(probes, self.plan.rounds)
                 self.record_floors(samples, stages)
                 self.record_servers(samples)
+                if "noop" in self.servers:
+                    self.entry["noop"]["idle_gaps"] = self.measure_idle_gaps()
                 self.measure_throughput()
                 self.entry["batched"]["requests_per_worker_call"] = requests_per_worker_call(self.servers["batched"])
                 self.record_memory()
@@ -375,8 +441,11 @@ class ModelMeasurement(object):
         int8_dir, ei_dir = self.int8_dir, self.ei_dir
         specs = [("served", lambda: our_server("%s-served" % key, spec["dir"], log_dir))]
         if key == "demo":  # the serving path's own cost, apart from any model: once is enough
-            specs.append(("noop", lambda: our_server("noop", spec["dir"], log_dir, layout=served_layout, extra_env={
-                "SAGEMAKER_PROGRAM": "noop_inference.py", "PYTHONPATH": os.path.join(HERE, "noop")})))
+            specs.append(("noop", lambda: our_server("noop", spec["dir"], log_dir, layout=served_layout,
+                                                     extra_env=NOOP_ENTRY_POINT)))
+            if ei_dir:  # and on the ei image's stack (MXNet 1.4.1's Python, mxnet-model-server 1.0.5)
+                specs.append(("noop_ei", lambda: our_server("noop-ei-stack", ei_dir, log_dir, python=spec["ei_python"],
+                                                            layout=served_layout, extra_env=NOOP_ENTRY_POINT)))
         if cores > 1 and not plan.quick:
             specs.append(("alternative", lambda: our_server("%s-%s" % (key, other_layout), spec["dir"], log_dir,
                                                             layout=other_layout)))
@@ -434,7 +503,12 @@ class ModelMeasurement(object):
             probes.append(("int8_floor", lambda: floors["int8"].forward(1), 1))
             probes.append(posting("int8", "jpeg_640x480", request_ids=answered["int8"]))
         if "ei" in servers:
-            probes.append(posting("ei", "jpeg_640x480"))
+            probes.append(posting("ei", "jpeg_640x480", timelines=timelines["ei"]))
+            probes.append(("ei:jpeg_640x480_lean", lean_post(servers["ei"].url, *request_body(photos, "jpeg_640x480"),
+                                                             timelines=timelines["ei_lean"]), 1))
+        if "noop_ei" in servers:
+            probes.append(("noop_ei:jpeg_640x480_lean", lean_post(servers["noop_ei"].url, *request_body(
+                photos, "jpeg_640x480"), timelines=timelines["noop_ei_lean"]), 1))
         if "original" in servers:
             probes.append(posting("original", "base64_json_640x480"))
             probes.append(posting("original", "base64_json_12mp", every=2))
@@ -508,8 +582,28 @@ class ModelMeasurement(object):
             entry["ei_stack"] = self.server_entry("ei", samples)
             entry["ei_stack"]["model_dir"] = self.ei_dir
             check_ei_stack(entry["ei_stack"], spec["ei_python"])
+            entry["ei_stack"]["timeline_ms"] = timeline_summary(self.timelines["ei"])
+            entry["ei_stack"]["timeline_lean_client_ms"] = timeline_summary(self.timelines["ei_lean"])
         else:
             entry["ei_stack"] = {"skipped": spec.get("ei_skipped") or "not measured"}
+        if "noop_ei" in servers:
+            entry["noop_ei"] = self.server_entry("noop_ei", samples)
+            check_ei_stack(entry["noop_ei"], spec["ei_python"])
+            entry["noop_ei"]["timeline_lean_client_ms"] = timeline_summary(self.timelines["noop_ei_lean"])
+        elif "noop" in servers:
+            entry["noop_ei"] = {"skipped": spec.get("ei_skipped") or "not measured"}
+
+    def measure_idle_gaps(self):
+        """The no-op's requests from a lean client back to back, then each after as long an idle wait as the served
+        model's worker takes (the wait every hop of a real request follows), with a bare process wake-up after the
+        same waits beside them: what the hops cost once the machine has gone idle, apart from any model."""
+        served_worker_ms = self.entry["served"]["timeline_lean_client_ms"].get("worker")
+        gaps_ms = [0.0] + ([round(served_worker_ms, 1)] if served_worker_ms else [])
+        body, content_type = request_body(self.photos, "jpeg_640x480")
+        log("%s: the no-op's requests after idle waits of %s ms, %d each" % (
+            self.name, " and ".join("%g" % gap for gap in gaps_ms), self.plan.idle_gap_requests))
+        return [idle_gap_probe(self.servers["noop"].url, body, content_type, gap, self.plan.idle_gap_requests)
+                for gap in gaps_ms]
 
     def measure_throughput(self):
         """The two worker layouts in turn at each concurrency, again under the same load, and at DEPLOY_CONCURRENCY

@@ -19,6 +19,8 @@ TARGETS = {
     "noop_outside_worker_lean_p50_ms": ("<=", 2.0, "the no-op entry point's (bench/noop) time outside its worker's "
                                                    "stages, its queue included, p50 ms, 640x480 JPEG from a lean "
                                                    "client"),
+    "noop_ei_outside_worker_lean_p50_ms": ("<=", 2.0, "the same on the ei image's stack (MXNet 1.4.1's Python, "
+                                                      "mxnet-model-server 1.0.5)"),
     "outside_worker_lean_p50_ms": ("<=", {"demo": 2.0},
                                    "the server's own time outside the worker's stages, its queue included (front "
                                    "door total - worker), p50 ms, 640x480 JPEG from a lean client"),
@@ -59,6 +61,15 @@ def batch_gain(stages):
         return None
 
 
+def noop_after_idle(entry, which):
+    """The no-op's time outside its worker, lean client, sent back to back (`which` 0) or after the longest idle wait
+    (-1) of measure.idle_gap_probe; None when not measured."""
+    gaps = entry.get("noop", {}).get("idle_gaps") or []
+    if not gaps or (which == -1 and not gaps[-1]["gap_ms"]):
+        return None
+    return gaps[which]["timeline_ms"].get("outside_worker")
+
+
 def ratios_for(entry):
     served, original = entry.get("served", {}), entry.get("original", {})
     floor_p50 = entry["floor"]["forward_ms"]["p50"]
@@ -83,6 +94,15 @@ def ratios_for(entry):
         "outside_worker_p50_ms": served.get("timeline_ms", {}).get("outside_worker"),
         "outside_worker_lean_p50_ms": served.get("timeline_lean_client_ms", {}).get("outside_worker"),
         "noop_outside_worker_lean_p50_ms": entry.get("noop", {}).get("timeline_lean_client_ms", {}).get(
+            "outside_worker"),
+        # the same requests one after the other with no wait, and each after an idle wait as long as the served
+        # model's worker (measure.ModelMeasurement.measure_idle_gaps): the part of the hops that is the machine's
+        # waking from idle, not the code's
+        "noop_outside_worker_back_to_back_p50_ms": noop_after_idle(entry, 0),
+        "noop_outside_worker_after_idle_p50_ms": noop_after_idle(entry, -1),
+        "ei_outside_worker_lean_p50_ms": entry.get("ei_stack", {}).get("timeline_lean_client_ms", {}).get(
+            "outside_worker"),
+        "noop_ei_outside_worker_lean_p50_ms": entry.get("noop_ei", {}).get("timeline_lean_client_ms", {}).get(
             "outside_worker"),
         "decode_preprocess_p50_ms": _sum(served.get("worker_stages_ms", {}), ("Decode", "Preprocess")),
         # the same stages back to back in a clean process (floor.py --stages): no idle wait before each request
@@ -185,6 +205,18 @@ def fmt(value, unit=""):
     return str(value) + unit
 
 
+def idle_gap_text(gap):
+    timeline = gap["timeline_ms"]
+    return "%s: %s / %s / %s; %s" % (fmt(gap["gap_ms"]), fmt(timeline["outside_worker"]), fmt(timeline["to_worker"]),
+                                     fmt(timeline["back_from_worker"]), fmt(gap["wake_round_trip_us"]))
+
+
+def lean_timeline_text(section, timeline_parts):
+    timeline = section["timeline_lean_client_ms"]
+    return "%s / %s / %s" % (fmt(p50(section, "jpeg_640x480_lean")), fmt(timeline["outside_worker"]),
+                             " / ".join(fmt(timeline[p]) for p in timeline_parts))
+
+
 def lat(section, body):
     try:
         entry = section["latency_ms"][body]
@@ -239,6 +271,13 @@ def table(report):
         lambda e: "%s / %s / %s" % (fmt(p50(e["noop"], "jpeg_640x480_lean")),
                                     fmt(e["noop"]["timeline_lean_client_ms"]["outside_worker"]),
                                     " / ".join(fmt(e["noop"]["timeline_lean_client_ms"][p]) for p in timeline_parts)))
+    add("  after an idle wait, lean client: wait ms: outside the worker / to the worker / back ms; a wake-up us",
+        lambda e: "; ".join(idle_gap_text(gap) for gap in e["noop"]["idle_gaps"]))
+    for section, label in (("ei_stack", "ei stack (MXNet 1.4.1, mxnet-model-server 1.0.5), lean client"),
+                           ("noop_ei", "  its no-op entry point, lean client")):
+        add(label + ": p50 ms / outside the worker / timeline",
+            lambda e, s=section: lean_timeline_text(e[s], timeline_parts) if "timeline_lean_client_ms" in e.get(s, {})
+            else e.get(s, {}).get("skipped", "-"))
     add("start: /ping healthy / model loaded, s after launch", lambda e: "%s / %s" % (
         fmt(e["start"]["ping_healthy_s"]), fmt(e["start"]["model_ready_s"])))
     add("first request sent when /ping turns healthy, ms", lambda e: fmt(e["start"]["first_request_after_ping_ms"]))
@@ -284,7 +323,9 @@ def table(report):
              "int8_speedup_vs_original_mxnet14_p50", "first_over_steady", "first_after_ready_over_steady",
              "e2e_lean_p50_over_floor", "e2e_lean_p50_over_floor_at_worker_threads", "outside_worker_p50_ms",
              "outside_worker_lean_p50_ms", "decode_preprocess_p50_ms", "decode_preprocess_clean_p50_ms",
-             "noop_outside_worker_lean_p50_ms",
+             "noop_outside_worker_lean_p50_ms", "noop_outside_worker_back_to_back_p50_ms",
+             "noop_outside_worker_after_idle_p50_ms", "ei_outside_worker_lean_p50_ms",
+             "noop_ei_outside_worker_lean_p50_ms",
              "jpeg_12mp_over_640", "jpeg_12mp_less_decode_floor_over_640", "base64_12mp_over_640", "fusion_speedup", "batch4_forward_per_image_gain",
              "alternative_p50_over_default", "alternative_peak_rps_over_default", "batched_p50_over_default",
              "batched_rps_over_default_c%d" % DEPLOY_CONCURRENCY, "int8_floor_speedup",

@@ -53,6 +53,14 @@ def test_quick_bench_writes_the_table_and_json(tmp_path):
         assert "one request's timeline" in done.stdout and "no-op entry point" in done.stdout
         assert "from a lean client" in done.stdout
     assert demo["noop"]["latency_ms"]["jpeg_640x480"]["p50"] > 0
+    # the no-op's requests back to back, then each after as long a wait as the served model's worker took, with a
+    # bare process wake-up after the same waits: the idle machine's part of the hops, measured apart
+    gaps = demo["noop"]["idle_gaps"]
+    assert [gap["gap_ms"] for gap in gaps] == [0.0, round(demo["served"]["timeline_lean_client_ms"]["worker"], 1)]
+    for gap in gaps:
+        assert gap["timeline_ms"]["requests"] == 20 and 0 < gap["timeline_ms"]["outside_worker"], gap
+        assert gap["wake_round_trip_us"] > 0
+    assert "after an idle wait, lean client" in done.stdout
     # MMS's server-side batching, end to end: the requests at concurrency 8 reached the workers together
     batched = demo["batched"]
     assert batched["server_batch_size"] == 4 and batched["latency_ms"]["jpeg_640x480"]["p50"] > 0
@@ -62,6 +70,8 @@ def test_quick_bench_writes_the_table_and_json(tmp_path):
     assert demo["ratios"]["batched_rps_over_default_c8"] > 0 and "server-side batching (MMS batch_size 4" in done.stdout
     if demo["floor"]["device"] == "cpu":
         assert demo["int8"]["floor"]["precision"] == "int8" and demo["int8"]["accuracy"]["drop_points"] is not None
+    assert demo["ratios"]["noop_outside_worker_back_to_back_p50_ms"] == gaps[0]["timeline_ms"]["outside_worker"]
+    assert demo["ratios"]["noop_outside_worker_after_idle_p50_ms"] == gaps[1]["timeline_ms"]["outside_worker"]
     for name in ("e2e_p50_over_floor", "speedup_vs_original_p50", "first_over_steady",
                  "jpeg_12mp_less_decode_floor_over_640", "outside_worker_lean_p50_ms", "noop_outside_worker_lean_p50_ms",
                  "decode_preprocess_p50_ms"):
@@ -86,6 +96,16 @@ def assert_deploy_targets(demo, stdout):
     assert ei["stack"]["mxnet"] == "1.4.1" and ei["stack"]["model_server"] == "mxnet-model-server"
     assert os.path.dirname(ei["stack"]["worker_python"]) == os.path.dirname(ei["stack"]["python"])
     assert ei["rss_mb_per_worker"]
+    # one request laid out on the ei stack too, for the demo model and for the no-op entry point on that stack
+    noop_ei = demo["noop_ei"]
+    assert noop_ei["stack"]["mxnet"] == "1.4.1" and noop_ei["stack"]["model_server"] == "mxnet-model-server"
+    for timeline in (ei["timeline_ms"], ei["timeline_lean_client_ms"], noop_ei["timeline_lean_client_ms"]):
+        assert timeline["requests"] > 0 and 0 < timeline["outside_worker"] < timeline["client"], timeline
+    assert demo["ratios"]["ei_outside_worker_lean_p50_ms"] == ei["timeline_lean_client_ms"]["outside_worker"]
+    target = demo["targets"]["noop_ei_outside_worker_lean_p50_ms"]
+    assert target["value"] == noop_ei["timeline_lean_client_ms"]["outside_worker"]
+    assert target["met"] is (target["value"] <= 2.0)
+    assert "ei stack (MXNet 1.4.1, mxnet-model-server 1.0.5), lean client" in stdout
     targets = demo["deploy_targets"]["targets"]
     assert [targets[t]["mxnet"][:3] for t in ("ei", "cpu_fp32", "cpu_int8")] == ["1.4", "1.9", "1.9"]
     for target in targets.values():

@@ -26,7 +26,7 @@ TAKE_HINT = {
 }
 # The version of make bench's results this renderer reads: make bench writes it (bench/report.py), and results of
 # another are refused rather than rendered into the wrong places.
-BENCH_SCHEMA = 1
+BENCH_SCHEMA = 2  # 2: the ei stack's timelines and the no-op's idle waits (make bench since issue 22)
 # The instructions that decide whether int8 pays on a CPU, as a run records its host (host_facts, make bench).
 CPU_FLAGS = ("avx2", "avx512f") + INT8_DOT_PRODUCT_FLAGS
 
@@ -325,22 +325,45 @@ _TIMELINE_COLUMNS = (("client_and_network", "client"), ("front_read", "front doo
                      ("client", "end to end"))
 
 
+_EI_STACK_WORDS = "on the ei stack (MXNet 1.4.1, MMS 1.0.5)"
+
+
 def request_timeline(r):
-    """The demo model's and the no-op entry point's requests laid out end to end, from each client, p50 ms."""
+    """The demo model's and the no-op entry point's requests laid out end to end, from each client, p50 ms, on the
+    cpu image's stack and then on the ei image's."""
     rows = ["| %s | %s |" % ("request", " | ".join(label for _, label in _TIMELINE_COLUMNS)),
             "| --- |%s" % (" --- |" * len(_TIMELINE_COLUMNS))]
-    for section, what in (("served", "demo model"), ("noop", "no-op entry point")):
-        for key, client in (("timeline_lean_client_ms", "lean client"), ("timeline_ms", "requests")):
+    for section, what, keys in (
+            ("served", "demo model", ("timeline_lean_client_ms", "timeline_ms")),
+            ("noop", "no-op entry point", ("timeline_lean_client_ms", "timeline_ms")),
+            ("ei_stack", "demo model " + _EI_STACK_WORDS, ("timeline_lean_client_ms",)),
+            ("noop_ei", "no-op entry point " + _EI_STACK_WORDS, ("timeline_lean_client_ms",))):
+        for key in keys:
             timeline = r.bench("models.demo.%s.%s" % (section, key))
+            client = "lean client" if key == "timeline_lean_client_ms" else "requests"
             rows.append("| %s, %s | %s |" % (what, client, " | ".join(ms(timeline[part])
                                                                       for part, _ in _TIMELINE_COLUMNS)))
+    return "\n".join(rows)
+
+
+def idle_gaps(r):
+    """The no-op's requests from a lean client back to back and after an idle wait, with a process wake-up beside."""
+    rows = ["| wait before each request | outside the worker | to the worker | back | a process wake-up (round trip) |",
+            "| --- | --- | --- | --- | --- |"]
+    for gap in r.bench("models.demo.noop.idle_gaps"):
+        timeline = gap["timeline_ms"]
+        wait = ("%s ms (the served demo model's worker time)" % ms(gap["gap_ms"]) if gap["gap_ms"]
+                else "none (back to back)")
+        rows.append("| %s | %s ms | %s ms | %s ms | %s us |" % (
+            wait, ms(timeline["outside_worker"]), ms(timeline["to_worker"]), ms(timeline["back_from_worker"]),
+            ms(gap["wake_round_trip_us"])))
     return "\n".join(rows)
 
 
 def decode_preprocess(r):
     """The demo model's decode and preprocess of a 640x480 JPEG in its worker and back to back in a clean process."""
     stages, clean = r.bench("models.demo.served.worker_stages_ms"), r.bench("models.demo.floor.stages_ms")
-    return "decode %s + preprocess %s ms in the worker, and %s + %s ms in a clean process" % (
+    return "decode %s + preprocess %s ms in the worker, and %s + %s ms back to back in a clean process" % (
         ms(stages["Decode"]), ms(stages["Preprocess"]), ms(clean["decode_640x480"]["p50"]),
         ms(clean["preprocess_640x480"]["p50"]))
 
@@ -595,6 +618,7 @@ BLOCKS = {
     "original-all-cores": (False, original_all_cores),
     "demo-costs": (False, demo_costs),
     "request-timeline": (True, request_timeline),
+    "idle-gaps": (True, idle_gaps),
     "decode-preprocess": (False, decode_preprocess),
     "original-mxnet14": (False, original_mxnet14),
     "batching": (False, batching),

@@ -25,7 +25,7 @@ from common import summary
 BATCH_PROBE = 4  # images per forward for the batching probe
 STAGE_STATS = ("p50", "p90", "min")  # what each stage's timings are summed up to
 STAGE_WARM_UP = 3  # unmeasured runs of each stage first
-CHEAP_STAGE_RUNS_PER_RUN = 10  # the 640x480 stages (a few ms each) run this many times --stage-runs
+CHEAP_STAGE_RUNS_PER_RUN = 10  # the 640x480 stages (a few ms each) run this many times as often as --stage-runs
 
 
 def timed(function, runs, warm_up=0):

@@ -65,3 +65,38 @@ def test_the_model_servers_heap_is_capped(tmp_path):
     config = write_config(str(tmp_path), "/store", 8080, 8081, Environment.defaults(), jvm_args="-Xmx336m")
     with open(config) as stream:
         assert "vmargs=-XX:+ExitOnOutOfMemoryError -Xmx336m" in stream.read().splitlines()
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\ncut short",  # the connection closes inside the body
+    b"not an HTTP answer\r\n\r\n",
+])
+def test_a_registration_answered_with_something_that_is_not_http_fails_saying_so(answer):
+    """wait_ready gives up on a batching server whose registration raises OSError or RuntimeError, with its message
+    in the log; an answer that is not HTTP must be one of those, not an http.client exception out of serve()."""
+    import socket
+    import threading
+
+    from ssd_serving.layout import choose_layout
+    from ssd_serving.management import Management
+    from ssd_serving.model_server import register_batched_model
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def answer_once():
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(answer)
+
+    stand_in = threading.Thread(target=answer_once)
+    stand_in.start()
+    settings = Environment({"SSD_SERVER_BATCH_SIZE": "4"})
+    try:
+        with pytest.raises(RuntimeError, match="registering the model with batch size 4 was not HTTP"):
+            register_batched_model(Management(listener.getsockname()[1]), settings, choose_layout(settings))
+    finally:
+        stand_in.join(10)
+        listener.close()

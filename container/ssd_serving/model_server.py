@@ -7,6 +7,7 @@ process is alive.
 """
 from __future__ import absolute_import
 
+import http.client
 import logging
 import os
 import shutil
@@ -138,8 +139,13 @@ def _python_path(settings):
 
 def register_batched_model(management, settings, layout, timeout=10.0):
     """Register the store's model with MMS's batching (SSD_SERVER_BATCH_SIZE, SSD_SERVER_BATCH_DELAY_MS) and the
-    layout's workers; MMS loads it in the background (wait_ready watches). Raises RuntimeError if MMS refuses."""
-    status, body = management.register(MODEL_NAME, settings, layout, synchronous=False, timeout=timeout)
+    layout's workers; MMS loads it in the background (wait_ready watches). Raises RuntimeError if MMS refuses or
+    answers something that is not HTTP, OSError if it does not answer."""
+    try:
+        status, body = management.register(MODEL_NAME, settings, layout, synchronous=False, timeout=timeout)
+    except http.client.HTTPException as err:
+        raise RuntimeError("the model server's answer to registering the model with batch size %d was not HTTP "
+                           "(%s: %s)" % (settings.server_batch_size, err.__class__.__name__, err))
     if status not in (200, 202):
         raise RuntimeError("the model server refused to register the model with batch size %d: %d %s" % (
             settings.server_batch_size, status, body.strip()))

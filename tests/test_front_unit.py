@@ -150,6 +150,34 @@ def test_forwarding_keeps_the_request_and_drops_hop_by_hop_headers(door, upstrea
     assert not {"Keep-Alive", "TE"} & set(seen["headers"])
 
 
+def test_connection_is_read_as_a_list_of_options(door, upstream):
+    """RFC 7230 6.1: `close` among the Connection header's options closes the connection after the answer, and the
+    headers it names are the client's connection's own, not forwarded (the standard library knows only the header
+    that is one word)."""
+    with socket.create_connection(("127.0.0.1", door.front.port), timeout=10) as sock:
+        sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nConnection: close, X-Trace\r\nX-Trace: 1\r\n"
+                     b"Content-Type: image/jpeg\r\nContent-Length: 4\r\n\r\nbody")
+        received = b""
+        while True:  # the front door closes after its answer; a kept connection would time out here
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"\r\nConnection: close" in head and body == b'{"ok": true}'
+    seen = upstream.seen[-1]
+    assert seen["body"] == b"body" and "X-Trace" not in seen["headers"], seen["headers"]
+    # and an HTTP/1.0 client that asks to keep its connection among other options keeps it
+    with socket.create_connection(("127.0.0.1", door.front.port), timeout=10) as sock:
+        answers = sock.makefile("rb")
+        for _ in range(2):  # the second request on the same connection is answered too
+            sock.sendall(b"GET /ping HTTP/1.0\r\nConnection: Keep-Alive, X-Trace\r\n\r\n")
+            head = b"".join(iter(answers.readline, b"\r\n"))
+            assert head.startswith(b"HTTP/1.1 200") and b"Connection: close" not in head, head
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            assert json.loads(answers.read(length))["status"] == "Healthy"
+
+
 def test_the_model_servers_error_json_is_rewritten_and_ours_kept(door, upstream):
     upstream.answer = (507, {"Content-Type": "application/json"},
                        json.dumps({"code": 507, "type": "InsufficientMemory", "message": "no room"}).encode())

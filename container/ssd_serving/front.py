@@ -251,12 +251,29 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
         BaseHTTPRequestHandler.setup(self)
         self._upstream = None
         self._request_id = None
+        self._connection_options = frozenset()  # the request's Connection header, as parse_request read it
 
     def finish(self):
         try:
             BaseHTTPRequestHandler.finish(self)
         finally:
             self._close_upstream()
+
+    def parse_request(self):
+        """BaseHTTPRequestHandler's, with the Connection header read as the list of options it is (RFC 7230, 6.1):
+        `close` among them closes the connection after the answer, `keep-alive` keeps an HTTP/1.0 client's, and
+        the headers it names are the client connection's own, never forwarded. The standard library acts on the
+        header only when it is that one word."""
+        if not BaseHTTPRequestHandler.parse_request(self):
+            return False
+        options = frozenset(option.strip().lower() for option in self.headers.get("Connection", "").split(",")
+                            if option.strip())
+        if "close" in options:
+            self.close_connection = True
+        elif "keep-alive" in options:
+            self.close_connection = False
+        self._connection_options = options
+        return True
 
     def log_message(self, format, *args):  # MMS writes the access log; keep ours quiet
         LOG.debug("%s " + format, self.address_string(), *args)
@@ -265,8 +282,9 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
 
     def _close_if_draining(self, close=False):
         """A connection is closed after its answer while draining, so that its client's next request goes to
-        another instance rather than here."""
-        if close or self.admission.draining:
+        another instance rather than here; the answer says so whenever the connection closes after it (`close`,
+        draining, or the client's own Connection header)."""
+        if close or self.admission.draining or self.close_connection:
             self.send_header("Connection", "close")
             self.close_connection = True
 
@@ -454,7 +472,8 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
         if body is None:
             return
         body_read_at = time.time()
-        headers = dict((k, v) for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | _STAMPS)
+        dropped = _HOP_BY_HOP | _STAMPS | self._connection_options
+        headers = dict((k, v) for k, v in self.headers.items() if k.lower() not in dropped)
         headers[REQUEST_ID_HEADER] = self._request_id
         headers[RECEIVED_AT_HEADER] = "%.6f" % self._received_at
         if body or self.command in ("POST", "PUT"):

@@ -266,8 +266,8 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
         header only when it is that one word."""
         if not BaseHTTPRequestHandler.parse_request(self):
             return False
-        options = frozenset(option.strip().lower() for option in self.headers.get("Connection", "").split(",")
-                            if option.strip())
+        listed = ",".join(self.headers.get_all("Connection") or [])  # one list, however many fields carry it
+        options = frozenset(option.strip().lower() for option in listed.split(",") if option.strip())
         if "close" in options:
             self.close_connection = True
         elif "keep-alive" in options:

@@ -91,7 +91,7 @@ def test_a_registration_answered_with_something_that_is_not_http_fails_saying_so
             connection.recv(65536)
             connection.sendall(answer)
 
-    stand_in = threading.Thread(target=answer_once)
+    stand_in = threading.Thread(target=answer_once, daemon=True)  # never outlives the test, even if nothing connects
     stand_in.start()
     settings = Environment({"SSD_SERVER_BATCH_SIZE": "4"})
     try:

@@ -161,6 +161,16 @@ class LeanClient(object):
             body += chunk
         return int(lines[0].split()[1]), headers, body
 
+    def timed(self):
+        """(seconds, timeline) of one exchange, which must be answered 200: the client's time and the request laid
+        out from its Server-Timing (timeline)."""
+        start = time.perf_counter()
+        status, headers, answer = self.post()
+        seconds = time.perf_counter() - start
+        if status != 200:
+            raise RuntimeError("POST /invocations answered %d: %s" % (status, answer[:500]))
+        return seconds, timeline(headers.get("server-timing"), seconds * 1000.0)
+
     def close(self):
         self.sock.close()
 
@@ -172,12 +182,8 @@ def lean_post(url, body, content_type, timelines):
     def probe():
         if not client:
             client.append(LeanClient(url, body, content_type))
-        start = time.perf_counter()
-        status, headers, answer = client[0].post()
-        seconds = time.perf_counter() - start
-        if status != 200:
-            raise RuntimeError("POST /invocations answered %d: %s" % (status, answer[:500]))
-        timelines.append(timeline(headers.get("server-timing"), seconds * 1000.0))
+        seconds, laid_out = client[0].timed()
+        timelines.append(laid_out)
         return [seconds]
     return probe
 
@@ -227,13 +233,9 @@ def idle_gap_probe(url, body, content_type, gap_ms, count, warm_up=10):
         for index in range(warm_up + count):
             if gap_ms:
                 time.sleep(gap_ms / 1000.0)
-            start = time.perf_counter()
-            status, headers, answer = client.post()
-            client_ms = (time.perf_counter() - start) * 1000.0
-            if status != 200:
-                raise RuntimeError("POST /invocations answered %d: %s" % (status, answer[:500]))
+            _, laid_out = client.timed()
             if index >= warm_up:
-                timelines.append(timeline(headers.get("server-timing"), client_ms))
+                timelines.append(laid_out)
     finally:
         client.close()
     return {"gap_ms": gap_ms, "timeline_ms": timeline_summary(timelines),

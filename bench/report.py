@@ -262,17 +262,13 @@ def table(report):
     add("  one request's timeline, p50 ms (640x480): " + " / ".join(timeline_parts),
         lambda e: " / ".join(fmt(e["served"]["timeline_ms"][p]) for p in timeline_parts))
     add("  from a lean client (bench/measure.py LeanClient): p50 ms / outside the worker / timeline",
-        lambda e: "%s / %s / %s" % (fmt(p50(e["served"], "jpeg_640x480_lean")),
-                                    fmt(e["served"]["timeline_lean_client_ms"]["outside_worker"]),
-                                    " / ".join(fmt(e["served"]["timeline_lean_client_ms"][p]) for p in timeline_parts)))
+        lambda e: lean_timeline_text(e["served"], timeline_parts))
     add("no-op entry point (same server, answers at once): /invocations p50/p90/p99 ms",
         lambda e: lat(e["noop"], "jpeg_640x480"))
     add("  its timeline, p50 ms: " + " / ".join(timeline_parts),
         lambda e: " / ".join(fmt(e["noop"]["timeline_ms"][p]) for p in timeline_parts))
     add("  from a lean client (bench/measure.py LeanClient): p50 ms / outside the worker / timeline",
-        lambda e: "%s / %s / %s" % (fmt(p50(e["noop"], "jpeg_640x480_lean")),
-                                    fmt(e["noop"]["timeline_lean_client_ms"]["outside_worker"]),
-                                    " / ".join(fmt(e["noop"]["timeline_lean_client_ms"][p]) for p in timeline_parts)))
+        lambda e: lean_timeline_text(e["noop"], timeline_parts))
     add("  after an idle wait, lean client: wait ms: outside the worker / to the worker / back ms; a wake-up us",
         lambda e: "; ".join(idle_gap_text(gap) for gap in e["noop"]["idle_gaps"]))
     for section, label in (("ei_stack", "ei stack (MXNet 1.4.1, mxnet-model-server 1.0.5), lean client"),

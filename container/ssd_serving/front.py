@@ -280,10 +280,10 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
 
     # --- answers of our own
 
-    def _close_if_draining(self, close=False):
-        """A connection is closed after its answer while draining, so that its client's next request goes to
-        another instance rather than here; the answer says so whenever the connection closes after it (`close`,
-        draining, or the client's own Connection header)."""
+    def _say_if_closing(self, close=False):
+        """`Connection: close` on an answer after which the connection closes: when asked (`close`), when the
+        request's own terms close it (HTTP/1.0 without keep-alive, or `close` among its Connection options: see
+        parse_request), and while draining, so that the client's next request goes to another instance."""
         if close or self.admission.draining or self.close_connection:
             self.send_header("Connection", "close")
             self.close_connection = True
@@ -294,7 +294,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
             self.send_header(REQUEST_ID_HEADER, self._request_id)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        self._close_if_draining(close)
+        self._say_if_closing(close)
         self.end_headers()
         if not head_only:
             self.wfile.write(body)
@@ -518,7 +518,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
         if worker_timing:
             self.send_header(SERVER_TIMING_HEADER, ", ".join(worker_timing))
         self.send_header("Content-Length", str(len(payload)))
-        self._close_if_draining()
+        self._say_if_closing()
         self.end_headers()
         if not head_only:
             self.wfile.write(payload)

@@ -150,6 +150,27 @@ def test_forwarding_keeps_the_request_and_drops_hop_by_hop_headers(door, upstrea
     assert not {"Keep-Alive", "TE"} & set(seen["headers"])
 
 
+def test_the_workers_emf_line_is_printed_by_the_front_door_and_not_forwarded(door, upstream, capsys):
+    """The front door asks the worker for its EMF line (X-Ssd-Emf: relay, whatever the client sent) and prints it on
+    a line of its own once the client has the answer; only a line that is EMF is printed."""
+    line = '{"_aws":{"Timestamp":1},"Model":"m","RequestId":"r-1","Status":200}'
+    upstream.answer = (200, {"Content-Type": "application/json", "X-Ssd-Emf": line}, b"{}")
+    capsys.readouterr()
+    reply = requests.post(door.url + "/invocations", data=b"body", headers={"X-Ssd-Emf": "print this"})
+    assert reply.status_code == 200 and "X-Ssd-Emf" not in reply.headers
+    assert upstream.seen[-1]["headers"]["X-Ssd-Emf"] == "relay"
+    deadline = time.time() + 5
+    out = ""
+    while line not in out and time.time() < deadline:  # printed just after the answer, by the front door's thread
+        out += capsys.readouterr().out
+        time.sleep(0.01)
+    assert out.splitlines().count(line) == 1
+    upstream.answer = (200, {"Content-Type": "application/json", "X-Ssd-Emf": "not a metrics line"}, b"{}")
+    assert requests.post(door.url + "/invocations", data=b"body").status_code == 200
+    time.sleep(0.2)
+    assert "not a metrics line" not in capsys.readouterr().out
+
+
 def test_connection_is_read_as_a_list_of_options(door, upstream):
     """RFC 7230 6.1: `close` among the Connection header's options closes the connection after the answer, and the
     headers it names are the client's connection's own, not forwarded (the standard library knows only the header

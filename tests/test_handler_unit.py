@@ -158,6 +158,43 @@ def test_request_metrics_can_be_turned_off(service, demo_model_dir, capsys, monk
     assert "detections" in json.loads(answers[0]) and not emf_lines(capsys.readouterr().out)
 
 
+def test_a_request_the_front_door_forwarded_hands_its_emf_line_back_instead_of_printing_it(service, demo_model_dir,
+                                                                                           capsys):
+    """The front door asks for the line (X-Ssd-Emf: relay) and prints it after answering: the worker then prints
+    nothing, which would wake Multi Model Server's reader of its output while the answer is on its way."""
+    capsys.readouterr()
+    answers, context = _requests(service, demo_model_dir,
+                                 (encode(np.zeros((64, 64, 3), np.uint8)),
+                                  {"Content-Type": "image/jpeg", "X-Ssd-Request-Id": "relayed-1", "X-Ssd-Emf": "relay"}),
+                                 (b"junk", {"Content-Type": "image/jpeg", "X-Ssd-Request-Id": "printed-2"}))
+    printed = emf_lines(capsys.readouterr().out)
+    assert [line["RequestId"] for line in printed] == ["printed-2"]
+    relayed = emf_lines(context.get_response_headers(0)["X-Ssd-Emf"])
+    assert [line["RequestId"] for line in relayed] == ["relayed-1"] and relayed[0]["Status"] == 200
+    assert "X-Ssd-Emf" not in context.get_response_headers(1)
+    assert "detections" in json.loads(answers[0])
+
+
+def test_the_model_servers_own_metric_lines_are_dropped_and_its_other_lines_kept(service, demo_model_dir, capsys,
+                                                                                 monkeypatch):
+    """mms.service logs `[METRICS]...` per request for its frontend, which our log configuration turns off there;
+    the worker drops them (MODEL_SERVER_METRIC_LINES), and MMS's warnings and errors still get through."""
+    import logging
+
+    import mms.service
+    from ssd_serving import handler
+    monkeypatch.setattr(handler, "_service", DetectionService())  # the first call sets the worker's logging up
+    monkeypatch.setattr(logging.getLogger("mms.service"), "filters", [])
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    monkeypatch.setenv("SSD_MODEL_DIR", demo_model_dir)
+    handler.handle(None, mms_context(demo_model_dir, []))
+    capsys.readouterr()
+    mms.service.emit_metrics({"PredictionTime": "PredictionTime.Milliseconds:1.2|#ModelName:model"})
+    mms.service.logger.warning("Invoking custom service failed.")
+    out = capsys.readouterr().out
+    assert "[METRICS]" not in out and "Invoking custom service failed." in out
+
+
 def _pointing_at(folder, tmp_path, name):
     """An MMS model folder as multimodel.Models writes it, pointing at `folder`."""
     from ssd_serving.multimodel import POINTER_FILE

@@ -37,6 +37,7 @@ import json
 import logging
 import socket
 import socketserver
+import sys
 import threading
 import time
 import uuid
@@ -46,7 +47,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, unquote
 
 from .errors import HTTPError, error_json, reason_phrase
-from .timing import INFERENCE_ID_HEADER, RECEIVED_AT_HEADER, REQUEST_ID_HEADER, SERVER_TIMING_HEADER
+from .timing import (EMF_PREFIX, EMF_RELAY, EMF_RELAY_HEADER, INFERENCE_ID_HEADER, RECEIVED_AT_HEADER,
+                     REQUEST_ID_HEADER, SERVER_TIMING_HEADER)
 
 LOG = logging.getLogger(__name__)
 
@@ -55,7 +57,17 @@ _HOP_BY_HOP = frozenset(["connection", "keep-alive", "proxy-authenticate", "prox
                          "trailer", "trailers", "transfer-encoding", "upgrade", "expect", "host", "content-length"])
 _OWN_HEADERS = frozenset(["server", "date"])  # send_response writes ours
 # Set here on every forwarded request (a client's own values are dropped): the worker logs and answers with them
-_STAMPS = frozenset([REQUEST_ID_HEADER.lower(), RECEIVED_AT_HEADER.lower()])
+_STAMPS = frozenset([REQUEST_ID_HEADER.lower(), RECEIVED_AT_HEADER.lower(), EMF_RELAY_HEADER.lower()])
+# the worker's EMF lines that the front door prints (timing.EMF_RELAY_HEADER), each whole among its threads' lines
+_PRINTING = threading.Lock()
+
+
+def print_line(line, stream=None):
+    """One line on stdout (the container's log), written whole and flushed."""
+    stream = stream or sys.stdout
+    with _PRINTING:
+        stream.write(line + "\n")
+        stream.flush()
 
 
 class _UpstreamConnection(http.client.HTTPConnection):
@@ -476,6 +488,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
         headers = dict((k, v) for k, v in self.headers.items() if k.lower() not in dropped)
         headers[REQUEST_ID_HEADER] = self._request_id
         headers[RECEIVED_AT_HEADER] = "%.6f" % self._received_at
+        headers[EMF_RELAY_HEADER] = EMF_RELAY
         if body or self.command in ("POST", "PUT"):
             headers["Content-Length"] = str(len(body))
         try:
@@ -495,7 +508,12 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
         self.send_header(REQUEST_ID_HEADER, self._request_id)
         content_type = None
         worker_timing = []
+        metrics_lines = []
         for key, value in reply.getheaders():
+            if key.lower() == EMF_RELAY_HEADER.lower():
+                if value.startswith(EMF_PREFIX):  # the worker's line, nothing else, goes to the log
+                    metrics_lines.append(value)
+                continue
             if key.lower() in _HOP_BY_HOP or key.lower() in _OWN_HEADERS or key.lower() in _STAMPS:
                 continue
             if key.lower() == SERVER_TIMING_HEADER.lower():
@@ -519,9 +537,13 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
             self.send_header(SERVER_TIMING_HEADER, ", ".join(worker_timing))
         self.send_header("Content-Length", str(len(payload)))
         self._say_if_closing()
-        self.end_headers()
-        if not head_only:
-            self.wfile.write(payload)
+        try:
+            self.end_headers()
+            if not head_only:
+                self.wfile.write(payload)
+        finally:  # after the answer, so that printing it costs the client nothing; whether or not it got there
+            for line in metrics_lines:
+                print_line(line)
 
     # --- routing: route_table says which of the answers below takes a request
 

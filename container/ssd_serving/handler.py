@@ -159,8 +159,8 @@ class DetectionService(object):
                                     error_json(500, "internal error: %s" % (error,), call.request_id))
 
     def _report_times(self, call, batch_size):
-        """The request's stages in its answer's Server-Timing header and as one CloudWatch EMF line on stdout
-        (SSD_REQUEST_METRICS=0 turns both off)."""
+        """The request's stages in its answer's Server-Timing header and as one CloudWatch EMF line, which the front
+        door prints when it forwarded the request, else the worker (SSD_REQUEST_METRICS=0 turns both off)."""
         settings = self.settings
         if not settings.request_metrics:
             return
@@ -177,6 +177,12 @@ class DetectionService(object):
         images = len(getattr(prediction, "results", None) or ())
         line = timing.emf_line(metrics, settings.metrics_namespace, info.get("name"), call.request_id, call.status,
                                images, total_ms, batch=batch_size, target_model=info.get("target_model"))
+        relayed = request_header(call.context, timing.EMF_RELAY_HEADER) == timing.EMF_RELAY
+        if relayed and settings.server_batch_size == 1:
+            # the front door prints it after answering (timing.EMF_RELAY_HEADER says why); with server-side batching
+            # the answer can carry no header (above), so the worker prints it
+            call.context.set_response_header(0, timing.EMF_RELAY_HEADER, line)
+            return
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 
@@ -214,10 +220,24 @@ class _Call(object):
 _service = DetectionService()
 
 
+class ModelServerMetricLines(logging.Filter):
+    """Drops the lines in which MMS's worker code logs its own metrics of each request (`[METRICS]PredictionTime...`,
+    mms.service's emit_metrics) for its frontend to parse: the launcher's log configuration turns them off there
+    (MODEL_METRICS), and each one woke the frontend's reader of the worker's output while the answer was on its way
+    (docs/performance.md, "Where the hops go")."""
+
+    def filter(self, record):
+        return not str(record.msg).startswith("[METRICS]")
+
+
+MODEL_SERVER_METRIC_LINES = ModelServerMetricLines()
+
+
 def handle(data, context):
     """MMS entry: `data` is None when MMS only wants the model loaded."""
     if not _service.initialized:
         logging.basicConfig(level=logging.INFO, stream=sys.stdout)
+        logging.getLogger("mms.service").addFilter(MODEL_SERVER_METRIC_LINES)
         _service.initialize(context)
     if data is None:
         return None

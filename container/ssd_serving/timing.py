@@ -21,6 +21,12 @@ RECEIVED_AT_HEADER = "X-Ssd-Received-At"
 # What a SageMaker caller sets with InvokeEndpoint's InferenceId; the front door uses it as the request id.
 INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
 EMF_PREFIX = '{"_aws":'
+# Set to "relay" by the front door on every request it forwards: the worker then hands its EMF line back in this
+# header of its answer instead of printing it, and the front door prints it once the client has its answer. Printed
+# by the worker, the line crosses Multi Model Server's reader of the worker's output (a Java thread woken per line)
+# while the answer is on its way, on the same cores (measured: docs/performance.md, "Where the hops go").
+EMF_RELAY_HEADER = "X-Ssd-Emf"
+EMF_RELAY = "relay"
 # W3C Server-Timing: one metric name (a token) per stage; "worker" is the whole request as the worker saw it and
 # the front door adds "front", the whole request as it saw it (its slot queue and the hop to the model server too)
 SERVER_TIMING_HEADER = "Server-Timing"

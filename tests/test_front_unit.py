@@ -171,6 +171,47 @@ def test_the_workers_emf_line_is_printed_by_the_front_door_and_not_forwarded(doo
     assert "not a metrics line" not in capsys.readouterr().out
 
 
+def test_a_request_and_its_answer_each_leave_in_one_write(door, upstream, monkeypatch):
+    """Head and body in one write, to MMS and to the client: in two, the reader is woken twice (a scheduler trace
+    showed MMS's Netty loop and the client each woken twice per request)."""
+    from ssd_serving import front
+    to_upstream, to_client = [], []
+    plain_send, plain_setup = front._UpstreamConnection.send, front.FrontDoorHandler.setup
+
+    def send(connection, data):
+        to_upstream.append(bytes(data))
+        return plain_send(connection, data)
+
+    class Recording(object):
+        """The front door's writer to its client, recording each write."""
+
+        def __init__(self, writer):
+            self.writer = writer
+
+        def write(self, data):
+            to_client.append(bytes(data))
+            return self.writer.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.writer, name)
+
+    def setup(handler):
+        plain_setup(handler)
+        handler.wfile = Recording(handler.wfile)
+    monkeypatch.setattr(front._UpstreamConnection, "send", send)
+    monkeypatch.setattr(front.FrontDoorHandler, "setup", setup)
+    upstream.answer = (200, {"Content-Type": "application/json"}, b'{"detections": []}')
+    reply = requests.post(door.url + "/invocations", data=b"x" * 500, headers={"Content-Type": "image/jpeg"})
+    assert reply.status_code == 200 and reply.content == b'{"detections": []}'
+    assert len(to_upstream) == 1 and to_upstream[0].startswith(b"POST /invocations ")
+    assert to_upstream[0].endswith(b"\r\n\r\n" + b"x" * 500)
+    assert len(to_client) == 1 and to_client[0].startswith(b"HTTP/1.1 200")
+    assert to_client[0].endswith(b'\r\n\r\n{"detections": []}')
+    del to_client[:]
+    assert requests.post(door.url + "/invocations", data=b"x" * 1500).status_code == 413  # an answer of our own
+    assert len(to_client) == 1 and to_client[0].endswith(b"}")
+
+
 def test_connection_is_read_as_a_list_of_options(door, upstream):
     """RFC 7230 6.1: `close` among the Connection header's options closes the connection after the answer, and the
     headers it names are the client's connection's own, not forwarded (the standard library knows only the header

@@ -12,7 +12,7 @@ DEPLOY := $(VENV_DIR)/deploy
 DEMO_MODEL := container/models/demo
 LOCAL_MODELS := build/models
 
-.PHONY: serve test test-unit test-mx19 test-mx14 test-container image lint-py36 test-sdk-local venvs deploy-env demo-model demo-eval demo-eval-int8 bench bench-hosting bench-multimodel soak soak-container export docs docs-results clean
+.PHONY: serve test test-unit test-mx19 test-mx14 test-container image lint-py36 test-sdk-local venvs deploy-env demo-model demo-eval demo-eval-int8 bench bench-hops bench-hosting bench-multimodel soak soak-container export docs docs-results clean
 
 # Each venv gets this project installed in editable mode (pyproject.toml): ssd_serving and ssd_tools
 # import from the working tree, with no PYTHONPATH.
@@ -292,6 +292,11 @@ demo-eval-int8: $(MX19)/.installed
 bench: $(MX19)/.installed $(MX14)/.installed
 	BENCH_EI_PYTHON=$(MX14)/bin/python $(MX19)/bin/python bench/bench.py $(BENCH_ARGS)
 
+## bench-hops: where a request's time goes between the client and the worker, thread by thread, from the
+## kernel's scheduler events (bench/hops.py; needs Linux perf and root; JSON in build/bench/hops.json)
+bench-hops: $(MX19)/.installed
+	$(MX19)/bin/python bench/hops.py $(BENCH_HOPS_ARGS)
+
 ## bench-hosting: Batch Transform throughput and serverless cold start and memory of the cpu image
 ## (bench/hosting.py; JSON in build/bench/hosting.json)
 HOSTING_IMAGE ?= ssd-serving-bench:cpu
@@ -310,7 +315,7 @@ docs: $(MX19)/.installed
 	$(MX19)/bin/python -m ssd_tools.figures --render
 
 ## docs-results: take the last `make bench` (build/bench/latest.json), `make soak` (build/soak-report.json),
-## `make bench-hosting` (build/bench/hosting.json) and `python -m ssd_tools.demo.int8_study --floor --out
+## `make bench-hosting` (build/bench/hosting.json), `make bench-hops` (build/bench/hops.json) and `python -m ssd_tools.demo.int8_study --floor --out
 ## build/int8-study.json` into docs/results, then render the docs; commit both together
 docs-results: $(MX19)/.installed
 	$(MX19)/bin/python -m ssd_tools.figures \
@@ -319,6 +324,7 @@ docs-results: $(MX19)/.installed
 	       elif test -f build/soak-report.json; then echo --take-soak build/soak-report.json; fi) \
 	    $$(test -f build/bench/hosting.json && echo --take-hosting build/bench/hosting.json) \
 	    $$(test -f build/bench/multimodel.json && echo --take-multimodel build/bench/multimodel.json) \
+	    $$(test -f build/bench/hops.json && echo --take-hops build/bench/hops.json) \
 	    $$(test -f build/int8-study.json && echo --take-int8-study build/int8-study.json)
 
 clean:

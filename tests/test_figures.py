@@ -270,3 +270,28 @@ def test_take_int8_study_adds_where_it_ran_and_keeps_the_fallback_rows(int8_tree
     (int8_tree / "int8-study.json").write_text(json.dumps(new))
     with pytest.raises(figures.FiguresError, match="not a python -m ssd_tools.demo.int8_study --floor result"):
         figures.take_int8_study(str(int8_tree), str(int8_tree / "int8-study.json"))
+
+
+def test_the_hop_profile_renders_one_column_per_server_and_wait_with_the_no_op_first(tree):
+    one = dict((part, 0.5) for part in figures.HOP_PARTS)
+    one.update({"end_to_end": 2.345, "outside_worker": 1.6, "worker_stages": 0.1, "none_on_cpu": 0.0, "wake_ups": 11.0,
+                "wake_ups_onto_idle_cpu": 3.0, "wake_up_p50_us": 27.4, "switches_not_in_trace": 1200, "requests": 400})
+    hops = {"servers": {"demo model": {"0": dict(one, end_to_end=15.0)},
+                        "no-op": {"13": one, "0": dict(one, end_to_end=1.5)}},
+            "requests": 400, "warm_up": 1500, "git_commit": "abc1234", "date": "2026-12-04T15:00:00",
+            "host": BENCH["host"]}
+    report = tree / "hops.json"
+    report.write_text(json.dumps(hops))
+    figures.take_hops(str(tree), str(report))
+    (tree / "docs" / "hops.md").write_text("<!-- figures:hop-run --><!-- /figures:hop-run -->\n\n"
+                                          "<!-- figures:hop-profile -->\n<!-- /figures:hop-profile -->\n")
+    assert figures.main(["--root", str(tree)]) == 0
+    text = (tree / "docs" / "hops.md").read_text()
+    assert "`make bench-hops` on commit abc1234, 2026-12-04 15:00: Test CPU, 4 vCPUs" in text
+    assert "| p50 per request | no-op, back to back | no-op, after 13 ms | demo model, back to back |" in text
+    assert "| end to end (the client's clock) | 1.50 ms | 2.35 ms | 15.00 ms |" in text
+    assert "| thread wake-ups | 11 | 11 | 11 |" in text
+    assert "| a wake-up seen whole, from waking to running | 27 us |" in text
+    report.write_text(json.dumps({"servers": {}}))
+    with pytest.raises(figures.FiguresError, match="not a bench/hops.py result"):
+        figures.take_hops(str(tree), str(report))

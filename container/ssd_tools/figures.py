@@ -14,7 +14,8 @@ from ssd_serving.precision import CPUINFO, INT8_DOT_PRODUCT_FLAGS, cpu_flags, in
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RESULTS = os.path.join("docs", "results")
-SOURCES = {"bench": "bench.json", "soak": "soak.json", "hosting": "hosting.json", "multimodel": "multimodel.json"}
+SOURCES = {"bench": "bench.json", "soak": "soak.json", "hosting": "hosting.json", "multimodel": "multimodel.json",
+           "hops": "hops.json"}
 TAKE_HINT = {
     "bench": "make bench, then make docs-results (or python -m ssd_tools.figures --take-bench build/bench/latest.json)",
     "soak": "make soak-container (or make soak), then make docs-results (or python -m ssd_tools.figures --take-soak "
@@ -23,6 +24,8 @@ TAKE_HINT = {
                "build/bench/hosting.json)",
     "multimodel": "make bench-multimodel, then make docs-results (or python -m ssd_tools.figures --take-multimodel "
                   "build/bench/multimodel.json)",
+    "hops": "make bench-hops, then make docs-results (or python -m ssd_tools.figures --take-hops "
+            "build/bench/hops.json)",
 }
 # The version of make bench's results this renderer reads: make bench writes it (bench/report.py), and results of
 # another are refused rather than rendered into the wrong places.
@@ -710,6 +713,52 @@ def int8_fallback_table(r):
     return "\n".join(rows)
 
 
+# --- the hop profile (make bench-hops, bench/hops.py)
+
+# the parts of a request's path the profile tells apart, in the order a request crosses them on its way in
+HOP_PARTS = ("client", "front door", "MMS Netty", "MMS worker thread", "MMS output reader", "MMS other JVM threads",
+             "Python worker")
+
+
+def hop_profile_table(data):
+    """A hop profile (bench/hops.py's results) as a markdown table: one column per server and idle wait."""
+    columns = [(name, gap) for name, by_gap in sorted(data["servers"].items(), key=lambda item: item[0] != "no-op")
+               for gap in sorted(by_gap, key=float)]
+    head = ["p50 per request"] + ["%s, %s" % (name, "back to back" if float(gap) == 0 else "after %s ms" % gap)
+                                  for name, gap in columns]
+    rows = [("end to end (the client's clock)", "end_to_end", "%.2f ms"),
+            ("outside the worker's stages (Server-Timing)", "outside_worker", "%.1f ms"),
+            ("the worker's stages (Server-Timing)", "worker_stages", "%.1f ms")]
+    rows += [("on a CPU: %s" % part, part, "%.2f ms") for part in HOP_PARTS]
+    rows += [("no thread of the path on a CPU", "none_on_cpu", "%.2f ms"),
+             ("thread wake-ups", "wake_ups", "%.0f"), ("of which onto an idle CPU", "wake_ups_onto_idle_cpu", "%.0f"),
+             ("a wake-up seen whole, from waking to running", "wake_up_p50_us", "%.0f us"),
+             ("switches onto a CPU missing from the trace (all requests)", "switches_not_in_trace", "%d")]
+    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join(["---"] * len(head)) + " |"]
+    for label, key, shape in rows:
+        cells = []
+        for name, gap in columns:
+            value = data["servers"][name][gap].get(key)
+            cells.append("-" if value is None else shape % value)
+        lines.append("| " + " | ".join([label] + cells) + " |")
+    return "\n".join(lines)
+
+
+def hop_profile(r):
+    return hop_profile_table(r.source("hops"))
+
+
+def hop_run(r):
+    d = r.source("hops")
+    return "`make bench-hops` on %s, %s: %s; %d requests traced per column, after %d unmeasured ones" % (
+        _commit_words(d), d.get("date", "?").replace("T", " ")[:16], _host_words(d.get("host", {})), d["requests"],
+        d["warm_up"])
+
+
+BLOCKS.update({
+    "hop-run": (False, hop_run),
+    "hop-profile": (True, hop_profile),
+})
 BLOCKS.update({
     "int8-study": (True, int8_study_table),
     "int8-floor": (True, int8_floor_table),
@@ -865,6 +914,17 @@ def take_multimodel(root, path):
     return target
 
 
+def take_hops(root, path):
+    with open(path) as stream:
+        data = json.load(stream)
+    if not data.get("servers") or not all(isinstance(g, dict) for g in data["servers"].values()) \
+            or "requests" not in data or "warm_up" not in data:
+        raise FiguresError("%s is not a bench/hops.py result" % path)
+    target = os.path.join(root, RESULTS, SOURCES["hops"])
+    _write_json(target, data)
+    return target
+
+
 def take_int8_study(root, path):
     """A python -m ssd_tools.demo.int8_study --floor result, with the commit, date and host it lacks; the fallback
     rows of the results it replaces are kept (the study does not measure them)."""
@@ -897,6 +957,7 @@ def main(argv=None):
     parser.add_argument("--take-bench", metavar="PATH", help="a make bench result (build/bench/latest.json)")
     parser.add_argument("--take-multimodel", metavar="PATH", help="a bench/multimodel.py result "
                         "(build/bench/multimodel.json)")
+    parser.add_argument("--take-hops", metavar="PATH", help="a bench/hops.py result (build/bench/hops.json)")
     parser.add_argument("--take-int8-study", metavar="PATH", help="a python -m ssd_tools.demo.int8_study --floor "
                         "result (build/int8-study.json)")
     parser.add_argument("--take-soak", metavar="PATH",
@@ -916,6 +977,8 @@ def main(argv=None):
             print("took %s" % os.path.relpath(take_hosting(args.root, args.take_hosting), args.root))
         if args.take_multimodel:
             print("took %s" % os.path.relpath(take_multimodel(args.root, args.take_multimodel), args.root))
+        if args.take_hops:
+            print("took %s" % os.path.relpath(take_hops(args.root, args.take_hops), args.root))
         if args.take_int8_study:
             print("took %s" % os.path.relpath(take_int8_study(args.root, args.take_int8_study), args.root))
         if args.take_soak:

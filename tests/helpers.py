@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import socket
+import sys
 import threading
 import time
 
@@ -26,6 +27,17 @@ DEMO_MODEL = os.path.join(ROOT, "container", "models", "demo")
 def load_entry_point():
     """code/inference.py as a module, as SageMaker's toolkits import it (it is not an installed package)."""
     spec = importlib.util.spec_from_file_location("inference", os.path.join(CODE, "inference.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_bench_module(name):
+    """bench/NAME.py as a module, with bench/ on the import path as its scripts have it (they are not a package)."""
+    bench = os.path.join(ROOT, "bench")
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    spec = importlib.util.spec_from_file_location("bench_" + name, os.path.join(bench, name + ".py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

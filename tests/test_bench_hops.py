@@ -1,24 +1,18 @@
 """The hop profile's arithmetic (bench/hops.py): perf's scheduler events laid out per request, part by part of the
 path, from perf script lines written as perf writes them (`make bench-hops` records real ones)."""
-import importlib.util
-import os
-import sys
 
-from helpers import ROOT
+from helpers import load_bench_module
 
 
 def hops():
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
-    spec = importlib.util.spec_from_file_location("bench_hops", os.path.join(ROOT, "bench", "hops.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_module("hops")
 
 
 # One request of 1 ms (100.000 to 100.001 s): the client (pid 10) wakes the front door (pid 20) on the other CPU,
-# which was idle, and sleeps 10 us before the front door runs; the front door wakes MMS's Netty loop (pid 30, a Java thread) on its own CPU, then sleeps; Netty
-# answers it back (the same CPU, busy: not an idle wake-up), and the front door wakes the client. A JIT compiler
-# thread of the JVM runs 0.1 ms in between, and a process of no part of the path (pid 99) runs outside the window.
+# which was idle, and sleeps 10 us before the front door runs; the front door wakes MMS's Netty loop (pid 30, a Java
+# thread) on its own CPU, then sleeps; Netty answers it back (the same CPU, busy: not an idle wake-up), and the front
+# door wakes the client. A JIT compiler thread of the JVM runs 0.1 ms in between, and a process of no part of the
+# path (pid 99) runs outside the window.
 LINES = """
            other    99/99    [001]   99.999000: sched:sched_switch: prev_comm=other prev_pid=99 prev_prio=120 prev_state=S ==> next_comm=swapper/1 next_pid=0 next_prio=120
          swapper     0/0     [000]   99.999900: sched:sched_switch: prev_comm=swapper/0 prev_pid=0 prev_prio=120 prev_state=R ==> next_comm=python next_pid=10 next_prio=120

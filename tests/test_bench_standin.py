@@ -1,18 +1,13 @@
 """The bench's stand-in for the default model (bench/models.py): random weights whose background bias is raised until
 they keep as many (anchor, class) candidates as a trained detector; here the bias search and where the bias goes."""
-import importlib.util
-import os
 
 import numpy as np
 
-from helpers import ROOT
+from helpers import load_bench_module
 
 
 def bench_models():
-    spec = importlib.util.spec_from_file_location("bench_models", os.path.join(ROOT, "bench", "models.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_module("models")
 
 
 def test_the_background_bias_brings_the_kept_share_to_the_target():

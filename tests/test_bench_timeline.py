@@ -1,18 +1,11 @@
 """The bench's timeline of one request (bench/measure.py timeline): the Server-Timing header and the client's time laid
 out as consecutive parts that add up to the client's whole."""
-import importlib.util
-import os
-import sys
 
-from helpers import ROOT
+from helpers import load_bench_module
 
 
 def bench():
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
-    spec = importlib.util.spec_from_file_location("bench_measure", os.path.join(ROOT, "bench", "measure.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_module("measure")
 
 
 HEADER = ("queue;dur=7.6, decode;dur=2.8, preprocess;dur=4.4, forward;dur=33.8, postprocess;dur=0.4, encode;dur=0.2, "

@@ -188,7 +188,7 @@ def roles_of(server):
     for child in psutil.Process(server.process.pid).children(recursive=True):
         if child.name() == "java":
             roles[child.pid] = "java"
-        elif "mms" in " ".join(child.cmdline()) or "model_service_worker" in " ".join(child.cmdline()):
+        elif "model_service_worker" in " ".join(child.cmdline()):  # not the multi-model-server wrapper, which waits
             roles[child.pid] = "Python worker"
     return roles
 

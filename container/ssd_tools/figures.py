@@ -733,7 +733,7 @@ def hop_profile_table(data):
     rows += [("no thread of the path on a CPU", "none_on_cpu", "%.2f ms"),
              ("thread wake-ups", "wake_ups", "%.0f"), ("of which onto an idle CPU", "wake_ups_onto_idle_cpu", "%.0f"),
              ("a wake-up seen whole, from waking to running", "wake_up_p50_us", "%.0f us"),
-             ("switches onto a CPU missing from the trace (all requests)", "switches_not_in_trace", "%d")]
+             ("switches onto a CPU missing from the trace (the whole trace)", "switches_not_in_trace", "%d")]
     lines = ["| " + " | ".join(head) + " |", "| " + " | ".join(["---"] * len(head)) + " |"]
     for label, key, shape in rows:
         cells = []

@@ -37,7 +37,6 @@ import json
 import logging
 import socket
 import socketserver
-import sys
 import threading
 import time
 import uuid
@@ -48,7 +47,7 @@ from urllib.parse import parse_qs, unquote
 
 from .errors import HTTPError, error_json, reason_phrase
 from .timing import (EMF_PREFIX, EMF_RELAY, EMF_RELAY_HEADER, INFERENCE_ID_HEADER, RECEIVED_AT_HEADER,
-                     REQUEST_ID_HEADER, SERVER_TIMING_HEADER)
+                     REQUEST_ID_HEADER, SERVER_TIMING_HEADER, print_line)
 
 LOG = logging.getLogger(__name__)
 
@@ -58,16 +57,8 @@ _HOP_BY_HOP = frozenset(["connection", "keep-alive", "proxy-authenticate", "prox
 _OWN_HEADERS = frozenset(["server", "date"])  # send_response writes ours
 # Set here on every forwarded request (a client's own values are dropped): the worker logs and answers with them
 _STAMPS = frozenset([REQUEST_ID_HEADER.lower(), RECEIVED_AT_HEADER.lower(), EMF_RELAY_HEADER.lower()])
-# the worker's EMF lines that the front door prints (timing.EMF_RELAY_HEADER), each whole among its threads' lines
-_PRINTING = threading.Lock()
-
-
-def print_line(line, stream=None):
-    """One line on stdout (the container's log), written whole and flushed."""
-    stream = stream or sys.stdout
-    with _PRINTING:
-        stream.write(line + "\n")
-        stream.flush()
+# the names of MMS's answer's headers that the front door takes for itself, as it compares them (lower-case)
+_EMF_RELAY, _SERVER_TIMING = EMF_RELAY_HEADER.lower(), SERVER_TIMING_HEADER.lower()
 
 
 class _UpstreamConnection(http.client.HTTPConnection):
@@ -527,16 +518,17 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
         worker_timing = []
         metrics_lines = []
         for key, value in reply.getheaders():
-            if key.lower() == EMF_RELAY_HEADER.lower():
+            name = key.lower()
+            if name == _EMF_RELAY:
                 if value.startswith(EMF_PREFIX):  # the worker's line, nothing else, goes to the log
                     metrics_lines.append(value)
                 continue
-            if key.lower() in _HOP_BY_HOP or key.lower() in _OWN_HEADERS or key.lower() in _STAMPS:
+            if name in _HOP_BY_HOP or name in _OWN_HEADERS or name in _STAMPS:
                 continue
-            if key.lower() == SERVER_TIMING_HEADER.lower():
+            if name == _SERVER_TIMING:
                 worker_timing.append(value)
                 continue
-            if key.lower() == "content-type":
+            if name == "content-type":
                 content_type = value
                 if normalised is not None:
                     continue

@@ -183,8 +183,7 @@ class DetectionService(object):
             # the answer can carry no header (above), so the worker prints it
             call.context.set_response_header(0, timing.EMF_RELAY_HEADER, line)
             return
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
+        timing.print_line(line)
 
 
 def _raise(call, error):

@@ -3,6 +3,8 @@ format (EMF) line in the log and the W3C Server-Timing header on the answer."""
 from __future__ import absolute_import
 
 import json
+import sys
+import threading
 import time
 from contextlib import contextmanager
 
@@ -98,6 +100,16 @@ def emf_line(metrics, namespace, model_name, request_id, status, images, total_m
     # order from Python 3.6 on): the model server's log configuration prints a worker's line bare, without its own
     # prefix, when it starts with EMF_PREFIX
     return json.dumps(document, separators=(",", ":"))
+
+
+_PRINTING = threading.Lock()  # the front door's threads print lines too: each stays whole among theirs
+
+
+def print_line(line):
+    """One EMF line on stdout (the container's log, where CloudWatch reads it), written whole and flushed."""
+    with _PRINTING:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 def server_timing(metrics, total_ms):

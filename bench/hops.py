@@ -21,13 +21,12 @@ import time
 
 import numpy as np
 
-from common import ROOT, host_facts, log
+from common import ROOT, host_info, log
 from measure import NOOP_ENTRY_POINT, LeanClient, prepare_photos, request_body
 from servers import default_layout, our_server
 from ssd_tools.figures import HOP_PARTS, hop_profile_table
 
 SCHED_EVENTS = "sched:sched_switch,sched:sched_waking,sched:sched_wakeup"
-PARTS = HOP_PARTS
 _LINE = re.compile(r"^\s*(?P<comm>.+?)\s+(?P<pid>\d+)/(?P<tid>\d+)\s+\[(?P<cpu>\d+)\]\s+(?P<time>[\d.]+):\s+"
                    r"sched:(?P<event>\w+):\s+(?P<fields>.*)$")
 _FIELD = re.compile(r"(\w+)=(\S+)")
@@ -140,7 +139,7 @@ def lay_out(events, windows, roles):
             reach = max(reach, until)
         ours = [(woken_at, onto_idle, running_at) for tid, woken_at, onto_idle, running_at in wakes
                 if start <= woken_at < end and part(tid, "") is not None]
-        request = dict((name, on_cpu[name] * 1e3) for name in PARTS)
+        request = dict((name, on_cpu[name] * 1e3) for name in HOP_PARTS)
         request.update({"end_to_end": (end - start) * 1e3, "none_on_cpu": (end - start - busy) * 1e3,
                         "wake_ups": len(ours), "wake_ups_onto_idle_cpu": sum(1 for w in ours if w[1]),
                         "wake_up_us": [(running_at - woken_at) * 1e6 for woken_at, _, running_at in ours
@@ -155,7 +154,7 @@ def summarize(laid_out, timelines, unseen=0):
     if not laid_out:
         return {"skipped": "no request fell inside the trace"}
     result = dict((name, round(float(np.percentile([r[name] for r in laid_out], 50)), 3))
-                  for name in PARTS + ("end_to_end", "none_on_cpu", "wake_ups", "wake_ups_onto_idle_cpu"))
+                  for name in HOP_PARTS + ("end_to_end", "none_on_cpu", "wake_ups", "wake_ups_onto_idle_cpu"))
     latencies = [us for r in laid_out for us in r["wake_up_us"]]
     result["wake_up_p50_us"] = round(float(np.percentile(latencies, 50)), 1) if latencies else None
     workers = [t["worker"] for t in timelines if t and "worker" in t]
@@ -203,16 +202,18 @@ def trace_requests(server, body, content_type, gap_ms, count, warm_up, scratch):
         data = os.path.join(scratch, "sched-%s-%d.data" % (server.label, gap_ms))
         perf = subprocess.Popen(["perf", "record", "-a", "-k", "CLOCK_MONOTONIC", "-e", SCHED_EVENTS, "-o", data],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(1.0)  # perf is recording
-        windows, timelines = [], []
-        for _ in range(count):
-            time.sleep(gap_ms / 1000.0)
-            start = time.monotonic()  # perf's clock (-k CLOCK_MONOTONIC)
-            _, laid_out = client.timed()
-            windows.append((start, time.monotonic()))
-            timelines.append(laid_out)
-        perf.send_signal(2)
-        perf.wait(120)
+        try:
+            time.sleep(1.0)  # perf is recording
+            windows, timelines = [], []
+            for _ in range(count):
+                time.sleep(gap_ms / 1000.0)
+                start = time.monotonic()  # perf's clock (-k CLOCK_MONOTONIC)
+                _, laid_out = client.timed()
+                windows.append((start, time.monotonic()))
+                timelines.append(laid_out)
+        finally:  # perf records every CPU until told to stop, whatever ended the requests
+            perf.send_signal(2)
+            perf.wait(120)
     finally:
         client.close()
     text = subprocess.run(["perf", "script", "-i", data, "-F", "comm,pid,tid,cpu,time,event,trace"],
@@ -220,10 +221,6 @@ def trace_requests(server, body, content_type, gap_ms, count, warm_up, scratch):
                                                                                                        "replace")
     laid_out, unseen = lay_out(parse_perf_script(text), windows, roles)
     return summarize(laid_out, timelines, unseen)
-
-
-def git(*args):
-    return subprocess.run(("git",) + args, cwd=ROOT, stdout=subprocess.PIPE).stdout.decode().strip()
 
 
 def main(argv=None):
@@ -244,9 +241,8 @@ def main(argv=None):
     photos = prepare_photos(os.path.join(out_dir, "photos"))
     body, content_type = request_body(photos, "jpeg_640x480")
     layout = default_layout(args.model_dir, on_cpu=True)
-    results = {"host": host_facts(), "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "git_commit": git(
-        "rev-parse", "--short", "HEAD"), "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-               "requests": args.requests, "warm_up": args.warm_up, "layout": layout, "servers": {}}
+    results = {"host": host_info(), "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "requests": args.requests,
+               "warm_up": args.warm_up, "layout": layout, "servers": {}}
     servers = [("no-op", "hops-noop", NOOP_ENTRY_POINT), ("demo model", "hops-demo", None)]
     with tempfile.TemporaryDirectory() as scratch:
         for name, label, extra_env in servers:

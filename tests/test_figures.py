@@ -278,8 +278,8 @@ def test_the_hop_profile_renders_one_column_per_server_and_wait_with_the_no_op_f
                 "wake_ups_onto_idle_cpu": 3.0, "wake_up_p50_us": 27.4, "switches_not_in_trace": 1200, "requests": 400})
     hops = {"servers": {"demo model": {"0": dict(one, end_to_end=15.0)},
                         "no-op": {"13": one, "0": dict(one, end_to_end=1.5)}},
-            "requests": 400, "warm_up": 1500, "git_commit": "abc1234", "date": "2026-12-04T15:00:00",
-            "host": BENCH["host"]}
+            "requests": 400, "warm_up": 1500, "date": "2026-12-04T15:00:00",
+            "host": dict(BENCH["host"], git_commit="abc1234")}  # bench/common.py host_info, as hops.py records it
     report = tree / "hops.json"
     report.write_text(json.dumps(hops))
     figures.take_hops(str(tree), str(report))

@@ -363,6 +363,16 @@ def idle_gaps(r):
     return "\n".join(rows)
 
 
+def noop_interleaved_vs_alone(r):
+    """The no-op's time outside its worker in the interleaved rounds against alone, back to back and after idle waits."""
+    interleaved = r.bench("models.demo.noop.timeline_lean_client_ms")["outside_worker"]
+    alone = ["%s ms %s" % (ms(gap["timeline_ms"]["outside_worker"]),
+                           "after a %s ms wait" % ms(gap["gap_ms"]) if gap["gap_ms"] else "back to back")
+             for gap in r.bench("models.demo.noop.idle_gaps")]
+    return "%s ms outside its worker in the interleaved rounds, and %s alone" % (
+        ms(interleaved), " and ".join(alone))
+
+
 def decode_preprocess(r):
     """The demo model's decode and preprocess of a 640x480 JPEG in its worker and back to back in a clean process."""
     stages, clean = r.bench("models.demo.served.worker_stages_ms"), r.bench("models.demo.floor.stages_ms")
@@ -622,6 +632,7 @@ BLOCKS = {
     "demo-costs": (False, demo_costs),
     "request-timeline": (True, request_timeline),
     "idle-gaps": (True, idle_gaps),
+    "noop-interleaved-vs-alone": (False, noop_interleaved_vs_alone),
     "decode-preprocess": (False, decode_preprocess),
     "original-mxnet14": (False, original_mxnet14),
     "batching": (False, batching),

@@ -295,3 +295,36 @@ def test_the_hop_profile_renders_one_column_per_server_and_wait_with_the_no_op_f
     report.write_text(json.dumps({"servers": {}}))
     with pytest.raises(figures.FiguresError, match="not a bench/hops.py result"):
         figures.take_hops(str(tree), str(report))
+
+
+def test_the_no_op_hop_figures_put_the_interleaved_rounds_beside_the_server_alone(tmp_path):
+    """From the committed bench results: the targets row and the prose figure show the interleaved p50 and the no-op
+    alone (measure.idle_gap_probe), each from its own field; a run without the alone figures has the row without
+    them."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "docs", "results", "bench.json")) as stream:
+        bench = json.load(stream)
+    demo = bench["models"]["demo"]
+    interleaved = demo["noop"]["timeline_lean_client_ms"]["outside_worker"]
+    back_to_back, after_wait = (gap["timeline_ms"]["outside_worker"] for gap in demo["noop"]["idle_gaps"])
+    (tmp_path / "docs" / "results").mkdir(parents=True)
+    (tmp_path / "docs" / "results" / "bench.json").write_text(json.dumps(bench))
+    doc = tmp_path / "docs" / "hops.md"
+    doc.write_text("<!-- figures:targets -->\n<!-- /figures:targets -->\n\n"
+                   "<!-- figures:noop-interleaved-vs-alone --><!-- /figures:noop-interleaved-vs-alone -->\n")
+    assert figures.main(["--root", str(tmp_path)]) == 0
+    text = doc.read_text()
+    alone = "alone, not interleaved: %s ms back to back, %s ms after an idle wait" % (
+        figures.ms(demo["ratios"]["noop_outside_worker_back_to_back_p50_ms"]),
+        figures.ms(demo["ratios"]["noop_outside_worker_after_idle_p50_ms"]))
+    assert alone in text
+    assert "%s ms outside its worker in the interleaved rounds, and %s ms back to back and %s ms after a %s ms wait " \
+           "alone" % (figures.ms(interleaved), figures.ms(back_to_back), figures.ms(after_wait),
+                      figures.ms(demo["noop"]["idle_gaps"][1]["gap_ms"])) in text
+    for alone_ratio in ("noop_outside_worker_back_to_back_p50_ms", "noop_outside_worker_after_idle_p50_ms"):
+        del demo["ratios"][alone_ratio]
+    (tmp_path / "docs" / "results" / "bench.json").write_text(json.dumps(bench))
+    assert figures.main(["--root", str(tmp_path)]) == 0
+    text = doc.read_text()
+    assert "alone, not interleaved" not in text
+    assert "| the no-op entry point's (bench/noop) time outside its worker's stages" in text

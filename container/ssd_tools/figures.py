@@ -215,7 +215,13 @@ def _target_detail(r, name, model):
     if name == "outside_worker_lean_p50_ms":
         return "from requests' client: %s ms" % ms(r.bench(prefix + "ratios.outside_worker_p50_ms"))
     if name == "noop_outside_worker_lean_p50_ms":
-        return "end to end from the lean client %s ms" % ms(r.bench(prefix + "noop.latency_ms.jpeg_640x480_lean.p50"))
+        text = "end to end from the lean client %s ms" % ms(r.bench(prefix + "noop.latency_ms.jpeg_640x480_lean.p50"))
+        ratios = r.bench(prefix + "ratios")
+        alone = (ratios.get("noop_outside_worker_back_to_back_p50_ms"),
+                 ratios.get("noop_outside_worker_after_idle_p50_ms"))
+        if None in alone:  # a run without the idle-gap probe
+            return text
+        return text + "; alone, not interleaved: %s ms back to back, %s ms after an idle wait" % tuple(map(ms, alone))
     if name == "speedup_vs_original_p50":
         return "against one single-threaded worker per core; %s against one worker on all cores; %s against it on " \
             "MXNet 1.4.1" % (times(r.bench(prefix + "ratios.speedup_vs_original_all_cores_p50")),
@@ -364,7 +370,7 @@ def idle_gaps(r):
 
 
 def noop_interleaved_vs_alone(r):
-    """The no-op's time outside its worker in the interleaved rounds against alone, back to back and after idle waits."""
+    """The no-op's time outside its worker in the interleaved rounds against alone (back to back, after idle waits)."""
     interleaved = r.bench("models.demo.noop.timeline_lean_client_ms")["outside_worker"]
     alone = ["%s ms %s" % (ms(gap["timeline_ms"]["outside_worker"]),
                            "after a %s ms wait" % ms(gap["gap_ms"]) if gap["gap_ms"] else "back to back")

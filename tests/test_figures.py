@@ -297,7 +297,7 @@ def test_the_hop_profile_renders_one_column_per_server_and_wait_with_the_no_op_f
         figures.take_hops(str(tree), str(report))
 
 
-def test_the_no_op_hop_figures_put_the_interleaved_rounds_beside_the_server_alone(tmp_path):
+def test_the_no_op_hop_figures_put_the_interleaved_rounds_beside_the_server_alone_and_the_run_its_wake_up(tmp_path):
     """From the committed bench results: the targets row and the prose figure show the interleaved p50 and the no-op
     alone (measure.idle_gap_probe), each from its own field; a run without the alone figures has the row without
     them."""
@@ -310,7 +310,8 @@ def test_the_no_op_hop_figures_put_the_interleaved_rounds_beside_the_server_alon
     (tmp_path / "docs" / "results").mkdir(parents=True)
     (tmp_path / "docs" / "results" / "bench.json").write_text(json.dumps(bench))
     doc = tmp_path / "docs" / "hops.md"
-    doc.write_text("<!-- figures:targets -->\n<!-- /figures:targets -->\n\n"
+    doc.write_text("<!-- figures:bench-run --><!-- /figures:bench-run -->\n\n"
+                   "<!-- figures:targets -->\n<!-- /figures:targets -->\n\n"
                    "<!-- figures:noop-interleaved-vs-alone --><!-- /figures:noop-interleaved-vs-alone -->\n")
     assert figures.main(["--root", str(tmp_path)]) == 0
     text = doc.read_text()
@@ -318,6 +319,9 @@ def test_the_no_op_hop_figures_put_the_interleaved_rounds_beside_the_server_alon
         figures.ms(demo["ratios"]["noop_outside_worker_back_to_back_p50_ms"]),
         figures.ms(demo["ratios"]["noop_outside_worker_after_idle_p50_ms"]))
     assert alone in text
+    longest = demo["noop"]["idle_gaps"][-1]
+    assert "a process wake-up after a %s ms wait took %s us (the machine's state)" % (
+        figures.ms(longest["gap_ms"]), figures.ms(longest["wake_round_trip_us"])) in text
     assert "%s ms outside its worker in the interleaved rounds, and %s ms back to back and %s ms after a %s ms wait " \
            "alone" % (figures.ms(interleaved), figures.ms(back_to_back), figures.ms(after_wait),
                       figures.ms(demo["noop"]["idle_gaps"][1]["gap_ms"])) in text
@@ -327,4 +331,9 @@ def test_the_no_op_hop_figures_put_the_interleaved_rounds_beside_the_server_alon
     assert figures.main(["--root", str(tmp_path)]) == 0
     text = doc.read_text()
     assert "alone, not interleaved" not in text
+    del demo["noop"]["idle_gaps"]
+    (tmp_path / "docs" / "results" / "bench.json").write_text(json.dumps(bench))
+    doc.write_text("<!-- figures:bench-run --><!-- /figures:bench-run -->\n")  # the prose figure needs the gaps
+    assert figures.main(["--root", str(tmp_path)]) == 0
+    assert "`make bench` on commit" in doc.read_text() and "process wake-up" not in doc.read_text()
     assert "| the no-op entry point's (bench/noop) time outside its worker's stages" in text

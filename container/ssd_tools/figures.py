@@ -150,8 +150,19 @@ def bench_run(r):
             % (_commit_words(host), started, minutes(r.bench("duration_s")),
                " (QUICK: a smoke run, not for comparison)" if d.get("quick") else "", _host_words(host),
                " and ".join([served] + others), r.bench("load_before")[0], r.bench("load_after")[0])
+            + _machine_state_words(d)
             + ("; its ratios, targets and table computed again by commit %s from the same measurements "
                "(bench.py --recompute)" % d["recomputed_by"] if d.get("recomputed_by") else ""))
+
+
+def _machine_state_words(d):
+    """The slowest process wake-up the run measured (after its longest idle wait): how warm the host kept this
+    machine, which moves the small model's figures between runs by as much as 2x (docs/performance.md)."""
+    gaps = d.get("models", {}).get("demo", {}).get("noop", {}).get("idle_gaps") or []
+    if not gaps:
+        return ""
+    return "; a process wake-up after a %s ms wait took %s us (the machine's state)" % (
+        ms(gaps[-1]["gap_ms"]), ms(gaps[-1]["wake_round_trip_us"]))
 
 
 def bench_duration(r):

@@ -331,9 +331,9 @@ def test_the_no_op_hop_figures_put_the_interleaved_rounds_beside_the_server_alon
     assert figures.main(["--root", str(tmp_path)]) == 0
     text = doc.read_text()
     assert "alone, not interleaved" not in text
+    assert "| the no-op entry point's (bench/noop) time outside its worker's stages" in text
     del demo["noop"]["idle_gaps"]
     (tmp_path / "docs" / "results" / "bench.json").write_text(json.dumps(bench))
     doc.write_text("<!-- figures:bench-run --><!-- /figures:bench-run -->\n")  # the prose figure needs the gaps
     assert figures.main(["--root", str(tmp_path)]) == 0
     assert "`make bench` on commit" in doc.read_text() and "process wake-up" not in doc.read_text()
-    assert "| the no-op entry point's (bench/noop) time outside its worker's stages" in text

@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from common import ROOT, host_info, log
-from measure import NOOP_ENTRY_POINT, LeanClient, prepare_photos, request_body
+from measure import NOOP_ENTRY_POINT, LeanClient, prepare_photos, request_body, timeline_summary
 from servers import default_layout, our_server
 from ssd_tools.figures import HOP_PARTS, hop_profile_table
 
@@ -74,7 +74,7 @@ def runs_and_wakes(events):
     leaving a CPU it was never seen entering). Such a stretch starts, here, at the later of the CPU's last switch and
     the thread's wake-up: it cannot have run before either."""
     on_cpu, runs, waking, wakes, process = {}, [], {}, [], {}
-    last_switch, last_woken, unseen = {}, {}, [0]
+    last_switch, last_woken, unseen = {}, {}, 0
 
     def arrived(tid, seconds):
         if tid in waking:
@@ -89,7 +89,7 @@ def runs_and_wakes(events):
             if runner == leaving:
                 runs.append((leaving, name, since, seconds))
             elif cpu in last_switch:  # the switch that put `leaving` on this CPU is not in the trace
-                unseen[0] += 1
+                unseen += 1
                 since = max(last_switch[cpu], last_woken.get(leaving, last_switch[cpu]))
                 if runner is not None:
                     runs.append((runner, name, on_cpu[cpu][1], since))
@@ -109,7 +109,7 @@ def runs_and_wakes(events):
             # a wake-up onto an idle CPU completes there, in its idle task (pid 0): that CPU had to wake first
             woken_at, _ = waking[int(fields["pid"])]
             waking[int(fields["pid"])] = (woken_at, tid == 0)
-    return runs, wakes, process, unseen[0]
+    return runs, wakes, process, unseen
 
 
 def lay_out(events, windows, roles):
@@ -157,10 +157,9 @@ def summarize(laid_out, timelines, unseen=0):
                   for name in HOP_PARTS + ("end_to_end", "none_on_cpu", "wake_ups", "wake_ups_onto_idle_cpu"))
     latencies = [us for r in laid_out for us in r["wake_up_us"]]
     result["wake_up_p50_us"] = round(float(np.percentile(latencies, 50)), 1) if latencies else None
-    workers = [t["worker"] for t in timelines if t and "worker" in t]
-    outside = [t["outside_worker"] for t in timelines if t and "outside_worker" in t]
-    result["worker_stages"] = round(float(np.percentile(workers, 50)), 3) if workers else None
-    result["outside_worker"] = round(float(np.percentile(outside, 50)), 3) if outside else None
+    stages = timeline_summary(timelines)  # the bench's own p50s of each request's Server-Timing
+    for ours, theirs in (("worker_stages", "worker"), ("outside_worker", "outside_worker")):
+        result[ours] = round(stages[theirs], 3) if theirs in stages else None
     result["requests"] = len(laid_out)
     result["switches_not_in_trace"] = unseen
     return result

@@ -77,7 +77,9 @@ def test_the_jvms_threads_are_told_apart_by_their_names():
 def test_the_summary_is_the_median_request_with_the_workers_own_stages_beside_it():
     module = hops()
     laid_out, _ = module.lay_out(module.parse_perf_script(LINES), [(100.0, 100.001), (100.0005, 100.0007)], ROLES)
-    summary = module.summarize(laid_out, [{"worker": 0.1, "outside_worker": 0.8}, None], unseen=3)
+    timeline = load_bench_module("measure").timeline  # each request's Server-Timing, as the lean client lays it out
+    answered = timeline("queue;dur=0.5, worker;dur=0.1, read;dur=0.0, upstream;dur=0.8, front;dur=0.9", 1.2)
+    summary = module.summarize(laid_out, [answered, timeline(None, 1.0)], unseen=3)
     assert summary["switches_not_in_trace"] == 3
     assert summary["requests"] == 2 and summary["worker_stages"] == 0.1 and summary["outside_worker"] == 0.8
     assert summary["wake_ups"] == 2.5 and summary["end_to_end"] == 0.6

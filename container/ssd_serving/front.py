@@ -59,6 +59,8 @@ _OWN_HEADERS = frozenset(["server", "date"])  # send_response writes ours
 _STAMPS = frozenset([REQUEST_ID_HEADER.lower(), RECEIVED_AT_HEADER.lower(), EMF_RELAY_HEADER.lower()])
 # the names of MMS's answer's headers that the front door takes for itself, as it compares them (lower-case)
 _EMF_RELAY, _SERVER_TIMING = EMF_RELAY_HEADER.lower(), SERVER_TIMING_HEADER.lower()
+# the headers of MMS's answer that are not passed on to the client
+_NOT_PASSED_ON = _HOP_BY_HOP | _OWN_HEADERS | _STAMPS
 
 
 class _UpstreamConnection(http.client.HTTPConnection):
@@ -523,7 +525,7 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
                 if value.startswith(EMF_PREFIX):  # the worker's line, nothing else, goes to the log
                     metrics_lines.append(value)
                 continue
-            if name in _HOP_BY_HOP or name in _OWN_HEADERS or name in _STAMPS:
+            if name in _NOT_PASSED_ON:
                 continue
             if name == _SERVER_TIMING:
                 worker_timing.append(value)

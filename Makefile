@@ -12,7 +12,7 @@ DEPLOY := $(VENV_DIR)/deploy
 DEMO_MODEL := container/models/demo
 LOCAL_MODELS := build/models
 
-.PHONY: serve test test-unit test-mx19 test-mx14 test-container image lint-py36 test-sdk-local venvs deploy-env demo-model demo-eval demo-eval-int8 bench bench-hops bench-hosting bench-multimodel soak soak-container export docs docs-results clean
+.PHONY: serve test test-unit test-mx19 test-mx14 test-container image lint-py36 test-sdk-local venvs deploy-env demo-model demo-eval demo-eval-int8 bench bench-hops bench-compare bench-hosting bench-multimodel soak soak-container export docs docs-results clean
 
 # Each venv gets this project installed in editable mode (pyproject.toml): ssd_serving and ssd_tools
 # import from the working tree, with no PYTHONPATH.
@@ -296,6 +296,12 @@ bench: $(MX19)/.installed $(MX14)/.installed
 ## kernel's scheduler events (bench/hops.py; needs Linux perf and root; JSON in build/bench/hops.json)
 bench-hops: $(MX19)/.installed
 	$(MX19)/bin/python bench/hops.py $(BENCH_HOPS_ARGS)
+
+## bench-compare: BASE=<commit> against this working tree, one model's requests alternated between the two, the
+## ratio of their p50s from one run (bench/compare.py; COMPARE_ARGS="--model-dir DIR" for another model than the demo)
+bench-compare: $(MX19)/.installed
+	@test -n "$(BASE)" || { echo "make bench-compare needs BASE=<commit>, e.g. make bench-compare BASE=HEAD~1"; exit 2; }
+	$(MX19)/bin/python bench/compare.py --base $(BASE) $(COMPARE_ARGS)
 
 ## bench-hosting: Batch Transform throughput and serverless cold start and memory of the cpu image
 ## (bench/hosting.py; JSON in build/bench/hosting.json)

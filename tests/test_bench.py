@@ -117,3 +117,27 @@ def assert_deploy_targets(demo, stdout):
     assert original["stack"]["mxnet"] == "1.4.1" and original["stack"]["model_server"] == "mxnet-model-server"
     assert original["latency_ms"]["base64_json_640x480"]["p50"] > 0 and original["rss_mb_per_worker"]
     assert demo["ratios"]["speedup_vs_original_mxnet14_p50"] > 0 and "original on MXNet 1.4.1" in stdout
+
+
+def test_bench_compare_serves_the_base_commit_beside_this_tree_and_prints_the_ratio(tmp_path):
+    """`make bench-compare`, short: HEAD's exported code against this working tree, on the demo model."""
+    out = str(tmp_path / "compare.json")
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "compare.py"), "--base", "HEAD",
+                           "--requests", "4", "--warm-up", "2", "--gap-ms", "0", "--out", out],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-4000:]
+    report = json.load(open(out))
+    head = subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], stdout=subprocess.PIPE,
+                          universal_newlines=True, check=True).stdout.strip()
+    assert report["code"]["base"] == head[:12]
+    for side in ("base", "working tree"):
+        assert report["latency"][side]["n"] == 4 and report["latency"][side]["p50"] > 0
+    # the base side served from its export, a scratch folder the run removed; the other from this checkout
+    base_package = os.path.dirname(report["imports"]["base"])
+    assert not base_package.startswith(ROOT) and not os.path.exists(base_package)
+    assert report["imports"]["working tree"].startswith(os.path.join(ROOT, "container"))
+    assert "working tree / base p50: " in done.stdout
+    # each side's server log says it served the demo model, and both stopped
+    for side in ("base", "working-tree"):
+        log = open(str(tmp_path / ("compare-%s.log" % side))).read()
+        assert "ssd_256_demo_shapes" in log and "stopped" in log

@@ -29,6 +29,8 @@ ANY_STACK = {
     "test_figures": "rendering the docs' figures from results files: text only",
     "test_bench_timeline": "the bench's timeline arithmetic: numbers only",
     "test_bench_hops": "the hop profile's arithmetic on perf's text: numbers only",
+    "test_bench_compare": "a commit's trees out of git and the import path each side gets: the bench runs on MXNet 1.9.1 "
+                          "only",
     "test_bench_standin": "the bench's stand-in model: the bench measures on MXNet 1.9.1 only",
     "test_supervision": "the launcher's exit-status table and its watch of a stand-in process: pure Python, no MMS started",
     "test_server_process": "ssd_tools.server_process on stand-in processes: no MXNet, no MMS (every server test starts the real "

@@ -39,6 +39,10 @@ class Plan(object):
         self.rounds = 3 if quick else 30
         self.stage_runs = 3 if quick else 15
         self.idle_gap_requests = 20 if quick else 200  # the no-op's requests at each idle wait
+        # each server's unmeasured requests before the rounds (measure.warm_up): a small model's reach its steady
+        # state within them, a large model's get what the time allows
+        self.warm_up_requests = 20 if quick else 1000
+        self.warm_up_s = 5.0 if quick else 20.0
         self.throughput_s = 0.5 if quick else 8.0
         self.eval_scenes = 4 if quick else 300
 

@@ -1,6 +1,7 @@
 """What make bench reports: the ratios and targets computed from the measured rows, the deploy targets side by side,
 and the one table it prints."""
-from measure import BODIES, CONCURRENCY, DEPLOY_CONCURRENCY, SERVER_BATCH_DELAY_MS, SERVER_BATCH_SIZE, TIMELINE_PARTS
+from measure import (BODIES, CONCURRENCY, DEPLOY_CONCURRENCY, SERVER_BATCH_DELAY_MS, SERVER_BATCH_SIZE, TIMELINE_PARTS,
+                     WARM_UP_WINDOW)
 
 # what each deploy target's row is: (key, section of a model's entry, label)
 DEPLOY_TARGETS = (("ei", "ei_stack", "ei stack"), ("cpu_fp32", "served", "cpu fp32"), ("cpu_int8", "int8", "cpu int8"))
@@ -227,6 +228,14 @@ def lat(section, body):
         return "-"
 
 
+def warm_up_text(entry):
+    """The served server's warm-up, and the no-op's where there is one: 'served 1000: 12.1 / 10.3 ms; ...'."""
+    return "; ".join("%s %d: %s / %s" % (label, entry["warm_up"][name]["requests"],
+                                         fmt(entry["warm_up"][name]["first_p50_ms"]),
+                                         fmt(entry["warm_up"][name]["last_p50_ms"]))
+                     for name, label in (("served", "served"), ("noop", "no-op")) if name in entry["warm_up"])
+
+
 def table(report):
     keys = [k for k in ("default", "demo") if k in report["models"]]
     entries = [report["models"][k] for k in keys]
@@ -280,6 +289,8 @@ def table(report):
         fmt(e["start"]["ping_healthy_s"]), fmt(e["start"]["model_ready_s"])))
     add("first request sent when /ping turns healthy, ms", lambda e: fmt(e["start"]["first_request_after_ping_ms"]))
     add("first request once the model is loaded (fresh server), ms", lambda e: fmt(e["start"]["first_request_after_ready_ms"]))
+    add("warm-up before the measured requests (unmeasured, lean client): requests, p50 of the first / last %d, ms"
+        % WARM_UP_WINDOW, warm_up_text)
     add("throughput req/s at concurrency 1/2/4/8", lambda e: " / ".join(
         fmt(e["served"]["throughput"][str(c)]["rps"]) for c in CONCURRENCY))
     add("RSS per worker, MB", lambda e: ", ".join(fmt(v) for v in e["served"]["rss_mb_per_worker"]))

@@ -37,6 +37,13 @@ def test_quick_bench_writes_the_table_and_json(tmp_path):
     assert "skipped" in demo["alternative_config"] and "skipped" in demo["original_all_cores"]  # full runs only
     assert demo["original"]["latency_ms"]["base64_json_640x480"]["p50"] > 0
     assert "skipped" in demo["cold_start"]
+    # every server got its unmeasured warm-up before the measured requests, each answered 200 (warm_up raises
+    # otherwise), and the table shows the served and the no-op server's
+    assert set(demo["warm_up"]) >= {"served", "noop", "batched", "original"}, demo["warm_up"]
+    for name, warmed in demo["warm_up"].items():
+        assert 0 < warmed["requests"] <= 20 and warmed["first_p50_ms"] > 0 and warmed["last_p50_ms"] > 0, name
+    assert "warm-up before the measured requests" in done.stdout and "no-op %d: " % demo["warm_up"]["noop"]["requests"] \
+        in done.stdout
     if demo["served"]["config"].endswith("x 1 thread(s)") and report["host"]["cpus"] > 1:
         # the floor at the workers' own thread count too, and the worker's forward against it
         assert demo["floor"]["forward_at_worker_threads_ms"]["threads"] == 1

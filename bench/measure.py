@@ -28,8 +28,8 @@ BODIES = ("jpeg_640x480", "base64_json_640x480", "jpeg_12mp", "base64_json_12mp"
 NOOP_ENTRY_POINT = {"SAGEMAKER_PROGRAM": "noop_inference.py", "PYTHONPATH": os.path.join(HERE, "noop")}
 # Each server's first requests are sent before its measured ones, unmeasured (warm_up): Multi Model Server's JVM
 # compiles its request path over its first several hundred requests. Measured by hand (2026-12-04, the no-op from a
-# lean client, 8 ms apart): 2.0-2.4 ms p50 over requests 30-100, 0.9-1.0 ms after the 1,000th; with the JIT's
-# thresholds scaled down 20x, 1.1 ms over requests 100-200. A server in service has long passed that; a fresh one's
+# lean client, 8 ms apart): 1.6-2.4 ms p50 over requests 30-100, 0.9-1.0 ms after the 1,000th; with the JIT's
+# thresholds scaled down 20x, 1.1 ms over requests 100-200 (docs/performance.md has the figures). A server in service has long passed that; a fresh one's
 # first request is measured apart (measure_start), and the warm-up's first and last WARM_UP_WINDOW requests are kept.
 WARM_UP_WINDOW = 100
 

@@ -363,6 +363,30 @@ def test_a_drain_gives_up_after_its_timeout_or_when_aborted(upstream):
         door.front.stop()
 
 
+def test_a_model_server_error_for_a_request_cut_off_by_the_stop_is_503_to_retry(upstream):
+    """MMS 1.0.5 may answer a request in flight "Worker died" (500) while the launcher stops it under the request (a
+    second signal, the drain timeout): the client gets the 503 of a request cut off by a stop, not the 500. Before
+    the stop the same answer is passed on as the model server's error."""
+    door = Door(upstream.port)
+    upstream.answer = (500, {"Content-Type": "application/json"},
+                       b'{"code": 500, "type": "InternalServerException", "message": "Worker died."}')
+    answers = []
+    try:
+        assert "Worker died" in _json_error(requests.post(door.url + "/invocations", data=b"a"), 500)
+        upstream.hold = threading.Event()
+        posting = threading.Thread(target=lambda: answers.append(requests.post(door.url + "/invocations", data=b"b")))
+        posting.start()
+        _wait_until(lambda: len(upstream.seen) == 2)
+        door.front.stop()  # what the launcher's shut_down does before it stops the model server
+        upstream.hold.set()
+        posting.join(10)
+    finally:
+        upstream.hold.set()
+        door.front.stop()
+    assert "stopped before this request was answered (it answered 500)" in _json_error(answers[0], 503)
+    assert answers[0].headers["Connection"] == "close"
+
+
 def test_a_front_door_that_stopped_serving_says_why(upstream):
     closed, ended = Door(upstream.port), Door(upstream.port)
     try:

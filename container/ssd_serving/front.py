@@ -513,6 +513,14 @@ class FrontDoorHandler(BaseHTTPRequestHandler):
             LOG.warning("model server not reachable: %s", err)
             self._send_error(503, "the model server is not answering (%s); retry later" % (err.__class__.__name__,))
             return
+        if reply.status >= 500 and self.server.closing:
+            # the launcher is stopping the model server under this request (a second signal, the drain timeout):
+            # MMS may answer it "Worker died" (500) as its worker is killed, before its own port closes. The client
+            # gets what any request cut off by the stop gets, a 503 it can retry elsewhere, not a 500 that reads
+            # as the model's fault.
+            self._send_error(503, "the server is stopping and its model server stopped before this request was "
+                                  "answered (it answered %d); retry on another instance" % reply.status, close=True)
+            return
         normalised = normalise_error(reply.status, payload, self._request_id)
         self.send_response(reply.status, reply.reason)
         self.send_header(REQUEST_ID_HEADER, self._request_id)
@@ -682,6 +690,7 @@ class _FrontDoorServer(socketserver.ThreadingMixIn, HTTPServer):
         self.max_connections = max_connections
         self.open_connections = 0
         self.lock = threading.Lock()
+        self.closing = False  # FrontDoor.stop() was called: the public port closes, the model server stops next
 
     def process_request(self, request, client_address):
         with self.lock:
@@ -764,6 +773,7 @@ class FrontDoor(object):
 
     def stop(self):
         self.stopping = True
+        self.httpd.closing = True
         if self.thread is not None:
             if self.thread.is_alive():
                 self.httpd.shutdown()

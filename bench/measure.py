@@ -29,8 +29,9 @@ NOOP_ENTRY_POINT = {"SAGEMAKER_PROGRAM": "noop_inference.py", "PYTHONPATH": os.p
 # Each server's first requests are sent before its measured ones, unmeasured (warm_up): Multi Model Server's JVM
 # compiles its request path over its first several hundred requests. Measured by hand (2026-12-04, the no-op from a
 # lean client, 8 ms apart): 1.6-2.4 ms p50 over requests 30-100, 0.9-1.0 ms after the 1,000th; with the JIT's
-# thresholds scaled down 20x, 1.1 ms over requests 100-200 (docs/performance.md has the figures). A server in service has long passed that; a fresh one's
-# first request is measured apart (measure_start), and the warm-up's first and last WARM_UP_WINDOW requests are kept.
+# thresholds scaled down 20x, 1.1 ms over requests 100-200 (docs/performance.md has the figures). A server in
+# service has long passed that; a fresh one's first request is measured apart (measure_start), and the warm-up's
+# first and last WARM_UP_WINDOW requests are kept.
 WARM_UP_WINDOW = 100
 
 
@@ -248,15 +249,15 @@ def idle_gap_probe(url, body, content_type, gap_ms, count, warm_up=10):
             "wake_round_trip_us": wake_round_trip_us(gap_ms / 1000.0, count)}
 
 
-def warm_up(url, body, content_type, requests, seconds):
-    """Up to `requests` unmeasured exchanges with a server, one at a time from a lean client, for at most `seconds`
+def warm_up(url, body, content_type, count, seconds):
+    """Up to `count` unmeasured exchanges with a server, one at a time from a lean client, for at most `seconds`
     (a large model's requests take up to a second here): how many were sent and the p50 ms of the first and of the
     last WARM_UP_WINDOW of them, how far from its steady state the server started."""
     client = LeanClient(url, body, content_type)
     seconds_each = []
     deadline = time.perf_counter() + seconds
     try:
-        while len(seconds_each) < requests and time.perf_counter() < deadline:
+        while len(seconds_each) < count and time.perf_counter() < deadline:
             seconds_each.append(client.timed()[0])
     finally:
         client.close()
@@ -450,7 +451,7 @@ class ModelMeasurement(object):
             log("%s: warming up %s: up to %d unmeasured requests in %g s" % (
                 self.name, name, self.plan.warm_up_requests, self.plan.warm_up_s))
             self.entry["warm_up"][name] = warm_up(server.url, *request_body(self.photos, body),
-                                                  requests=self.plan.warm_up_requests, seconds=self.plan.warm_up_s)
+                                                  count=self.plan.warm_up_requests, seconds=self.plan.warm_up_s)
 
     def start_floors(self):
         key, spec, cores, log_dir = self.key, self.spec, self.cores, self.log_dir

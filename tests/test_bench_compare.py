@@ -36,7 +36,8 @@ def test_a_name_that_is_no_commit_stops_the_run_saying_what_to_give(tmp_path):
 
 def test_each_side_imports_the_serving_package_from_its_own_tree(tmp_path):
     module = compare()
-    exported = module.export_tree(module.resolve_commit("HEAD"), str(tmp_path / "base"))  # no ssd_serving installed there
+    # a folder no Python has ssd_serving installed from
+    exported = module.export_tree(module.resolve_commit("HEAD"), str(tmp_path / "base"))
     imports = dict(module.check_imports([("base", exported), ("working tree", ROOT)]))
     assert imports["base"] == os.path.join(os.path.realpath(exported), "container", "ssd_serving", "__init__.py")
     assert imports["working tree"].startswith(os.path.join(ROOT, "container") + os.sep)

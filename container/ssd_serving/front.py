@@ -734,7 +734,6 @@ class FrontDoor(object):
         self.httpd = _FrontDoorServer((host, port), self.settings, self.admission, max_connections)
         self.port = self.httpd.server_address[1]
         self.thread = None
-        self.stopping = False
         self.error = None  # what ended serve_forever, if it raised
 
     def _serve(self):
@@ -760,6 +759,11 @@ class FrontDoor(object):
         new requests get 503 JSON, not a refused connection."""
         return self.admission.drain(timeout, abort)
 
+    @property
+    def stopping(self):
+        """stop() was called (the handlers read the same flag on the server: closing)."""
+        return self.httpd.closing
+
     def failure(self):
         """Why the public port is no longer served, or None while it is (or once stop() was called)."""
         if self.stopping or self.thread is None:
@@ -772,7 +776,6 @@ class FrontDoor(object):
         return None
 
     def stop(self):
-        self.stopping = True
         self.httpd.closing = True
         if self.thread is not None:
             if self.thread.is_alive():

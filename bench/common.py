@@ -36,6 +36,14 @@ def summary(seconds, stats=SUMMARY_STATS):
     return result
 
 
+def write_results(path, results, text):
+    """A bench script's end: `results` as JSON at `path`, `text` (its table) printed, and where the JSON went."""
+    with open(path, "w") as stream:
+        json.dump(results, stream, indent=1, sort_keys=True)
+    print(text)
+    log("written %s" % path)
+
+
 def loadavg():
     try:
         return [round(v, 2) for v in os.getloadavg()]

@@ -12,14 +12,13 @@ checked to come from its own tree. A lean client (bench/measure.py LeanClient) s
 after an idle wait before each request. A measurement of one run on this machine: no target is judged from it.
 """
 import argparse
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
 
-from common import ROOT, host_info, log, summary
+from common import ROOT, host_info, log, summary, write_results
 from measure import LeanClient, interleave, prepare_photos, request_body
 from servers import our_server, start_servers
 from ssd_tools.server_process import python_env
@@ -97,7 +96,7 @@ def alternated(clients, gap_ms, requests):
 
 def ratio_line(results):
     base, other = results["sides"]
-    ratio = results["p50"][other] / results["p50"][base]
+    ratio = results["latency"][other]["p50"] / results["latency"][base]["p50"]
     return "%s / %s p50: %.3f" % (other, base, ratio)
 
 
@@ -152,11 +151,7 @@ def main(argv=None):
             for server in servers.values():
                 server.stop()
     results["latency"] = dict((name, summary(values)) for name, values in samples.items())
-    results["p50"] = dict((name, results["latency"][name]["p50"]) for name in results["sides"])
-    with open(args.out, "w") as stream:
-        json.dump(results, stream, indent=1, sort_keys=True)
-    print(table(results))
-    log("written %s" % args.out)
+    write_results(args.out, results, table(results))
     return 0
 
 

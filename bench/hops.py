@@ -11,7 +11,6 @@ kernel.perf_event_paranoid <= -1). A profile of one run, on this machine: no tar
 """
 import argparse
 import collections
-import json
 import os
 import re
 import subprocess
@@ -21,7 +20,7 @@ import time
 
 import numpy as np
 
-from common import ROOT, host_info, log
+from common import ROOT, host_info, log, write_results
 from measure import NOOP_ENTRY_POINT, LeanClient, prepare_photos, request_body, timeline_summary
 from servers import default_layout, our_server
 from ssd_tools.figures import HOP_PARTS, hop_profile_table
@@ -257,10 +256,7 @@ def main(argv=None):
                                                                         args.requests, args.warm_up, scratch)
             finally:
                 server.stop()
-    with open(args.out, "w") as stream:
-        json.dump(results, stream, indent=1, sort_keys=True)
-    print(hop_profile_table(results))
-    log("written %s" % args.out)
+    write_results(args.out, results, hop_profile_table(results))
     return 0
 
 
